@@ -1,0 +1,236 @@
+//! Static tokens from configuration: plain values or argon2id hashes.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use argon2::{Argon2, PasswordHasher as _, PasswordVerifier as _};
+use batlehub_core::{Identity, Principal, Role};
+use parking_lot::Mutex;
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+
+use crate::credentials::Credentials;
+use crate::layer::{Authenticator, IdentityFuture};
+use crate::Error;
+
+/// The secret of a configured token.
+#[derive(Clone, PartialEq, Eq)]
+pub enum TokenSecret {
+    /// The token itself (`value = "..."`).
+    Plain(String),
+    /// An argon2id PHC string (`hash = "$argon2id$..."`).
+    Argon2(String),
+}
+
+impl fmt::Debug for TokenSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenSecret::Plain(_) => f.write_str("Plain(<redacted>)"),
+            TokenSecret::Argon2(_) => f.write_str("Argon2(<redacted>)"),
+        }
+    }
+}
+
+/// One `[[auth.tokens]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenConfig {
+    /// The principal id.
+    pub name: String,
+    /// The token or its hash.
+    pub secret: TokenSecret,
+    /// The role it grants.
+    pub role: Role,
+    /// Its groups.
+    pub groups: Vec<String>,
+}
+
+/// The most verified-token results remembered; the cache is cleared when full.
+const CACHE_CAPACITY: usize = 10_000;
+
+struct Inner {
+    plain: Vec<([u8; 32], Principal)>,
+    hashed: Vec<(String, Principal)>,
+    /// sha256(token) -> verified principal (or `None`: known bad).
+    cache: Mutex<HashMap<[u8; 32], Option<Principal>>>,
+}
+
+/// Static tokens: plain values compared in constant time, argon2id hashes verified once per
+/// distinct token and then cached (keyed by the token's sha256, never the token itself).
+#[derive(Clone)]
+pub struct StaticTokens {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for StaticTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StaticTokens")
+            .field("plain", &self.inner.plain.len())
+            .field("hashed", &self.inner.hashed.len())
+            .finish()
+    }
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+impl StaticTokens {
+    /// Validates the entries: names unique and non-empty, hashes parse as argon2 PHC strings.
+    ///
+    /// # Errors
+    /// [`Error::InvalidToken`] naming the entry.
+    pub fn new(tokens: Vec<TokenConfig>) -> Result<Self, Error> {
+        let mut plain = Vec::new();
+        let mut hashed = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (index, t) in tokens.into_iter().enumerate() {
+            let bad = |reason: &str| Error::InvalidToken { index, name: t.name.clone(), reason: reason.to_owned() };
+            if t.name.trim().is_empty() {
+                return Err(bad("name must not be empty"));
+            }
+            if !seen.insert(t.name.clone()) {
+                return Err(bad("duplicate token name"));
+            }
+            let principal = Principal { id: t.name.clone(), role: t.role, groups: t.groups.clone(), provider: "static".into() };
+            match &t.secret {
+                TokenSecret::Plain(v) => {
+                    if v.len() < 8 {
+                        return Err(bad("value must be at least 8 characters"));
+                    }
+                    plain.push((digest(v), principal));
+                }
+                TokenSecret::Argon2(h) => {
+                    argon2::PasswordHash::new(h).map_err(|e| bad(&format!("hash is not a PHC string: {e}")))?;
+                    if !h.starts_with("$argon2") {
+                        return Err(bad("hash must be an argon2 PHC string ($argon2id$...)"));
+                    }
+                    hashed.push((h.clone(), principal));
+                }
+            }
+        }
+        Ok(Self { inner: Arc::new(Inner { plain, hashed, cache: Mutex::new(HashMap::new()) }) })
+    }
+
+    fn lookup_plain(&self, d: &[u8; 32]) -> Option<Principal> {
+        let mut found = None;
+        // Compare against every entry so timing does not depend on position.
+        for (candidate, principal) in &self.inner.plain {
+            if bool::from(candidate.ct_eq(d)) && found.is_none() {
+                found = Some(principal.clone());
+            }
+        }
+        found
+    }
+
+    fn verify_hashed(inner: &Inner, token: &str) -> Option<Principal> {
+        let argon = Argon2::default();
+        inner
+            .hashed
+            .iter()
+            .find(|(hash, _)| argon.verify_password(token.as_bytes(), hash.as_str()).is_ok())
+            .map(|(_, p)| p.clone())
+    }
+
+    fn remember(inner: &Inner, d: [u8; 32], p: Option<Principal>) {
+        let mut cache = inner.cache.lock();
+        if cache.len() >= CACHE_CAPACITY {
+            cache.clear();
+        }
+        cache.insert(d, p);
+    }
+}
+
+fn outcome(p: Option<Principal>) -> Identity {
+    match p {
+        Some(p) => Identity::User(p),
+        None => Identity::Invalid("invalid token".to_owned()),
+    }
+}
+
+impl Authenticator for StaticTokens {
+    fn authenticate_cached(&self, credentials: &Credentials) -> Option<Identity> {
+        let d = digest(&credentials.token);
+        if let Some(p) = self.lookup_plain(&d) {
+            return Some(Identity::User(p));
+        }
+        if self.inner.hashed.is_empty() {
+            return Some(outcome(None));
+        }
+        self.inner.cache.lock().get(&d).cloned().map(outcome)
+    }
+
+    fn authenticate(&self, credentials: Credentials) -> IdentityFuture {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let d = digest(&credentials.token);
+            let token = credentials.token;
+            let verified = {
+                let inner = inner.clone();
+                tokio_blocking(move || Self::verify_hashed(&inner, &token)).await
+            };
+            Self::remember(&inner, d, verified.clone());
+            outcome(verified)
+        })
+    }
+}
+
+/// Runs argon2 off the async worker threads when a tokio runtime is present.
+async fn tokio_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => match handle.spawn_blocking(f).await {
+            Ok(v) => v,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        },
+        Err(_) => f(),
+    }
+}
+
+/// Hashes a token with argon2id (default parameters), for `[[auth.tokens]] hash = ...`.
+///
+/// # Errors
+/// [`Error::Hash`] when the hasher fails.
+pub fn hash_token(token: &str) -> Result<String, Error> {
+    Argon2::default()
+        .hash_password(token.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| Error::Hash(e.to_string()))
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(name: &str, secret: TokenSecret) -> TokenConfig {
+        TokenConfig { name: name.into(), secret, role: Role::User, groups: vec![] }
+    }
+
+    #[tokio::test]
+    async fn plain_and_hashed_resolve_and_cache() {
+        let hash = hash_token("hashed-token-1").expect("hash");
+        let tokens = StaticTokens::new(vec![
+            cfg("alice", TokenSecret::Plain("plain-token-1".into())),
+            cfg("bob", TokenSecret::Argon2(hash)),
+        ])
+        .expect("tokens");
+        let c = |t: &str| Credentials { token: t.into(), username: None };
+        assert_eq!(tokens.authenticate_cached(&c("plain-token-1")).expect("fast").name(), "alice");
+        assert!(tokens.authenticate_cached(&c("hashed-token-1")).is_none(), "first use verifies");
+        assert_eq!(tokens.authenticate(c("hashed-token-1")).await.name(), "bob");
+        assert_eq!(tokens.authenticate_cached(&c("hashed-token-1")).expect("cached").name(), "bob");
+        assert!(matches!(tokens.authenticate(c("wrong-token")).await, Identity::Invalid(_)));
+        assert!(matches!(tokens.authenticate_cached(&c("wrong-token")), Some(Identity::Invalid(_))));
+    }
+
+    #[test]
+    fn bad_config_names_the_entry() {
+        let e = StaticTokens::new(vec![cfg("x", TokenSecret::Argon2("nope".into()))]).expect_err("bad hash");
+        assert!(e.to_string().contains("auth.tokens[0] (x)"), "{e}");
+        let dup = StaticTokens::new(vec![
+            cfg("x", TokenSecret::Plain("aaaaaaaaaa".into())),
+            cfg("x", TokenSecret::Plain("bbbbbbbbbb".into())),
+        ]);
+        assert!(dup.is_err());
+    }
+}

@@ -1,0 +1,138 @@
+//! The externally visible URL of a registry instance.
+
+use std::net::{IpAddr, SocketAddr};
+
+use http::request::Parts;
+use ipnet::IpNet;
+
+/// The address of the connected peer, inserted into request extensions by the host server.
+///
+/// Forwarded headers are believed only when this peer is a trusted proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// How a service learns its own absolute URL, for links it hands out (npm tarball URLs,
+/// cargo `dl`, ...).
+///
+/// Either fixed by configuration, or derived per request from `Host` (or, behind a trusted
+/// proxy, `X-Forwarded-Proto`/`X-Forwarded-Host`) plus the path the service is mounted at.
+#[derive(Debug, Clone, Default)]
+pub struct BaseUrl {
+    fixed: Option<String>,
+    mount_path: String,
+    trusted_proxies: Vec<IpNet>,
+}
+
+impl BaseUrl {
+    /// A fixed base URL such as `https://hub.example.com/proxy/npm`.
+    #[must_use]
+    pub fn fixed(url: &str) -> Self {
+        Self {
+            fixed: Some(url.trim_end_matches('/').to_owned()),
+            mount_path: String::new(),
+            trusted_proxies: Vec::new(),
+        }
+    }
+
+    /// A base URL derived per request, for a service mounted at `mount_path` (`""` for `/`).
+    #[must_use]
+    pub fn derived(mount_path: &str) -> Self {
+        let trimmed = mount_path.trim_end_matches('/');
+        let mount_path = if trimmed.is_empty() || trimmed.starts_with('/') {
+            trimmed.to_owned()
+        } else {
+            format!("/{trimmed}")
+        };
+        Self { fixed: None, mount_path, trusted_proxies: Vec::new() }
+    }
+
+    /// Peers whose `X-Forwarded-*` headers are believed.
+    #[must_use]
+    pub fn trusted_proxies(mut self, proxies: Vec<IpNet>) -> Self {
+        self.trusted_proxies = proxies;
+        self
+    }
+
+    /// The base URL for this request, without a trailing slash.
+    #[must_use]
+    pub fn resolve(&self, parts: &Parts) -> String {
+        if let Some(fixed) = &self.fixed {
+            return fixed.clone();
+        }
+        let trusted = parts
+            .extensions
+            .get::<ClientAddr>()
+            .is_some_and(|ClientAddr(addr)| self.is_trusted(addr.ip()));
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+        };
+        let forwarded_proto = trusted.then(|| header("x-forwarded-proto")).flatten();
+        let forwarded_host = trusted.then(|| header("x-forwarded-host")).flatten();
+        let scheme = forwarded_proto
+            .filter(|p| *p == "http" || *p == "https")
+            .or_else(|| parts.uri.scheme_str())
+            .unwrap_or("http");
+        let host = forwarded_host
+            .filter(|h| valid_host(h))
+            .or_else(|| header("host").filter(|h| valid_host(h)))
+            .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+            .unwrap_or("localhost");
+        format!("{scheme}://{host}{}", self.mount_path)
+    }
+
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(&ip))
+    }
+}
+
+/// A host header value we are willing to echo back into URLs.
+fn valid_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 255
+        && h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(headers: &[(&str, &str)], peer: Option<&str>) -> Parts {
+        let mut b = http::Request::builder().uri("/x");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let (mut parts, ()) = b.body(()).expect("request").into_parts();
+        if let Some(p) = peer {
+            parts.extensions.insert(ClientAddr(p.parse().expect("addr")));
+        }
+        parts
+    }
+
+    #[test]
+    fn derived_from_host_and_mount() {
+        let b = BaseUrl::derived("/proxy/npm/");
+        assert_eq!(b.resolve(&parts(&[("host", "hub:8080")], None)), "http://hub:8080/proxy/npm");
+        assert_eq!(BaseUrl::derived("").resolve(&parts(&[("host", "h")], None)), "http://h");
+    }
+
+    #[test]
+    fn forwarded_only_from_trusted() {
+        let b = BaseUrl::derived("/npm").trusted_proxies(vec!["10.0.0.0/8".parse().expect("net")]);
+        let h = [("host", "internal"), ("x-forwarded-proto", "https"), ("x-forwarded-host", "hub.example.com")];
+        assert_eq!(b.resolve(&parts(&h, Some("10.1.2.3:5555"))), "https://hub.example.com/npm");
+        assert_eq!(b.resolve(&parts(&h, Some("192.0.2.1:5555"))), "http://internal/npm");
+        assert_eq!(b.resolve(&parts(&h, None)), "http://internal/npm");
+    }
+
+    #[test]
+    fn fixed_wins() {
+        let b = BaseUrl::fixed("https://hub.example.com/proxy/npm/");
+        assert_eq!(b.resolve(&parts(&[("host", "evil")], None)), "https://hub.example.com/proxy/npm");
+    }
+}

@@ -1,0 +1,26 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod baseurl;
+pub mod body;
+pub mod clock;
+pub mod coords;
+pub mod digest;
+pub mod error;
+pub mod hub;
+pub mod model;
+pub mod policy;
+pub mod registry;
+pub mod store;
+pub mod upstream;
+
+pub use baseurl::{BaseUrl, ClientAddr};
+pub use body::Body;
+pub use clock::{Clock, FakeClock, SystemClock};
+pub use error::{Denial, Error, Result};
+pub use hub::{Hub, HubBuilder};
+pub use model::{Identity, Mode, Permission, Principal, Role};
+pub use policy::{AllowAll, DefaultPolicy, Policy};
+pub use registry::{Artifact, Document, Registry, RegistryConfig, Staged};
+pub use store::{BlobStore, Index, Storage};
+pub use upstream::{UpstreamAuth, UpstreamClient, UpstreamOptions};

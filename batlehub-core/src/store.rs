@@ -1,0 +1,204 @@
+//! The storage traits the engine speaks to: a blob store and a metadata index.
+//!
+//! `batlehub-storage` implements both (opendal for blobs; sqlx over SQLite or PostgreSQL for
+//! the index). Protocol crates never see these directly: they go through
+//! [`Registry`](crate::Registry).
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+
+use crate::error::Result;
+use crate::model::{
+    CachedArtifact, CachedDocument, LocalPackage, NewVersion, PackageSummary, VersionRecord,
+};
+
+/// A stream of blob bytes.
+pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
+
+/// An open blob: its size and its bytes as a stream.
+pub struct BlobReader {
+    /// Size in bytes.
+    pub size: u64,
+    /// The bytes.
+    pub stream: ByteStream,
+}
+
+impl Debug for BlobReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobReader").field("size", &self.size).finish_non_exhaustive()
+    }
+}
+
+/// A blob being written. Nothing is visible at `path` until `close` returns.
+pub trait BlobWriter: Send {
+    /// Appends a chunk.
+    fn write(&mut self, chunk: Bytes) -> BoxFuture<'_, Result<()>>;
+    /// Finishes the blob.
+    fn close(&mut self) -> BoxFuture<'_, Result<()>>;
+    /// Abandons the blob; whatever was written is removed.
+    fn abort(&mut self) -> BoxFuture<'_, Result<()>>;
+}
+
+/// Where artifact bytes and cached documents live (filesystem, memory, S3).
+///
+/// Paths are `/`-separated keys chosen by the engine (`sha256/ab/cd/<hex>`, `tmp/<uuid>`),
+/// never derived from client input.
+pub trait BlobStore: Send + Sync + Debug + 'static {
+    /// Opens a writer for `path`.
+    fn writer(&self, path: &str) -> BoxFuture<'_, Result<Box<dyn BlobWriter>>>;
+    /// Opens `path` for reading; `None` when it does not exist.
+    fn reader(&self, path: &str) -> BoxFuture<'_, Result<Option<BlobReader>>>;
+    /// Reads a whole (small) blob; for metadata documents, never artifacts.
+    fn read_all(&self, path: &str) -> BoxFuture<'_, Result<Option<Bytes>>>;
+    /// The size of `path`, or `None` when it does not exist.
+    fn stat(&self, path: &str) -> BoxFuture<'_, Result<Option<u64>>>;
+    /// Moves `from` to `to` (copy and delete where the backend cannot rename).
+    fn rename(&self, from: &str, to: &str) -> BoxFuture<'_, Result<()>>;
+    /// Deletes `path`; deleting a missing blob is not an error.
+    fn delete(&self, path: &str) -> BoxFuture<'_, Result<()>>;
+    /// Lists every path under `prefix` (for tests and maintenance).
+    fn list(&self, prefix: &str) -> BoxFuture<'_, Result<Vec<String>>>;
+}
+
+/// The metadata index: packages, versions, files, tags and the upstream caches.
+///
+/// Every method is scoped by registry instance name. Implementations must make
+/// [`Index::publish`] atomic: either the version, its files and its tags are all visible,
+/// or none is, and a second publish of the same version fails with
+/// [`Error::Conflict`](crate::Error::Conflict).
+pub trait Index: Send + Sync + Debug + 'static {
+    /// Whether `name` exists locally.
+    fn package_exists<'a>(&'a self, registry: &'a str, name: &'a str) -> BoxFuture<'a, Result<bool>>;
+    /// The package with all its versions and tags.
+    fn package<'a>(
+        &'a self,
+        registry: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<LocalPackage>>>;
+    /// One version.
+    fn version<'a>(
+        &'a self,
+        registry: &'a str,
+        name: &'a str,
+        version: &'a str,
+    ) -> BoxFuture<'a, Result<Option<VersionRecord>>>;
+    /// Commits a new version with its files and tags in one transaction.
+    fn publish<'a>(&'a self, new: &'a NewVersion) -> BoxFuture<'a, Result<()>>;
+    /// Sets or clears the yanked flag; `false` when the version does not exist.
+    fn set_yanked<'a>(
+        &'a self,
+        registry: &'a str,
+        name: &'a str,
+        version: &'a str,
+        yanked: bool,
+    ) -> BoxFuture<'a, Result<bool>>;
+    /// Sets or clears the deprecation message; `false` when the version does not exist.
+    fn set_deprecated<'a>(
+        &'a self,
+        registry: &'a str,
+        name: &'a str,
+        version: &'a str,
+        message: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<bool>>;
+    /// Removes a version (and its tags); the package goes when its last version goes.
+    fn delete_version<'a>(
+        &'a self,
+        registry: &'a str,
+        name: &'a str,
+        version: &'a str,
+    ) -> BoxFuture<'a, Result<bool>>;
+    /// Removes a package with every version and tag.
+    fn delete_package<'a>(&'a self, registry: &'a str, name: &'a str) -> BoxFuture<'a, Result<bool>>;
+    /// The tags of a package.
+    fn tags<'a>(
+        &'a self,
+        registry: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<BTreeMap<String, String>>>;
+    /// Points `tag` at `version` (which must exist); `false` when it does not.
+    fn set_tag<'a>(
+        &'a self,
+        registry: &'a str,
+        name: &'a str,
+        tag: &'a str,
+        version: &'a str,
+    ) -> BoxFuture<'a, Result<bool>>;
+    /// Removes a tag; `false` when it did not exist.
+    fn remove_tag<'a>(
+        &'a self,
+        registry: &'a str,
+        name: &'a str,
+        tag: &'a str,
+    ) -> BoxFuture<'a, Result<bool>>;
+    /// Packages whose name contains `text` (case-insensitive), newest change first.
+    fn search<'a>(
+        &'a self,
+        registry: &'a str,
+        text: &'a str,
+        offset: u32,
+        limit: u32,
+    ) -> BoxFuture<'a, Result<Vec<PackageSummary>>>;
+    /// A cached upstream document.
+    fn cached_document<'a>(
+        &'a self,
+        registry: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<CachedDocument>>>;
+    /// Stores (or replaces) a cached upstream document.
+    fn put_cached_document<'a>(
+        &'a self,
+        registry: &'a str,
+        key: &'a str,
+        doc: &'a CachedDocument,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// Marks a cached document as revalidated at `at`.
+    fn touch_cached_document<'a>(
+        &'a self,
+        registry: &'a str,
+        key: &'a str,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// A cached upstream artifact.
+    fn cached_artifact<'a>(
+        &'a self,
+        registry: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<CachedArtifact>>>;
+    /// Records a cached upstream artifact.
+    fn put_cached_artifact<'a>(
+        &'a self,
+        registry: &'a str,
+        key: &'a str,
+        artifact: &'a CachedArtifact,
+    ) -> BoxFuture<'a, Result<()>>;
+}
+
+/// The blob store and the index, together.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    /// Artifact and document bytes.
+    pub blobs: Arc<dyn BlobStore>,
+    /// Packages, versions, caches.
+    pub index: Arc<dyn Index>,
+}
+
+impl Storage {
+    /// Combines a blob store and an index.
+    pub fn new(blobs: Arc<dyn BlobStore>, index: Arc<dyn Index>) -> Self {
+        Self { blobs, index }
+    }
+}
+
+/// The content address of a blob with this sha256 hex digest.
+#[must_use]
+pub fn blob_path(sha256: &str) -> String {
+    let a = sha256.get(0..2).unwrap_or("00");
+    let b = sha256.get(2..4).unwrap_or("00");
+    format!("sha256/{a}/{b}/{sha256}")
+}

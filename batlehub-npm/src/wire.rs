@@ -1,0 +1,195 @@
+//! npm's JSON documents: packuments (full and abbreviated), version manifests, publish
+//! bodies, search results.
+//!
+//! Packuments stay `serde_json::Value`s: npm documents carry many fields this registry does
+//! not interpret, and clients rely on them being passed through untouched.
+
+use std::collections::BTreeMap;
+
+use batlehub_core::model::{LocalPackage, VersionRecord};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::name::PackageName;
+
+/// The `Accept` value npm sends for abbreviated ("corgi") packuments.
+pub const CORGI: &str = "application/vnd.npm.install-v1+json";
+
+/// Fields of a version manifest that an abbreviated packument keeps (npm's
+/// `registry/package.json` "abbreviated metadata" format).
+const CORGI_VERSION_FIELDS: &[&str] = &[
+    "name",
+    "version",
+    "deprecated",
+    "dependencies",
+    "optionalDependencies",
+    "devDependencies",
+    "bundleDependencies",
+    "bundledDependencies",
+    "peerDependencies",
+    "peerDependenciesMeta",
+    "acceptDependencies",
+    "bin",
+    "directories",
+    "dist",
+    "engines",
+    "funding",
+    "license",
+    "os",
+    "cpu",
+    "libc",
+    "_hasShrinkwrap",
+    "hasInstallScript",
+];
+
+/// ISO 8601 with milliseconds and `Z`, as npm writes times.
+#[must_use]
+pub fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// The tarball URL this registry hands out for `name@version`.
+#[must_use]
+pub fn tarball_url(base: &str, name: &PackageName, version: &str) -> String {
+    format!("{base}/{}/-/{}", name.as_str(), name.tarball_file(version))
+}
+
+/// A version manifest as stored, made ready to serve: tarball URL, deprecation.
+#[must_use]
+pub fn render_version(base: &str, name: &PackageName, v: &VersionRecord) -> Value {
+    let mut manifest = match &v.metadata {
+        Value::Object(m) => m.clone(),
+        _ => Map::new(),
+    };
+    let dist = manifest.entry("dist").or_insert_with(|| json!({}));
+    if let Value::Object(dist) = dist {
+        dist.insert("tarball".into(), Value::String(tarball_url(base, name, &v.version)));
+    }
+    match &v.deprecated {
+        Some(msg) => {
+            manifest.insert("deprecated".into(), Value::String(msg.clone()));
+        }
+        None => {
+            manifest.remove("deprecated");
+        }
+    }
+    Value::Object(manifest)
+}
+
+/// The full packument of a local package.
+#[must_use]
+pub fn local_packument(base: &str, name: &PackageName, pkg: &LocalPackage) -> Value {
+    let mut versions = Map::new();
+    let mut time = Map::new();
+    time.insert("created".into(), Value::String(iso(pkg.record.created_at)));
+    time.insert("modified".into(), Value::String(iso(pkg.record.updated_at)));
+    let mut maintainers: Vec<String> = Vec::new();
+    for v in &pkg.versions {
+        versions.insert(v.version.clone(), render_version(base, name, v));
+        time.insert(v.version.clone(), Value::String(iso(v.published_at)));
+        if let Some(p) = &v.publisher
+            && !maintainers.contains(p)
+        {
+            maintainers.push(p.clone());
+        }
+    }
+    let latest = pkg
+        .tags
+        .get("latest")
+        .and_then(|l| pkg.versions.iter().find(|v| &v.version == l))
+        .or_else(|| pkg.versions.last());
+    let pick = |field: &str| latest.and_then(|v| v.metadata.get(field)).cloned().unwrap_or(Value::Null);
+    let mut doc = Map::new();
+    doc.insert("_id".into(), Value::String(name.as_str().to_owned()));
+    doc.insert("_rev".into(), Value::String(revision(pkg)));
+    doc.insert("name".into(), Value::String(name.as_str().to_owned()));
+    doc.insert("dist-tags".into(), json!(pkg.tags));
+    doc.insert("versions".into(), Value::Object(versions));
+    doc.insert("time".into(), Value::Object(time));
+    doc.insert(
+        "maintainers".into(),
+        Value::Array(maintainers.into_iter().map(|m| json!({"name": m, "email": ""})).collect()),
+    );
+    for field in ["description", "readme", "readmeFilename", "homepage", "keywords", "repository", "license", "bugs", "author"] {
+        let v = pick(field);
+        if !v.is_null() {
+            doc.insert(field.into(), v);
+        }
+    }
+    Value::Object(doc)
+}
+
+/// A revision string for CouchDB-style `_rev` (npm's unpublish sends it back; any value works).
+fn revision(pkg: &LocalPackage) -> String {
+    format!("{}-{:x}", pkg.versions.len().max(1), pkg.record.updated_at.timestamp_micros())
+}
+
+/// Rewrites every `dist.tarball` of an upstream packument to this registry.
+pub fn rewrite_tarballs(doc: &mut Value, base: &str, name: &PackageName) {
+    if let Some(Value::Object(versions)) = doc.get_mut("versions") {
+        for (version, manifest) in versions.iter_mut() {
+            if let Some(Value::Object(dist)) = manifest.get_mut("dist") {
+                dist.insert("tarball".into(), Value::String(tarball_url(base, name, version)));
+            }
+        }
+    }
+}
+
+/// The abbreviated ("corgi") form of a full packument.
+#[must_use]
+pub fn abbreviate(full: &Value) -> Value {
+    let mut out = Map::new();
+    out.insert("name".into(), full.get("name").cloned().unwrap_or(Value::Null));
+    let modified = full.pointer("/time/modified").cloned().unwrap_or_else(|| Value::String(iso(Utc::now())));
+    out.insert("modified".into(), modified);
+    out.insert("dist-tags".into(), full.get("dist-tags").cloned().unwrap_or_else(|| json!({})));
+    let mut versions = Map::new();
+    if let Some(Value::Object(vs)) = full.get("versions") {
+        for (v, manifest) in vs {
+            let mut slim = Map::new();
+            if let Value::Object(m) = manifest {
+                for field in CORGI_VERSION_FIELDS {
+                    if let Some(value) = m.get(*field) {
+                        slim.insert((*field).to_owned(), value.clone());
+                    }
+                }
+                // npm's abbreviated format flags install scripts rather than listing scripts.
+                if !slim.contains_key("hasInstallScript")
+                    && let Some(Value::Object(scripts)) = m.get("scripts")
+                    && ["preinstall", "install", "postinstall"].iter().any(|s| scripts.contains_key(*s))
+                {
+                    slim.insert("hasInstallScript".into(), Value::Bool(true));
+                }
+            }
+            versions.insert(v.clone(), Value::Object(slim));
+        }
+    }
+    out.insert("versions".into(), Value::Object(versions));
+    Value::Object(out)
+}
+
+/// The body of `PUT /{name}` as the npm CLI sends it (publish, deprecate, unpublish).
+#[derive(Debug, Deserialize)]
+pub struct PublishBody {
+    /// Package name.
+    pub name: Option<String>,
+    /// Version manifests, keyed by version.
+    #[serde(default)]
+    pub versions: Map<String, Value>,
+    /// Tags to set.
+    #[serde(default, rename = "dist-tags")]
+    pub dist_tags: BTreeMap<String, String>,
+    /// Tarballs, keyed by file name, base64 in `data`.
+    #[serde(default, rename = "_attachments")]
+    pub attachments: BTreeMap<String, Attachment>,
+}
+
+/// One `_attachments` entry.
+#[derive(Debug, Deserialize)]
+pub struct Attachment {
+    /// Base64 tarball.
+    pub data: String,
+    /// Declared decoded length.
+    pub length: Option<u64>,
+}

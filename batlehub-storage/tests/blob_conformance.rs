@@ -1,0 +1,236 @@
+//! One conformance suite for [`BlobStore`], run against the memory and filesystem stores.
+
+#![expect(clippy::unwrap_used, reason = "tests")]
+
+use batlehub_core::store::blob_path;
+use batlehub_core::{BlobStore, Error};
+use batlehub_storage::OpendalBlobStore;
+use bytes::Bytes;
+use futures::TryStreamExt;
+
+/// 200 000 bytes of a non-repeating-looking pattern, written in uneven chunks.
+fn payload() -> Vec<u8> {
+    (0..200_000_u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect()
+}
+
+async fn put(store: &dyn BlobStore, path: &str, data: &[u8]) {
+    let mut w = store.writer(path).await.unwrap();
+    for chunk in data.chunks(70_001) {
+        w.write(Bytes::copy_from_slice(chunk)).await.unwrap();
+    }
+    w.close().await.unwrap();
+}
+
+/// Reads `path` through the streaming reader; returns the bytes and the largest chunk seen.
+async fn stream(store: &dyn BlobStore, path: &str) -> Option<(u64, Vec<u8>, usize)> {
+    let reader = store.reader(path).await.unwrap()?;
+    let chunks: Vec<Bytes> = reader.stream.try_collect().await.unwrap();
+    let largest = chunks.iter().map(Bytes::len).max().unwrap_or(0);
+    Some((reader.size, chunks.concat(), largest))
+}
+
+async fn run_suite(backend: &str, store: &dyn BlobStore) {
+    let data = payload();
+
+    // Write, then read back streaming.
+    let mut w = store.writer("tmp/upload-1").await.unwrap();
+    for chunk in data.chunks(70_001) {
+        w.write(Bytes::copy_from_slice(chunk)).await.unwrap();
+    }
+    assert_eq!(
+        store.stat("tmp/upload-1").await.unwrap(),
+        None,
+        "{backend}: visible before close"
+    );
+    w.close().await.unwrap();
+    assert!(
+        w.write(Bytes::from_static(b"late")).await.is_err(),
+        "{backend}: write after close"
+    );
+    assert!(
+        w.abort().await.is_ok(),
+        "{backend}: abort after close is a no-op"
+    );
+    assert_eq!(
+        store.stat("tmp/upload-1").await.unwrap(),
+        Some(data.len() as u64)
+    );
+    let (size, read, largest) = stream(store, "tmp/upload-1").await.unwrap();
+    assert_eq!(size, data.len() as u64);
+    assert_eq!(read, data);
+    assert!(largest <= 64 * 1024, "{backend}: chunk of {largest} bytes");
+    assert_eq!(store.read_all("tmp/upload-1").await.unwrap().unwrap(), data);
+
+    // Missing blobs.
+    assert!(store.reader("tmp/missing").await.unwrap().is_none());
+    assert!(store.read_all("tmp/missing").await.unwrap().is_none());
+    assert_eq!(store.stat("tmp/missing").await.unwrap(), None);
+    // A "directory" is not a blob.
+    assert_eq!(store.stat("tmp").await.unwrap(), None);
+
+    // Empty blob, and overwrite.
+    put(store, "tmp/empty", b"").await;
+    assert_eq!(store.stat("tmp/empty").await.unwrap(), Some(0));
+    assert_eq!(
+        store.read_all("tmp/empty").await.unwrap().unwrap(),
+        Bytes::new()
+    );
+    let (size, read, _) = stream(store, "tmp/empty").await.unwrap();
+    assert_eq!((size, read.len()), (0, 0));
+    put(store, "tmp/empty", b"now full").await;
+    assert_eq!(
+        store.read_all("tmp/empty").await.unwrap().unwrap(),
+        &b"now full"[..]
+    );
+
+    // Rename into the content-addressed layout.
+    let digest = "ab".repeat(32);
+    let target = blob_path(&digest);
+    store.rename("tmp/upload-1", &target).await.unwrap();
+    assert_eq!(store.stat("tmp/upload-1").await.unwrap(), None);
+    assert_eq!(stream(store, &target).await.unwrap().1, data);
+    store.rename(&target, &target).await.unwrap();
+    assert_eq!(store.stat(&target).await.unwrap(), Some(data.len() as u64));
+    assert!(store.rename("tmp/missing", "tmp/elsewhere").await.is_err());
+
+    // Abort leaves nothing.
+    let mut w = store.writer("tmp/aborted").await.unwrap();
+    w.write(Bytes::from_static(b"partial")).await.unwrap();
+    w.abort().await.unwrap();
+    assert_eq!(store.stat("tmp/aborted").await.unwrap(), None);
+    assert!(
+        !store
+            .list("")
+            .await
+            .unwrap()
+            .iter()
+            .any(|p| p.contains("aborted"))
+    );
+
+    // Delete, and delete of a missing blob.
+    store.delete("tmp/empty").await.unwrap();
+    assert_eq!(store.stat("tmp/empty").await.unwrap(), None);
+    store.delete("tmp/empty").await.unwrap();
+    store.delete("never/was").await.unwrap();
+
+    // Listing is recursive and prefix-based.
+    for p in ["docs/a/1", "docs/a/2", "docs/b/1", "docs/ab/1", "docsx"] {
+        put(store, p, p.as_bytes()).await;
+    }
+    assert_eq!(
+        store.list("docs/a/").await.unwrap(),
+        ["docs/a/1", "docs/a/2"]
+    );
+    assert_eq!(
+        store.list("docs/a").await.unwrap(),
+        ["docs/a/1", "docs/a/2", "docs/ab/1"]
+    );
+    assert_eq!(
+        store.list("docs/").await.unwrap(),
+        ["docs/a/1", "docs/a/2", "docs/ab/1", "docs/b/1"]
+    );
+    assert_eq!(
+        store.list("").await.unwrap(),
+        [
+            "docs/a/1",
+            "docs/a/2",
+            "docs/ab/1",
+            "docs/b/1",
+            "docsx",
+            target.as_str()
+        ]
+    );
+    assert!(store.list("nothing/here/").await.unwrap().is_empty());
+
+    // Unsafe paths are refused before reaching the backend.
+    for bad in [
+        "../escape",
+        "/etc/passwd",
+        "a/../../b",
+        "a\\b",
+        "a\0b",
+        "",
+        "a//b",
+        ".partial/x",
+    ] {
+        assert!(
+            matches!(store.writer(bad).await, Err(Error::Storage(_))),
+            "{backend}: writer {bad:?}"
+        );
+        assert!(
+            matches!(store.reader(bad).await, Err(Error::Storage(_))),
+            "{backend}: reader {bad:?}"
+        );
+        assert!(
+            matches!(store.read_all(bad).await, Err(Error::Storage(_))),
+            "{backend}: read_all {bad:?}"
+        );
+        assert!(
+            matches!(store.stat(bad).await, Err(Error::Storage(_))),
+            "{backend}: stat {bad:?}"
+        );
+        assert!(
+            matches!(store.delete(bad).await, Err(Error::Storage(_))),
+            "{backend}: delete {bad:?}"
+        );
+        assert!(
+            matches!(store.rename("docsx", bad).await, Err(Error::Storage(_))),
+            "{backend}: rename to {bad:?}"
+        );
+        assert!(
+            matches!(store.rename(bad, "docsx").await, Err(Error::Storage(_))),
+            "{backend}: rename from {bad:?}"
+        );
+    }
+    for bad in ["../", "/", "/docs", "a/../"] {
+        assert!(
+            matches!(store.list(bad).await, Err(Error::Storage(_))),
+            "{backend}: list {bad:?}"
+        );
+    }
+    assert_eq!(store.stat("docsx").await.unwrap(), Some(5));
+}
+
+#[tokio::test]
+async fn memory_store() {
+    let store = OpendalBlobStore::memory().unwrap();
+    run_suite("memory", &store).await;
+}
+
+#[tokio::test]
+async fn filesystem_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("blobs");
+    let store = OpendalBlobStore::filesystem(&root).unwrap();
+    run_suite("filesystem", &store).await;
+
+    // Blobs are plain files under the root; nothing escaped it.
+    let on_disk = std::fs::read(root.join(blob_path(&"ab".repeat(32)))).unwrap();
+    assert_eq!(on_disk, payload());
+    assert!(!dir.path().join("escape").exists());
+    // Aborted and closed writes left no staging files behind.
+    let staged: Vec<_> = std::fs::read_dir(root.join(".partial")).unwrap().collect();
+    assert!(staged.is_empty(), "{staged:?}");
+
+    // A second store on the same root sees the same blobs.
+    let again = OpendalBlobStore::filesystem(&root).unwrap();
+    assert_eq!(again.stat("docsx").await.unwrap(), Some(5));
+}
+
+#[tokio::test]
+async fn embedded_and_memory_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = batlehub_storage::embedded(dir.path().join("data"))
+        .await
+        .unwrap();
+    put(storage.blobs.as_ref(), "tmp/x", b"x").await;
+    assert!(dir.path().join("data/blobs/tmp/x").is_file());
+    assert!(dir.path().join("data/batlehub.db").is_file());
+    assert!(!storage.index.package_exists("npm", "x").await.unwrap());
+
+    let storage = batlehub_storage::memory().await.unwrap();
+    put(storage.blobs.as_ref(), "tmp/x", b"x").await;
+    assert_eq!(storage.blobs.stat("tmp/x").await.unwrap(), Some(1));
+}

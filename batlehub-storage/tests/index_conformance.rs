@@ -1,0 +1,811 @@
+//! One conformance suite for [`Index`], run against SQLite (memory and file) and, when
+//! `BATLEHUB_TEST_POSTGRES_URL` is set, PostgreSQL.
+
+#![expect(clippy::unwrap_used, reason = "tests")]
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use batlehub_core::model::{
+    CachedArtifact, CachedDocument, FileRecord, NewVersion, PackageSummary, VersionRecord,
+};
+use batlehub_core::{Error, Index};
+use batlehub_storage::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use batlehub_storage::sqlx::{self, AssertSqlSafe};
+use batlehub_storage::{SqlIndex, StorageError};
+use chrono::{DateTime, Utc};
+use futures::future::{BoxFuture, join_all};
+use serde_json::json;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+/// `2024-01-01T00:00:00.000000Z` plus `n` seconds and a few microseconds.
+fn t(n: i64) -> DateTime<Utc> {
+    at("2024-01-01T00:00:00.000000Z")
+        + chrono::Duration::seconds(n)
+        + chrono::Duration::microseconds(123_456)
+}
+
+fn version(
+    package: &str,
+    version: &str,
+    published_at: DateTime<Utc>,
+    files: &[&str],
+) -> VersionRecord {
+    VersionRecord {
+        package: package.to_owned(),
+        version: version.to_owned(),
+        published_at,
+        yanked: false,
+        deprecated: None,
+        publisher: Some("alice".to_owned()),
+        metadata: json!({
+            "name": package,
+            "version": version,
+            "nested": {"list": [1, 2.5, {"null": null}], "flag": true},
+            "unicode": "über ✓",
+        }),
+        files: files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| FileRecord {
+                filename: (*f).to_owned(),
+                sha256: format!("{:064x}", i + 1),
+                size: 1000 + i as u64,
+            })
+            .collect(),
+    }
+}
+
+fn new(registry: &str, v: &VersionRecord, tags: &[&str]) -> NewVersion {
+    NewVersion {
+        registry: registry.to_owned(),
+        version: v.clone(),
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+    }
+}
+
+fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(t, v)| ((*t).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn names(hits: &[PackageSummary]) -> Vec<&str> {
+    hits.iter().map(|h| h.name.as_str()).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cases
+
+async fn publish_and_read_back(index: &dyn Index, reg: &str) {
+    assert!(!index.package_exists(reg, "pkg").await.unwrap());
+    assert!(index.package(reg, "pkg").await.unwrap().is_none());
+    assert!(index.version(reg, "pkg", "1.0.0").await.unwrap().is_none());
+
+    let v1 = version("pkg", "1.0.0", t(10), &["pkg-1.0.0.tgz", "pkg-1.0.0.sig"]);
+    let mut v2 = version("pkg", "1.1.0", t(20), &["pkg-1.1.0.tgz"]);
+    v2.publisher = None;
+    v2.deprecated = Some("use 2.x".to_owned());
+    v2.yanked = true;
+    index.publish(&new(reg, &v1, &["latest"])).await.unwrap();
+    index
+        .publish(&new(reg, &v2, &["latest", "next"]))
+        .await
+        .unwrap();
+    // Published later, but older: versions are ordered by publish time.
+    let v0 = version("pkg", "0.9.0", t(5), &[]);
+    index.publish(&new(reg, &v0, &[])).await.unwrap();
+    // Same publish time as 1.1.0: insertion order breaks the tie.
+    let v3 = version("pkg", "1.1.1", t(20), &["pkg-1.1.1.tgz"]);
+    index.publish(&new(reg, &v3, &[])).await.unwrap();
+
+    assert!(index.package_exists(reg, "pkg").await.unwrap());
+    assert!(!index.package_exists(reg, "PKG").await.unwrap());
+    let pkg = index.package(reg, "pkg").await.unwrap().unwrap();
+    assert_eq!(pkg.record.name, "pkg");
+    assert_eq!(pkg.record.created_at, t(10));
+    assert_eq!(pkg.record.updated_at, t(20));
+    assert_eq!(pkg.versions, vec![v0, v1.clone(), v2.clone(), v3]);
+    assert_eq!(pkg.tags, tags(&[("latest", "1.1.0"), ("next", "1.1.0")]));
+    assert_eq!(index.tags(reg, "pkg").await.unwrap(), pkg.tags);
+
+    assert_eq!(index.version(reg, "pkg", "1.0.0").await.unwrap(), Some(v1));
+    assert_eq!(index.version(reg, "pkg", "1.1.0").await.unwrap(), Some(v2));
+    assert!(index.version(reg, "pkg", "9.9.9").await.unwrap().is_none());
+
+    // Nanoseconds are truncated to the stored microsecond precision.
+    let mut fine = version(
+        "fine",
+        "1.0.0",
+        t(1) + chrono::Duration::nanoseconds(789),
+        &[],
+    );
+    index.publish(&new(reg, &fine, &[])).await.unwrap();
+    fine.published_at = t(1);
+    assert_eq!(
+        index.version(reg, "fine", "1.0.0").await.unwrap(),
+        Some(fine)
+    );
+}
+
+async fn duplicate_publish_conflicts(index: &dyn Index, reg: &str) {
+    let v = version("dup", "1.0.0", t(10), &["dup-1.0.0.tgz"]);
+    index.publish(&new(reg, &v, &["latest"])).await.unwrap();
+    let before = index.package(reg, "dup").await.unwrap().unwrap();
+
+    let mut again = version("dup", "1.0.0", t(30), &["other.tgz"]);
+    again.metadata = json!({"changed": true});
+    let err = index
+        .publish(&new(reg, &again, &["latest", "beta"]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::Conflict("dup@1.0.0 is already published".to_owned())
+    );
+
+    let after = index.package(reg, "dup").await.unwrap().unwrap();
+    assert_eq!(after.versions, before.versions);
+    assert_eq!(after.tags, before.tags);
+    assert_eq!(after.record, before.record);
+    // The other file name was not registered by the failed publish.
+    index
+        .publish(&new(
+            reg,
+            &version("dup", "2.0.0", t(40), &["other.tgz"]),
+            &[],
+        ))
+        .await
+        .unwrap();
+}
+
+async fn concurrent_duplicate_publish(index: &dyn Index, reg: &str) {
+    let v = version("race", "1.0.0", t(10), &["race-1.0.0.tgz"]);
+    let attempt = new(reg, &v, &["latest"]);
+    let results = join_all((0..8).map(|_| index.publish(&attempt))).await;
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(ok, 1, "{results:?}");
+    for r in results.into_iter().filter(Result::is_err) {
+        assert!(matches!(r, Err(Error::Conflict(_))), "{r:?}");
+    }
+    // Different versions in parallel all succeed.
+    let versions: Vec<_> = (0..8)
+        .map(|i| {
+            new(
+                reg,
+                &version("race", &format!("2.0.{i}"), t(20 + i), &[]),
+                &[],
+            )
+        })
+        .collect();
+    for r in join_all(versions.iter().map(|n| index.publish(n))).await {
+        r.unwrap();
+    }
+    assert_eq!(
+        index
+            .package(reg, "race")
+            .await
+            .unwrap()
+            .unwrap()
+            .versions
+            .len(),
+        9
+    );
+}
+
+async fn publish_is_atomic(index: &dyn Index, reg: &str) {
+    // The second file repeats the first: nothing of the version may remain.
+    let bad = version("atom", "1.0.0", t(10), &["atom.tgz", "atom.tgz"]);
+    let err = index
+        .publish(&new(reg, &bad, &["latest"]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+    assert!(!index.package_exists(reg, "atom").await.unwrap());
+    assert!(index.version(reg, "atom", "1.0.0").await.unwrap().is_none());
+    assert!(index.tags(reg, "atom").await.unwrap().is_empty());
+
+    // On an existing package: the second file clashes with a file of another version.
+    let good = version("atom", "1.0.0", t(10), &["atom-1.tgz"]);
+    index.publish(&new(reg, &good, &["latest"])).await.unwrap();
+    let before = index.package(reg, "atom").await.unwrap().unwrap();
+    let clash = version("atom", "2.0.0", t(20), &["atom-2.tgz", "atom-1.tgz"]);
+    let err = index
+        .publish(&new(reg, &clash, &["latest"]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+    let after = index.package(reg, "atom").await.unwrap().unwrap();
+    assert_eq!(after.versions, before.versions);
+    assert_eq!(after.tags, tags(&[("latest", "1.0.0")]));
+    assert_eq!(after.record, before.record);
+    // atom-2.tgz was rolled back with the rest.
+    let retry = version("atom", "2.0.0", t(20), &["atom-2.tgz"]);
+    index.publish(&new(reg, &retry, &["latest"])).await.unwrap();
+    assert_eq!(
+        index.tags(reg, "atom").await.unwrap(),
+        tags(&[("latest", "2.0.0")])
+    );
+}
+
+async fn yank_and_deprecate(index: &dyn Index, reg: &str) {
+    let v = version("yd", "1.0.0", t(10), &[]);
+    index.publish(&new(reg, &v, &[])).await.unwrap();
+
+    assert!(index.set_yanked(reg, "yd", "1.0.0", true).await.unwrap());
+    assert!(
+        index
+            .version(reg, "yd", "1.0.0")
+            .await
+            .unwrap()
+            .unwrap()
+            .yanked
+    );
+    let updated = index
+        .package(reg, "yd")
+        .await
+        .unwrap()
+        .unwrap()
+        .record
+        .updated_at;
+    assert!(updated > t(10), "yank bumps updated_at");
+    assert!(index.set_yanked(reg, "yd", "1.0.0", false).await.unwrap());
+    assert!(
+        !index
+            .version(reg, "yd", "1.0.0")
+            .await
+            .unwrap()
+            .unwrap()
+            .yanked
+    );
+    assert!(!index.set_yanked(reg, "yd", "2.0.0", true).await.unwrap());
+    assert!(!index.set_yanked(reg, "nope", "1.0.0", true).await.unwrap());
+
+    assert!(
+        index
+            .set_deprecated(reg, "yd", "1.0.0", Some("use yd2"))
+            .await
+            .unwrap()
+    );
+    let got = index.version(reg, "yd", "1.0.0").await.unwrap().unwrap();
+    assert_eq!(got.deprecated.as_deref(), Some("use yd2"));
+    assert!(
+        index
+            .set_deprecated(reg, "yd", "1.0.0", None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        index
+            .version(reg, "yd", "1.0.0")
+            .await
+            .unwrap()
+            .unwrap()
+            .deprecated,
+        None
+    );
+    assert!(
+        !index
+            .set_deprecated(reg, "yd", "2.0.0", Some("x"))
+            .await
+            .unwrap()
+    );
+
+    // Nothing else changed.
+    let mut got = index.version(reg, "yd", "1.0.0").await.unwrap().unwrap();
+    got.yanked = false;
+    assert_eq!(got, v);
+}
+
+async fn tag_management(index: &dyn Index, reg: &str) {
+    index
+        .publish(&new(reg, &version("tg", "1.0.0", t(10), &[]), &["latest"]))
+        .await
+        .unwrap();
+    index
+        .publish(&new(reg, &version("tg", "2.0.0", t(20), &[]), &[]))
+        .await
+        .unwrap();
+
+    assert!(index.set_tag(reg, "tg", "beta", "2.0.0").await.unwrap());
+    assert!(index.set_tag(reg, "tg", "latest", "2.0.0").await.unwrap());
+    assert_eq!(
+        index.tags(reg, "tg").await.unwrap(),
+        tags(&[("beta", "2.0.0"), ("latest", "2.0.0")])
+    );
+    assert!(!index.set_tag(reg, "tg", "beta", "3.0.0").await.unwrap());
+    assert!(!index.set_tag(reg, "tg", "new", "3.0.0").await.unwrap());
+    assert!(
+        !index
+            .set_tag(reg, "missing", "latest", "1.0.0")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        index.tags(reg, "tg").await.unwrap(),
+        tags(&[("beta", "2.0.0"), ("latest", "2.0.0")])
+    );
+    assert!(index.remove_tag(reg, "tg", "beta").await.unwrap());
+    assert!(!index.remove_tag(reg, "tg", "beta").await.unwrap());
+    assert!(!index.remove_tag(reg, "missing", "beta").await.unwrap());
+    assert_eq!(
+        index.tags(reg, "tg").await.unwrap(),
+        tags(&[("latest", "2.0.0")])
+    );
+    assert!(index.tags(reg, "missing").await.unwrap().is_empty());
+}
+
+async fn delete_version_and_package(index: &dyn Index, reg: &str) {
+    index
+        .publish(&new(
+            reg,
+            &version("dv", "1.0.0", t(10), &["dv-1.tgz"]),
+            &["beta"],
+        ))
+        .await
+        .unwrap();
+    index
+        .publish(&new(
+            reg,
+            &version("dv", "2.0.0", t(20), &["dv-2.tgz"]),
+            &["latest"],
+        ))
+        .await
+        .unwrap();
+
+    assert!(index.delete_version(reg, "dv", "1.0.0").await.unwrap());
+    assert!(!index.delete_version(reg, "dv", "1.0.0").await.unwrap());
+    assert!(!index.delete_version(reg, "nope", "1.0.0").await.unwrap());
+    assert!(index.version(reg, "dv", "1.0.0").await.unwrap().is_none());
+    assert_eq!(
+        index.tags(reg, "dv").await.unwrap(),
+        tags(&[("latest", "2.0.0")])
+    );
+    let pkg = index.package(reg, "dv").await.unwrap().unwrap();
+    assert_eq!(pkg.versions.len(), 1);
+    assert_eq!(pkg.record.created_at, t(10));
+    // The file name of the deleted version is free again.
+    index
+        .publish(&new(
+            reg,
+            &version("dv", "1.0.1", t(30), &["dv-1.tgz"]),
+            &[],
+        ))
+        .await
+        .unwrap();
+
+    assert!(index.delete_version(reg, "dv", "1.0.1").await.unwrap());
+    assert!(index.delete_version(reg, "dv", "2.0.0").await.unwrap());
+    assert!(!index.package_exists(reg, "dv").await.unwrap());
+    assert!(index.package(reg, "dv").await.unwrap().is_none());
+    assert!(index.tags(reg, "dv").await.unwrap().is_empty());
+    assert!(index.search(reg, "dv", 0, 10).await.unwrap().is_empty());
+
+    // Republishing after the last version went starts a new package.
+    index
+        .publish(&new(
+            reg,
+            &version("dv", "3.0.0", t(40), &["dv-3.tgz"]),
+            &["latest"],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        index
+            .package(reg, "dv")
+            .await
+            .unwrap()
+            .unwrap()
+            .record
+            .created_at,
+        t(40)
+    );
+
+    assert!(index.delete_package(reg, "dv").await.unwrap());
+    assert!(!index.delete_package(reg, "dv").await.unwrap());
+    assert!(!index.package_exists(reg, "dv").await.unwrap());
+    assert!(index.tags(reg, "dv").await.unwrap().is_empty());
+    assert!(index.version(reg, "dv", "3.0.0").await.unwrap().is_none());
+    index
+        .publish(&new(
+            reg,
+            &version("dv", "3.0.0", t(50), &["dv-3.tgz"]),
+            &[],
+        ))
+        .await
+        .unwrap();
+}
+
+async fn search(index: &dyn Index, reg: &str) {
+    assert!(index.search(reg, "", 0, 10).await.unwrap().is_empty());
+    let names_in_order = [
+        "Left-Pad",
+        "left_pad",
+        "leftXpad",
+        "right-pad",
+        "100%done",
+        "1000done",
+    ];
+    for (i, name) in (0_i64..).zip(names_in_order) {
+        index
+            .publish(&new(
+                reg,
+                &version(name, "1.0.0", t(10 * (i + 1)), &[]),
+                &[],
+            ))
+            .await
+            .unwrap();
+    }
+    // A later upload of an older version does not become the latest.
+    let mut newest = version("right-pad", "2.0.0", t(45), &[]);
+    newest.metadata = json!({"latest": true});
+    index.publish(&new(reg, &newest, &[])).await.unwrap();
+    index
+        .publish(&new(reg, &version("right-pad", "0.1.0", t(1), &[]), &[]))
+        .await
+        .unwrap();
+
+    let hits = index.search(reg, "left", 0, 10).await.unwrap();
+    assert_eq!(names(&hits), ["leftXpad", "left_pad", "Left-Pad"]);
+    let hits = index.search(reg, "LEFT-", 0, 10).await.unwrap();
+    assert_eq!(names(&hits), ["Left-Pad"]);
+    let hits = index.search(reg, "_", 0, 10).await.unwrap();
+    assert_eq!(names(&hits), ["left_pad"], "`_` is literal");
+    let hits = index.search(reg, "%", 0, 10).await.unwrap();
+    assert_eq!(names(&hits), ["100%done"], "`%` is literal");
+    let hits = index.search(reg, "\\", 0, 10).await.unwrap();
+    assert!(hits.is_empty());
+    assert!(index.search(reg, "zzz", 0, 10).await.unwrap().is_empty());
+
+    let all = index.search(reg, "", 0, 100).await.unwrap();
+    assert_eq!(
+        names(&all),
+        [
+            "1000done",
+            "100%done",
+            "right-pad",
+            "leftXpad",
+            "left_pad",
+            "Left-Pad"
+        ]
+    );
+    let right = &all[2];
+    assert_eq!(right.latest_version, "2.0.0");
+    assert_eq!(right.metadata, json!({"latest": true}));
+    // A backdated publish does not move updated_at backwards.
+    assert_eq!(right.updated_at, t(45));
+    assert_eq!(all[0].updated_at, t(60));
+    assert_eq!(
+        all[0].metadata,
+        version("1000done", "1.0.0", t(60), &[]).metadata
+    );
+
+    let page = index.search(reg, "", 1, 2).await.unwrap();
+    assert_eq!(names(&page), ["100%done", "right-pad"]);
+    let page = index.search(reg, "pad", 3, 10).await.unwrap();
+    assert_eq!(names(&page), ["Left-Pad"]);
+    assert!(index.search(reg, "", 0, 0).await.unwrap().is_empty());
+    assert!(index.search(reg, "", 50, 10).await.unwrap().is_empty());
+
+    // Equal update times: by name.
+    let reg2 = format!("{reg}-ties");
+    for name in ["b-tie", "c-tie", "a-tie"] {
+        index
+            .publish(&new(&reg2, &version(name, "1.0.0", t(5), &[]), &[]))
+            .await
+            .unwrap();
+    }
+    let hits = index.search(&reg2, "TIE", 0, 10).await.unwrap();
+    assert_eq!(names(&hits), ["a-tie", "b-tie", "c-tie"]);
+}
+
+async fn cached_documents_and_artifacts(index: &dyn Index, reg: &str) {
+    assert!(index.cached_document(reg, "doc").await.unwrap().is_none());
+    let doc = CachedDocument {
+        sha256: "a".repeat(64),
+        size: 1234,
+        etag: Some("\"v1\"".to_owned()),
+        last_modified: Some("Wed, 21 Oct 2015 07:28:00 GMT".to_owned()),
+        content_type: Some("application/json".to_owned()),
+        upstream: 2,
+        fetched_at: t(10),
+    };
+    index.put_cached_document(reg, "doc", &doc).await.unwrap();
+    assert_eq!(
+        index.cached_document(reg, "doc").await.unwrap(),
+        Some(doc.clone())
+    );
+
+    let replaced = CachedDocument {
+        sha256: "b".repeat(64),
+        size: 0,
+        etag: None,
+        last_modified: None,
+        content_type: None,
+        upstream: u32::MAX,
+        fetched_at: t(20),
+    };
+    index
+        .put_cached_document(reg, "doc", &replaced)
+        .await
+        .unwrap();
+    assert_eq!(
+        index.cached_document(reg, "doc").await.unwrap(),
+        Some(replaced.clone())
+    );
+
+    index
+        .touch_cached_document(reg, "doc", t(30))
+        .await
+        .unwrap();
+    let touched = index.cached_document(reg, "doc").await.unwrap().unwrap();
+    assert_eq!(
+        touched,
+        CachedDocument {
+            fetched_at: t(30),
+            ..replaced
+        }
+    );
+    index
+        .touch_cached_document(reg, "missing", t(30))
+        .await
+        .unwrap();
+    assert!(
+        index
+            .cached_document(reg, "missing")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    assert!(
+        index
+            .cached_artifact(reg, "pkg/-/pkg-1.0.0.tgz")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let art = CachedArtifact {
+        sha256: "c".repeat(64),
+        size: u64::from(u32::MAX) + 7,
+        fetched_at: t(40),
+    };
+    index
+        .put_cached_artifact(reg, "pkg/-/pkg-1.0.0.tgz", &art)
+        .await
+        .unwrap();
+    assert_eq!(
+        index
+            .cached_artifact(reg, "pkg/-/pkg-1.0.0.tgz")
+            .await
+            .unwrap(),
+        Some(art)
+    );
+    let art2 = CachedArtifact {
+        sha256: "d".repeat(64),
+        size: 1,
+        fetched_at: t(50),
+    };
+    index
+        .put_cached_artifact(reg, "pkg/-/pkg-1.0.0.tgz", &art2)
+        .await
+        .unwrap();
+    assert_eq!(
+        index
+            .cached_artifact(reg, "pkg/-/pkg-1.0.0.tgz")
+            .await
+            .unwrap(),
+        Some(art2)
+    );
+}
+
+async fn registries_are_isolated(index: &dyn Index, reg: &str) {
+    let (a, b) = (format!("{reg}-a"), format!("{reg}-b"));
+    index
+        .publish(&new(
+            &a,
+            &version("same", "1.0.0", t(10), &["same.tgz"]),
+            &["latest"],
+        ))
+        .await
+        .unwrap();
+    assert!(!index.package_exists(&b, "same").await.unwrap());
+    assert!(index.search(&b, "", 0, 10).await.unwrap().is_empty());
+    assert!(!index.set_tag(&b, "same", "x", "1.0.0").await.unwrap());
+    assert!(!index.set_yanked(&b, "same", "1.0.0", true).await.unwrap());
+    assert!(!index.delete_version(&b, "same", "1.0.0").await.unwrap());
+
+    // Same name, version and file name in another registry: no conflict.
+    index
+        .publish(&new(
+            &b,
+            &version("same", "1.0.0", t(20), &["same.tgz"]),
+            &["beta"],
+        ))
+        .await
+        .unwrap();
+    assert!(index.delete_package(&b, "same").await.unwrap());
+    let pkg = index.package(&a, "same").await.unwrap().unwrap();
+    assert_eq!(pkg.versions.len(), 1);
+    assert_eq!(pkg.tags, tags(&[("latest", "1.0.0")]));
+
+    let art = CachedArtifact {
+        sha256: "e".repeat(64),
+        size: 3,
+        fetched_at: t(10),
+    };
+    index.put_cached_artifact(&a, "k", &art).await.unwrap();
+    assert!(index.cached_artifact(&b, "k").await.unwrap().is_none());
+    let doc = CachedDocument {
+        sha256: "f".repeat(64),
+        size: 3,
+        etag: None,
+        last_modified: None,
+        content_type: None,
+        upstream: 0,
+        fetched_at: t(10),
+    };
+    index.put_cached_document(&a, "k", &doc).await.unwrap();
+    assert!(index.cached_document(&b, "k").await.unwrap().is_none());
+    index.touch_cached_document(&b, "k", t(99)).await.unwrap();
+    assert_eq!(index.cached_document(&a, "k").await.unwrap(), Some(doc));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runner
+
+type Case = for<'a> fn(&'a dyn Index, &'a str) -> BoxFuture<'a, ()>;
+
+const CASES: &[(&str, Case)] = &[
+    ("publish_and_read_back", |i, r| {
+        Box::pin(publish_and_read_back(i, r))
+    }),
+    ("duplicate_publish_conflicts", |i, r| {
+        Box::pin(duplicate_publish_conflicts(i, r))
+    }),
+    ("concurrent_duplicate_publish", |i, r| {
+        Box::pin(concurrent_duplicate_publish(i, r))
+    }),
+    ("publish_is_atomic", |i, r| {
+        Box::pin(publish_is_atomic(i, r))
+    }),
+    ("yank_and_deprecate", |i, r| {
+        Box::pin(yank_and_deprecate(i, r))
+    }),
+    ("tag_management", |i, r| Box::pin(tag_management(i, r))),
+    ("delete_version_and_package", |i, r| {
+        Box::pin(delete_version_and_package(i, r))
+    }),
+    ("search", |i, r| Box::pin(search(i, r))),
+    ("cached_documents_and_artifacts", |i, r| {
+        Box::pin(cached_documents_and_artifacts(i, r))
+    }),
+    ("registries_are_isolated", |i, r| {
+        Box::pin(registries_are_isolated(i, r))
+    }),
+];
+
+/// Runs every case, each in its own registry, and returns how many ran.
+async fn run_suite(backend: &str, index: &dyn Index) -> usize {
+    for (name, case) in CASES {
+        eprintln!("{backend}: {name}");
+        case(index, name).await;
+    }
+    eprintln!("{backend}: {} index conformance cases passed", CASES.len());
+    CASES.len()
+}
+
+#[tokio::test]
+async fn sqlite_in_memory() {
+    let index = SqlIndex::sqlite_in_memory().await.unwrap();
+    assert_eq!(index.dialect(), "sqlite");
+    run_suite("sqlite (memory)", &index).await;
+    // Each in-memory index is private.
+    let other = SqlIndex::sqlite_in_memory().await.unwrap();
+    assert!(
+        !other
+            .package_exists("publish_and_read_back", "pkg")
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index.db");
+    let index = SqlIndex::sqlite_file(&path).await.unwrap();
+    run_suite("sqlite (file)", &index).await;
+    assert!(
+        dir.path().join("index.db-wal").exists(),
+        "WAL journal in use"
+    );
+    index.close().await;
+
+    // Reopening by URL re-runs the (already applied) migrations and sees the data.
+    let url = format!("sqlite://{}", path.display());
+    let reopened = SqlIndex::connect(&url).await.unwrap();
+    assert!(
+        reopened
+            .package_exists("publish_and_read_back", "pkg")
+            .await
+            .unwrap()
+    );
+    reopened.close().await;
+}
+
+#[tokio::test]
+async fn connect_picks_the_backend_from_the_scheme() {
+    let index = SqlIndex::connect("sqlite::memory:").await.unwrap();
+    assert_eq!(index.dialect(), "sqlite");
+    let err = SqlIndex::connect("mysql://user:secret@host/db")
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, StorageError::UnsupportedUrl { scheme } if scheme == "mysql"));
+    assert!(!err.to_string().contains("secret"));
+}
+
+#[tokio::test]
+async fn postgres() {
+    let Ok(url) = std::env::var("BATLEHUB_TEST_POSTGRES_URL") else {
+        eprintln!("skipping PostgreSQL index conformance: BATLEHUB_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    // A fresh schema per run keeps runs independent and leaves the database as found.
+    let schema = format!("batlehub_test_{}", uuid::Uuid::new_v4().simple());
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+
+    let options = PgConnectOptions::from_str(&url)
+        .unwrap()
+        .options([("search_path", schema.as_str())]);
+    // Run in a task so that the schema is dropped even when a case panics.
+    let result = tokio::spawn(async move {
+        let pool = PgPoolOptions::new()
+            .max_connections(5)
+            .connect_with(options.clone())
+            .await
+            .unwrap();
+        let index = SqlIndex::from_pg_pool(pool).await.unwrap();
+        assert_eq!(index.dialect(), "postgres");
+        run_suite("postgres", &index).await;
+        index.close().await;
+        // Migrations are idempotent.
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .unwrap();
+        let again = SqlIndex::from_pg_pool(pool).await.unwrap();
+        assert!(
+            again
+                .package_exists("publish_and_read_back", "pkg")
+                .await
+                .unwrap()
+        );
+        again.close().await;
+    })
+    .await;
+    sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    if let Err(e) = result {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}

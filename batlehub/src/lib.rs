@@ -1,0 +1,22 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub use batlehub_core as core;
+pub use batlehub_core::{
+    BaseUrl, ClientAddr, Error, Hub, HubBuilder, Identity, Mode, Permission, Principal, Registry,
+    RegistryConfig, Role,
+};
+
+/// Blob stores and metadata indexes (opendal; SQLite and PostgreSQL through sqlx).
+pub use batlehub_storage as storage;
+
+/// Credentials to principals, and the `AuthLayer`.
+pub use batlehub_auth as auth;
+
+/// Access and supply-chain policy.
+pub use batlehub_rules as rules;
+
+/// The npm registry protocol.
+#[cfg(feature = "npm")]
+#[cfg_attr(docsrs, doc(cfg(feature = "npm")))]
+pub use batlehub_npm as npm;

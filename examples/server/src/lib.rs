@@ -1,0 +1,331 @@
+//! The batlehub reference server as a library: configuration in, axum router out.
+//!
+//! `main.rs` is a thin CLI around [`run`]; the end-to-end tests start the same server
+//! in-process with [`Server::start`].
+
+pub mod config;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::extract::ConnectInfo;
+use axum::routing::get;
+use axum::Router;
+use batlehub::auth::{AuthLayer, StaticTokens, TokenConfig, TokenSecret};
+use batlehub::core::{ClientAddr, UpstreamAuth};
+use batlehub::npm::NpmService;
+use batlehub::rules::Rbac;
+use batlehub::{BaseUrl, Hub, RegistryConfig, Role};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub use config::{Config, ConfigError};
+
+/// Where the zero-config server keeps its data.
+pub const DEFAULT_DATA_DIR: &str = "./batlehub-data";
+
+/// Builds the application router from a configuration.
+///
+/// # Errors
+/// [`ConfigError`] naming what could not be set up.
+pub async fn build_router(config: &Config) -> Result<Router, ConfigError> {
+    let blobs = match config.storage.kind.as_str() {
+        "memory" => batlehub::storage::OpendalBlobStore::memory(),
+        _ => batlehub::storage::OpendalBlobStore::filesystem(&config.storage.path),
+    }
+    .map_err(|e| ConfigError(format!("storage: {e}")))?;
+    let db_url = match &config.database {
+        Some(db) => db.url.clone(),
+        None => {
+            let dir = config.storage.path.parent().unwrap_or(Path::new("."));
+            std::fs::create_dir_all(dir).map_err(|e| ConfigError(format!("data directory {}: {e}", dir.display())))?;
+            format!("sqlite://{}", dir.join("batlehub.db").display())
+        }
+    };
+    let storage = batlehub::storage::open(&db_url, blobs)
+        .await
+        .map_err(|e| ConfigError(format!("database: {e}")))?;
+    let hub = Hub::builder().storage(storage).build().map_err(ConfigError)?;
+
+    let trusted: Vec<ipnet::IpNet> = config
+        .server
+        .trusted_proxies
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            p.parse::<ipnet::IpNet>()
+                .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|e| ConfigError(format!("server.trusted_proxies[{i}]: `{p}`: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    if let Some(url) = &config.server.public_url {
+        url::Url::parse(url).map_err(|e| ConfigError(format!("server.public_url: `{url}`: {e}")))?;
+    }
+
+    let mut router = Router::new().route("/healthz", get(|| async { "ok\n" }));
+    for (i, r) in config.registries.iter().enumerate() {
+        let at = format!("registries[{i}] ({})", r.name);
+        let mut rc = RegistryConfig::new(&r.name, r.mode).upstreams(r.upstreams.clone());
+        rc.upstream.allowed_origins = r.allowed_origins.clone();
+        rc.upstream.ca_cert_path = r.tls.as_ref().and_then(|t| t.ca_cert_path.clone());
+        rc.upstream.auth = r.upstream_auth.as_ref().map(|a| match a.clone() {
+            config::UpstreamAuthToml::Bearer { token } => UpstreamAuth::Bearer { token },
+            config::UpstreamAuthToml::Basic { username, password } => UpstreamAuth::Basic { username, password },
+            config::UpstreamAuthToml::Header { name, value } => UpstreamAuth::Header { name, value },
+        });
+        if let Some(ttl) = r.cache.as_ref().and_then(|c| c.metadata_ttl_secs) {
+            rc.metadata_ttl = std::time::Duration::from_secs(ttl);
+        }
+        if let Some(max) = r.max_upload_bytes {
+            rc.max_upload_bytes = max;
+        }
+        let rbac = Rbac::from_config(&r.rbac.clone().unwrap_or_default(), &format!("{at}.rbac"))
+            .map_err(|e| ConfigError(e.to_string()))?;
+        let registry = hub
+            .registry_with_policy(rc, Arc::new(rbac))
+            .map_err(|e| ConfigError(format!("{at}: {e}")))?;
+        let mount = format!("/proxy/{}", r.name);
+        let base = match &config.server.public_url {
+            Some(public) => BaseUrl::fixed(&format!("{}{mount}", public.trim_end_matches('/'))),
+            None => BaseUrl::derived(&mount).trusted_proxies(trusted.clone()),
+        };
+        router = router.nest_service(&mount, NpmService::new(registry, base));
+    }
+
+    let tokens = config
+        .auth
+        .tokens
+        .iter()
+        .map(|t| TokenConfig {
+            name: t.name.clone(),
+            secret: match (&t.value, &t.hash) {
+                (Some(v), _) => TokenSecret::Plain(v.clone()),
+                (None, Some(h)) => TokenSecret::Argon2(h.clone()),
+                (None, None) => TokenSecret::Plain(String::new()),
+            },
+            role: match t.role {
+                config::TokenRole::Admin => Role::Admin,
+                config::TokenRole::User => Role::User,
+            },
+            groups: t.groups.clone(),
+        })
+        .collect();
+    let tokens = StaticTokens::new(tokens).map_err(|e| ConfigError(e.to_string()))?;
+    Ok(router
+        .layer(AuthLayer::new(tokens))
+        .layer(axum::middleware::map_request(client_addr)))
+}
+
+/// Copies axum's connection info into the core's [`ClientAddr`] extension.
+async fn client_addr<B>(mut req: axum::http::Request<B>) -> axum::http::Request<B> {
+    if let Some(ConnectInfo(addr)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() {
+        req.extensions_mut().insert(ClientAddr(addr));
+    }
+    req
+}
+
+/// A running server: its address and a handle to stop it.
+#[derive(Debug)]
+pub struct Server {
+    /// The bound address.
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Binds `listen` (use port 0 for any) and serves `config` in the background.
+    ///
+    /// # Errors
+    /// Configuration or bind errors.
+    pub async fn start(config: &Config, listen: &str) -> Result<Self, ConfigError> {
+        let router = build_router(config).await?;
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|e| ConfigError(format!("server.listen: cannot bind {listen}: {e}")))?;
+        let addr = listener.local_addr().map_err(|e| ConfigError(e.to_string()))?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let app = router.into_make_service_with_connect_info::<SocketAddr>();
+            let shutdown = async move {
+                let _ = rx.await;
+            };
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+                tracing::error!(error = %e, "server failed");
+            }
+        });
+        Ok(Self { addr, shutdown: Some(tx), task })
+    }
+
+    /// The base URL (`http://addr`).
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and waits.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Reads (or creates) the zero-config admin token in `data_dir`; returns it and whether it
+/// was created now.
+///
+/// # Errors
+/// I/O errors on the data directory.
+pub fn admin_token(data_dir: &Path) -> std::io::Result<(String, bool)> {
+    let path = data_dir.join("admin-token");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let t = existing.trim().to_owned();
+        if !t.is_empty() {
+            return Ok((t, false));
+        }
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let mut raw = [0u8; 32];
+    rand::fill(&mut raw);
+    let token = format!("bh_{}", hex::encode(raw));
+    write_private(&path, &token)?;
+    Ok((token, true))
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(contents.as_bytes())?;
+    f.write_all(b"\n")
+}
+
+/// What the CLI asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Serve, from a config file or the zero-config default.
+    Serve {
+        /// `--config PATH` or `BATLEHUB_CONFIG`.
+        config: Option<PathBuf>,
+        /// `--listen ADDR` overrides `server.listen`.
+        listen: Option<String>,
+        /// `--data-dir PATH` for the zero-config default.
+        data_dir: Option<PathBuf>,
+    },
+    /// Print an argon2id hash of a token (argument or stdin).
+    HashToken(Option<String>),
+    /// Print usage.
+    Help,
+}
+
+/// Usage text.
+pub const USAGE: &str = "\
+usage: batlehub-server [--config PATH] [--listen HOST:PORT] [--data-dir PATH]
+       batlehub-server hash-token [TOKEN]   (reads TOKEN from stdin when omitted)
+
+With no --config (and no BATLEHUB_CONFIG), serves a local npm registry at /proxy/npm/ on
+127.0.0.1:8080 with data in ./batlehub-data and prints a generated admin token.";
+
+/// Parses command-line arguments (without the program name).
+///
+/// # Errors
+/// A message for unknown or incomplete arguments.
+pub fn parse_args(args: &[String]) -> Result<Command, String> {
+    let mut it = args.iter();
+    let mut config = None;
+    let mut listen = None;
+    let mut data_dir = None;
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "hash-token" => return Ok(Command::HashToken(it.next().cloned())),
+            "-h" | "--help" | "help" => return Ok(Command::Help),
+            "--config" | "-c" => config = Some(PathBuf::from(it.next().ok_or("--config needs a PATH")?)),
+            "--listen" => listen = Some(it.next().ok_or("--listen needs HOST:PORT")?.clone()),
+            "--data-dir" => data_dir = Some(PathBuf::from(it.next().ok_or("--data-dir needs a PATH")?)),
+            other => {
+                if let Some(p) = other.strip_prefix("--config=") {
+                    config = Some(PathBuf::from(p));
+                } else {
+                    return Err(format!("unknown argument `{other}`"));
+                }
+            }
+        }
+    }
+    if config.is_none() {
+        config = std::env::var_os("BATLEHUB_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from);
+    }
+    Ok(Command::Serve { config, listen, data_dir })
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+///
+/// # Errors
+/// Configuration, bind and I/O errors, as text for the user.
+pub async fn run(config_path: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathBuf>) -> Result<(), String> {
+    let mut config = match &config_path {
+        Some(p) => Config::load(p).map_err(|e| e.to_string())?,
+        None => {
+            let dir = data_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+            let mut c = Config::zero_config(&dir);
+            let (token, created) = admin_token(&dir).map_err(|e| format!("data directory {}: {e}", dir.display()))?;
+            c.auth.tokens.push(config::TokenToml {
+                name: "admin".into(),
+                value: Some(token.clone()),
+                hash: None,
+                role: config::TokenRole::Admin,
+                groups: Vec::new(),
+            });
+            let file = dir.join("admin-token");
+            if created {
+                println!("batlehub: generated admin token (saved in {}):\n\n    {token}\n", file.display());
+            } else {
+                println!("batlehub: admin token is in {}", file.display());
+            }
+            c
+        }
+    };
+    if let Some(l) = listen {
+        config.server.listen = l;
+    }
+    let listen = config.server.listen.clone();
+    let server = Server::start(&config, &listen).await.map_err(|e| e.to_string())?;
+    let names: Vec<String> = config.registries.iter().map(|r| format!("{} ({} {})", r.name, r.kind, r.mode)).collect();
+    println!("batlehub: listening on {}", server.url());
+    for r in &config.registries {
+        println!("batlehub:   {}/proxy/{}/  ({} {})", server.url(), r.name, r.kind, r.mode);
+    }
+    tracing::info!(addr = %server.addr, registries = ?names, "serving");
+    shutdown_signal().await;
+    println!("batlehub: shutting down");
+    server.stop().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
