@@ -31,7 +31,9 @@ impl std::fmt::Debug for Credentials {
 /// A reason when the `Authorization` header is malformed.
 pub fn extract_credentials(headers: &HeaderMap) -> Result<Option<Credentials>, String> {
     if let Some(value) = headers.get(http::header::AUTHORIZATION) {
-        let value = value.to_str().map_err(|_| "Authorization header is not valid text".to_owned())?;
+        let value = value
+            .to_str()
+            .map_err(|_| "Authorization header is not valid text".to_owned())?;
         let value = value.trim();
         if value.is_empty() {
             return Err("Authorization header is empty".to_owned());
@@ -44,33 +46,51 @@ pub fn extract_credentials(headers: &HeaderMap) -> Result<Option<Credentials>, S
             if rest.is_empty() {
                 return Err("empty bearer token".to_owned());
             }
-            return Ok(Some(Credentials { token: rest.to_owned(), username: None }));
+            return Ok(Some(Credentials {
+                token: rest.to_owned(),
+                username: None,
+            }));
         }
         if scheme.eq_ignore_ascii_case("basic") {
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(rest)
                 .map_err(|_| "Basic credentials are not valid base64".to_owned())?;
-            let decoded = String::from_utf8(decoded).map_err(|_| "Basic credentials are not UTF-8".to_owned())?;
+            let decoded = String::from_utf8(decoded)
+                .map_err(|_| "Basic credentials are not UTF-8".to_owned())?;
             let (user, pass) = decoded
                 .split_once(':')
                 .ok_or_else(|| "Basic credentials lack a `:`".to_owned())?;
             if pass.is_empty() {
-                return Err("Basic credentials carry an empty password (the token goes there)".to_owned());
+                return Err(
+                    "Basic credentials carry an empty password (the token goes there)".to_owned(),
+                );
             }
-            return Ok(Some(Credentials { token: pass.to_owned(), username: Some(user.to_owned()) }));
+            return Ok(Some(Credentials {
+                token: pass.to_owned(),
+                username: Some(user.to_owned()),
+            }));
         }
         if scheme.is_empty() {
             // cargo and RubyGems send the raw token.
-            return Ok(Some(Credentials { token: value.to_owned(), username: None }));
+            return Ok(Some(Credentials {
+                token: value.to_owned(),
+                username: None,
+            }));
         }
         return Err(format!("unsupported Authorization scheme `{scheme}`"));
     }
     if let Some(value) = headers.get("x-nuget-apikey") {
-        let token = value.to_str().map_err(|_| "X-NuGet-ApiKey is not valid text".to_owned())?.trim();
+        let token = value
+            .to_str()
+            .map_err(|_| "X-NuGet-ApiKey is not valid text".to_owned())?
+            .trim();
         if token.is_empty() {
             return Err("X-NuGet-ApiKey is empty".to_owned());
         }
-        return Ok(Some(Credentials { token: token.to_owned(), username: None }));
+        return Ok(Some(Credentials {
+            token: token.to_owned(),
+            username: None,
+        }));
     }
     Ok(None)
 }
@@ -81,7 +101,10 @@ mod tests {
 
     fn h(name: &str, value: &str) -> HeaderMap {
         let mut m = HeaderMap::new();
-        m.insert(http::HeaderName::from_bytes(name.as_bytes()).expect("name"), value.parse().expect("value"));
+        m.insert(
+            http::HeaderName::from_bytes(name.as_bytes()).expect("name"),
+            value.parse().expect("value"),
+        );
         m
     }
 
@@ -94,9 +117,19 @@ mod tests {
             h("authorization", &format!("Basic {basic}")),
             h("x-nuget-apikey", "tok"),
         ] {
-            assert_eq!(extract_credentials(&headers).expect("ok").expect("some").token, "tok");
+            assert_eq!(
+                extract_credentials(&headers)
+                    .expect("ok")
+                    .expect("some")
+                    .token,
+                "tok"
+            );
         }
-        assert!(extract_credentials(&HeaderMap::new()).expect("ok").is_none());
+        assert!(
+            extract_credentials(&HeaderMap::new())
+                .expect("ok")
+                .is_none()
+        );
     }
 
     #[test]

@@ -40,7 +40,9 @@ pub struct AuthLayer {
 impl AuthLayer {
     /// A layer using `authenticator`.
     pub fn new(authenticator: impl Authenticator) -> Self {
-        Self { authenticator: Arc::new(authenticator) }
+        Self {
+            authenticator: Arc::new(authenticator),
+        }
     }
 
     /// A layer sharing an authenticator.
@@ -53,7 +55,10 @@ impl<S> Layer<S> for AuthLayer {
     type Service = AuthService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService { inner, authenticator: self.authenticator.clone() }
+        AuthService {
+            inner,
+            authenticator: self.authenticator.clone(),
+        }
     }
 }
 
@@ -85,11 +90,15 @@ pin_project_lite::pin_project! {
 
 impl<F, R, E> AuthFuture<F, R, E> {
     fn ready(fut: F) -> Self {
-        Self { kind: Kind::Ready { fut } }
+        Self {
+            kind: Kind::Ready { fut },
+        }
     }
 
     fn slow(fut: Slow<R, E>) -> Self {
-        Self { kind: Kind::Slow { fut } }
+        Self {
+            kind: Kind::Slow { fut },
+        }
     }
 }
 
@@ -167,7 +176,10 @@ mod tests {
         if let Some(a) = auth {
             req = req.header("authorization", a);
         }
-        svc.oneshot(req.body(()).expect("req")).await.expect("infallible").expect("identity set")
+        svc.oneshot(req.body(()).expect("req"))
+            .await
+            .expect("infallible")
+            .expect("identity set")
     }
 
     #[tokio::test]
@@ -175,18 +187,38 @@ mod tests {
         let hash = crate::hash_token("hashed-secret-2").expect("hash");
         let layer = AuthLayer::new(
             StaticTokens::new(vec![
-                TokenConfig { name: "ci".into(), secret: TokenSecret::Plain("plain-secret-1".into()), role: Role::User, groups: vec![] },
-                TokenConfig { name: "ops".into(), secret: TokenSecret::Argon2(hash), role: Role::Admin, groups: vec![] },
+                TokenConfig {
+                    name: "ci".into(),
+                    secret: TokenSecret::Plain("plain-secret-1".into()),
+                    role: Role::User,
+                    groups: vec![],
+                },
+                TokenConfig {
+                    name: "ops".into(),
+                    secret: TokenSecret::Argon2(hash),
+                    role: Role::Admin,
+                    groups: vec![],
+                },
             ])
             .expect("tokens"),
         );
         use base64::Engine as _;
         let basic = base64::engine::general_purpose::STANDARD.encode("__token__:plain-secret-1");
-        for a in ["Bearer plain-secret-1", "plain-secret-1", &format!("Basic {basic}")] {
+        for a in [
+            "Bearer plain-secret-1",
+            "plain-secret-1",
+            &format!("Basic {basic}"),
+        ] {
             assert_eq!(who(&layer, Some(a)).await.name(), "ci", "{a}");
         }
-        assert_eq!(who(&layer, Some("Bearer hashed-secret-2")).await.role(), Role::Admin);
+        assert_eq!(
+            who(&layer, Some("Bearer hashed-secret-2")).await.role(),
+            Role::Admin
+        );
         assert_eq!(who(&layer, None).await, Identity::Anonymous);
-        assert!(matches!(who(&layer, Some("Bearer nope-nope")).await, Identity::Invalid(_)));
+        assert!(matches!(
+            who(&layer, Some("Bearer nope-nope")).await,
+            Identity::Invalid(_)
+        ));
     }
 }

@@ -10,9 +10,9 @@ use parking_lot::Mutex;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
+use crate::Error;
 use crate::credentials::Credentials;
 use crate::layer::{Authenticator, IdentityFuture};
-use crate::Error;
 
 /// The secret of a configured token.
 #[derive(Clone, PartialEq, Eq)]
@@ -85,14 +85,23 @@ impl StaticTokens {
         let mut hashed = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for (index, t) in tokens.into_iter().enumerate() {
-            let bad = |reason: &str| Error::InvalidToken { index, name: t.name.clone(), reason: reason.to_owned() };
+            let bad = |reason: &str| Error::InvalidToken {
+                index,
+                name: t.name.clone(),
+                reason: reason.to_owned(),
+            };
             if t.name.trim().is_empty() {
                 return Err(bad("name must not be empty"));
             }
             if !seen.insert(t.name.clone()) {
                 return Err(bad("duplicate token name"));
             }
-            let principal = Principal { id: t.name.clone(), role: t.role, groups: t.groups.clone(), provider: "static".into() };
+            let principal = Principal {
+                id: t.name.clone(),
+                role: t.role,
+                groups: t.groups.clone(),
+                provider: "static".into(),
+            };
             match &t.secret {
                 TokenSecret::Plain(v) => {
                     if v.len() < 8 {
@@ -101,7 +110,8 @@ impl StaticTokens {
                     plain.push((digest(v), principal));
                 }
                 TokenSecret::Argon2(h) => {
-                    argon2::PasswordHash::new(h).map_err(|e| bad(&format!("hash is not a PHC string: {e}")))?;
+                    argon2::PasswordHash::new(h)
+                        .map_err(|e| bad(&format!("hash is not a PHC string: {e}")))?;
                     if !h.starts_with("$argon2") {
                         return Err(bad("hash must be an argon2 PHC string ($argon2id$...)"));
                     }
@@ -109,7 +119,13 @@ impl StaticTokens {
                 }
             }
         }
-        Ok(Self { inner: Arc::new(Inner { plain, hashed, cache: Mutex::new(HashMap::new()) }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                plain,
+                hashed,
+                cache: Mutex::new(HashMap::new()),
+            }),
+        })
     }
 
     fn lookup_plain(&self, d: &[u8; 32]) -> Option<Principal> {
@@ -128,7 +144,11 @@ impl StaticTokens {
         inner
             .hashed
             .iter()
-            .find(|(hash, _)| argon.verify_password(token.as_bytes(), hash.as_str()).is_ok())
+            .find(|(hash, _)| {
+                argon
+                    .verify_password(token.as_bytes(), hash.as_str())
+                    .is_ok()
+            })
             .map(|(_, p)| p.clone())
     }
 
@@ -197,13 +217,17 @@ pub fn hash_token(token: &str) -> Result<String, Error> {
         .map_err(|e| Error::Hash(e.to_string()))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn cfg(name: &str, secret: TokenSecret) -> TokenConfig {
-        TokenConfig { name: name.into(), secret, role: Role::User, groups: vec![] }
+        TokenConfig {
+            name: name.into(),
+            secret,
+            role: Role::User,
+            groups: vec![],
+        }
     }
 
     #[tokio::test]
@@ -214,18 +238,43 @@ mod tests {
             cfg("bob", TokenSecret::Argon2(hash)),
         ])
         .expect("tokens");
-        let c = |t: &str| Credentials { token: t.into(), username: None };
-        assert_eq!(tokens.authenticate_cached(&c("plain-token-1")).expect("fast").name(), "alice");
-        assert!(tokens.authenticate_cached(&c("hashed-token-1")).is_none(), "first use verifies");
+        let c = |t: &str| Credentials {
+            token: t.into(),
+            username: None,
+        };
+        assert_eq!(
+            tokens
+                .authenticate_cached(&c("plain-token-1"))
+                .expect("fast")
+                .name(),
+            "alice"
+        );
+        assert!(
+            tokens.authenticate_cached(&c("hashed-token-1")).is_none(),
+            "first use verifies"
+        );
         assert_eq!(tokens.authenticate(c("hashed-token-1")).await.name(), "bob");
-        assert_eq!(tokens.authenticate_cached(&c("hashed-token-1")).expect("cached").name(), "bob");
-        assert!(matches!(tokens.authenticate(c("wrong-token")).await, Identity::Invalid(_)));
-        assert!(matches!(tokens.authenticate_cached(&c("wrong-token")), Some(Identity::Invalid(_))));
+        assert_eq!(
+            tokens
+                .authenticate_cached(&c("hashed-token-1"))
+                .expect("cached")
+                .name(),
+            "bob"
+        );
+        assert!(matches!(
+            tokens.authenticate(c("wrong-token")).await,
+            Identity::Invalid(_)
+        ));
+        assert!(matches!(
+            tokens.authenticate_cached(&c("wrong-token")),
+            Some(Identity::Invalid(_))
+        ));
     }
 
     #[test]
     fn bad_config_names_the_entry() {
-        let e = StaticTokens::new(vec![cfg("x", TokenSecret::Argon2("nope".into()))]).expect_err("bad hash");
+        let e = StaticTokens::new(vec![cfg("x", TokenSecret::Argon2("nope".into()))])
+            .expect_err("bad hash");
         assert!(e.to_string().contains("auth.tokens[0] (x)"), "{e}");
         let dup = StaticTokens::new(vec![
             cfg("x", TokenSecret::Plain("aaaaaaaaaa".into())),

@@ -43,7 +43,11 @@ impl BaseUrl {
         } else {
             format!("/{trimmed}")
         };
-        Self { fixed: None, mount_path, trusted_proxies: Vec::new() }
+        Self {
+            fixed: None,
+            mount_path,
+            trusted_proxies: Vec::new(),
+        }
     }
 
     /// Peers whose `X-Forwarded-*` headers are believed.
@@ -95,7 +99,8 @@ impl BaseUrl {
 fn valid_host(h: &str) -> bool {
     !h.is_empty()
         && h.len() <= 255
-        && h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'))
+        && h.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'))
 }
 
 #[cfg(test)]
@@ -109,7 +114,9 @@ mod tests {
         }
         let (mut parts, ()) = b.body(()).expect("request").into_parts();
         if let Some(p) = peer {
-            parts.extensions.insert(ClientAddr(p.parse().expect("addr")));
+            parts
+                .extensions
+                .insert(ClientAddr(p.parse().expect("addr")));
         }
         parts
     }
@@ -117,22 +124,41 @@ mod tests {
     #[test]
     fn derived_from_host_and_mount() {
         let b = BaseUrl::derived("/proxy/npm/");
-        assert_eq!(b.resolve(&parts(&[("host", "hub:8080")], None)), "http://hub:8080/proxy/npm");
-        assert_eq!(BaseUrl::derived("").resolve(&parts(&[("host", "h")], None)), "http://h");
+        assert_eq!(
+            b.resolve(&parts(&[("host", "hub:8080")], None)),
+            "http://hub:8080/proxy/npm"
+        );
+        assert_eq!(
+            BaseUrl::derived("").resolve(&parts(&[("host", "h")], None)),
+            "http://h"
+        );
     }
 
     #[test]
     fn forwarded_only_from_trusted() {
         let b = BaseUrl::derived("/npm").trusted_proxies(vec!["10.0.0.0/8".parse().expect("net")]);
-        let h = [("host", "internal"), ("x-forwarded-proto", "https"), ("x-forwarded-host", "hub.example.com")];
-        assert_eq!(b.resolve(&parts(&h, Some("10.1.2.3:5555"))), "https://hub.example.com/npm");
-        assert_eq!(b.resolve(&parts(&h, Some("192.0.2.1:5555"))), "http://internal/npm");
+        let h = [
+            ("host", "internal"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "hub.example.com"),
+        ];
+        assert_eq!(
+            b.resolve(&parts(&h, Some("10.1.2.3:5555"))),
+            "https://hub.example.com/npm"
+        );
+        assert_eq!(
+            b.resolve(&parts(&h, Some("192.0.2.1:5555"))),
+            "http://internal/npm"
+        );
         assert_eq!(b.resolve(&parts(&h, None)), "http://internal/npm");
     }
 
     #[test]
     fn fixed_wins() {
         let b = BaseUrl::fixed("https://hub.example.com/proxy/npm/");
-        assert_eq!(b.resolve(&parts(&[("host", "evil")], None)), "https://hub.example.com/proxy/npm");
+        assert_eq!(
+            b.resolve(&parts(&[("host", "evil")], None)),
+            "https://hub.example.com/proxy/npm"
+        );
     }
 }

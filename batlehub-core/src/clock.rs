@@ -32,7 +32,9 @@ impl FakeClock {
     /// A clock stopped at `start`.
     #[must_use]
     pub fn new(start: DateTime<Utc>) -> Self {
-        Self { now: Arc::new(Mutex::new(start)) }
+        Self {
+            now: Arc::new(Mutex::new(start)),
+        }
     }
 
     /// Moves the clock forward.

@@ -18,12 +18,17 @@ pub fn check_segment(what: &str, value: &str) -> Result<()> {
         return Err(Error::BadRequest(format!("{what} must not be empty")));
     }
     if value.len() > MAX_SEGMENT_LEN {
-        return Err(Error::BadRequest(format!("{what} is longer than {MAX_SEGMENT_LEN} bytes")));
+        return Err(Error::BadRequest(format!(
+            "{what} is longer than {MAX_SEGMENT_LEN} bytes"
+        )));
     }
     if value == "." || value == ".." {
         return Err(Error::BadRequest(format!("{what} must not be `.` or `..`")));
     }
-    if let Some(c) = value.chars().find(|c| matches!(c, '/' | '\\') || c.is_control()) {
+    if let Some(c) = value
+        .chars()
+        .find(|c| matches!(c, '/' | '\\') || c.is_control())
+    {
         return Err(Error::BadRequest(format!(
             "{what} contains a forbidden character ({})",
             c.escape_default()

@@ -21,16 +21,23 @@ impl ExpectedDigest {
     pub fn from_sri(sri: &str) -> Option<Self> {
         let mut best: Option<ExpectedDigest> = None;
         for part in sri.split_whitespace() {
-            let Some((alg, b64)) = part.split_once('-') else { continue };
+            let Some((alg, b64)) = part.split_once('-') else {
+                continue;
+            };
             let b64 = b64.split('?').next().unwrap_or(b64);
-            let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64) else { continue };
+            let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64) else {
+                continue;
+            };
             let candidate = match (alg, raw.len()) {
                 ("sha512", 64) => ExpectedDigest::Sha512(raw),
                 ("sha256", 32) => ExpectedDigest::Sha256(raw),
                 ("sha1", 20) => ExpectedDigest::Sha1(raw),
                 _ => continue,
             };
-            if best.as_ref().is_none_or(|b| b.strength() < candidate.strength()) {
+            if best
+                .as_ref()
+                .is_none_or(|b| b.strength() < candidate.strength())
+            {
                 best = Some(candidate);
             }
         }
@@ -97,7 +104,10 @@ impl Digests {
     /// `sha512-<base64>`, the npm `integrity` form.
     #[must_use]
     pub fn sha512_sri(&self) -> String {
-        format!("sha512-{}", base64::engine::general_purpose::STANDARD.encode(&self.sha512))
+        format!(
+            "sha512-{}",
+            base64::engine::general_purpose::STANDARD.encode(&self.sha512)
+        )
     }
 
     /// Digests of an in-memory buffer.
@@ -152,7 +162,11 @@ mod tests {
     #[test]
     fn sri_takes_strongest_and_matches() {
         let d = Digests::of(b"hello");
-        let sri = format!("sha1-{} {}", base64::engine::general_purpose::STANDARD.encode(&d.sha1), d.sha512_sri());
+        let sri = format!(
+            "sha1-{} {}",
+            base64::engine::general_purpose::STANDARD.encode(&d.sha1),
+            d.sha512_sri()
+        );
         let e = ExpectedDigest::from_sri(&sri).expect("parses");
         assert!(matches!(e, ExpectedDigest::Sha512(_)));
         assert!(e.matches(&d));
@@ -162,8 +176,16 @@ mod tests {
     #[test]
     fn hex_digests() {
         let d = Digests::of(b"abc");
-        assert!(ExpectedDigest::from_hex("sha1", &d.sha1_hex()).expect("hex").matches(&d));
-        assert!(ExpectedDigest::from_hex("sha256", &d.sha256_hex()).expect("hex").matches(&d));
+        assert!(
+            ExpectedDigest::from_hex("sha1", &d.sha1_hex())
+                .expect("hex")
+                .matches(&d)
+        );
+        assert!(
+            ExpectedDigest::from_hex("sha256", &d.sha256_hex())
+                .expect("hex")
+                .matches(&d)
+        );
         assert!(ExpectedDigest::from_hex("sha256", "zz").is_none());
         assert!(ExpectedDigest::from_sri("md5-AAAA").is_none());
     }

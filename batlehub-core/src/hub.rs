@@ -89,14 +89,23 @@ impl Hub {
     /// # Errors
     /// As [`Registry::new`].
     pub fn registry(&self, config: RegistryConfig) -> Result<Registry, String> {
-        Registry::new(config, self.storage.clone(), self.policy.clone(), self.clock.clone())
+        Registry::new(
+            config,
+            self.storage.clone(),
+            self.policy.clone(),
+            self.clock.clone(),
+        )
     }
 
     /// A registry instance with its own policy.
     ///
     /// # Errors
     /// As [`Registry::new`].
-    pub fn registry_with_policy(&self, config: RegistryConfig, policy: Arc<dyn Policy>) -> Result<Registry, String> {
+    pub fn registry_with_policy(
+        &self,
+        config: RegistryConfig,
+        policy: Arc<dyn Policy>,
+    ) -> Result<Registry, String> {
         Registry::new(config, self.storage.clone(), policy, self.clock.clone())
     }
 }

@@ -22,7 +22,7 @@ use crate::model::{
     Access, CachedArtifact, CachedDocument, Decision, Identity, Mode, NewVersion, Permission,
 };
 use crate::policy::Policy;
-use crate::store::{blob_path, Index, Storage};
+use crate::store::{Index, Storage, blob_path};
 use crate::upstream::{UpstreamClient, UpstreamOptions};
 
 /// Configuration of one registry instance.
@@ -224,11 +224,20 @@ impl Registry {
     /// # Errors
     /// [`Error::Unauthorized`] for invalid credentials, or when anonymous callers are refused;
     /// [`Error::Forbidden`] / [`Error::Denied`] for known callers refused by policy.
-    pub fn authorize(&self, identity: &Identity, permission: Permission, package: Option<&str>) -> Result<()> {
+    pub fn authorize(
+        &self,
+        identity: &Identity,
+        permission: Permission,
+        package: Option<&str>,
+    ) -> Result<()> {
         if let Identity::Invalid(reason) = identity {
             return Err(Error::Unauthorized(reason.clone()));
         }
-        let access = Access { registry: self.name(), permission, package };
+        let access = Access {
+            registry: self.name(),
+            permission,
+            package,
+        };
         match self.inner.policy.decide(identity, &access) {
             Decision::Allow => Ok(()),
             Decision::Deny(denial) => match identity {
@@ -275,10 +284,13 @@ impl Registry {
         let limit = self.inner.config.max_upload_bytes;
         let outcome: Result<()> = async {
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| Error::BadRequest(format!("upload interrupted: {e}")))?;
+                let chunk =
+                    chunk.map_err(|e| Error::BadRequest(format!("upload interrupted: {e}")))?;
                 hasher.update(&chunk);
                 if hasher.size() > limit {
-                    return Err(Error::PayloadTooLarge(format!("upload exceeds the limit of {limit} bytes")));
+                    return Err(Error::PayloadTooLarge(format!(
+                        "upload exceeds the limit of {limit} bytes"
+                    )));
                 }
                 writer.write(chunk).await?;
             }
@@ -290,7 +302,10 @@ impl Registry {
             let _ = self.inner.storage.blobs.delete(&temp).await;
             return Err(e);
         }
-        Ok(Staged { temp, digests: hasher.finish() })
+        Ok(Staged {
+            temp,
+            digests: hasher.finish(),
+        })
     }
 
     /// [`Registry::stage`] for bytes already in memory.
@@ -298,7 +313,10 @@ impl Registry {
     /// # Errors
     /// As [`Registry::stage`].
     pub async fn stage_bytes(&self, bytes: Bytes) -> Result<Staged> {
-        self.stage(futures::stream::iter([Ok::<_, std::convert::Infallible>(bytes)])).await
+        self.stage(futures::stream::iter([Ok::<_, std::convert::Infallible>(
+            bytes,
+        )]))
+        .await
     }
 
     /// Deletes a staged upload that will not be published.
@@ -359,9 +377,10 @@ impl Registry {
     // ---- upstream documents -----------------------------------------------------------
 
     fn upstream_client(&self) -> Result<&UpstreamClient> {
-        self.inner.upstream.as_ref().ok_or_else(|| {
-            Error::NotFound(format!("registry `{}` has no upstream", self.name()))
-        })
+        self.inner
+            .upstream
+            .as_ref()
+            .ok_or_else(|| Error::NotFound(format!("registry `{}` has no upstream", self.name())))
     }
 
     /// Fetches a metadata document from the upstreams (tried in order), through the cache:
@@ -374,14 +393,25 @@ impl Registry {
     ///
     /// # Errors
     /// [`Error::Upstream`] when every upstream failed and nothing was cached.
-    pub async fn upstream_document(&self, key: &str, path: &str, accept: &'static str) -> Result<Option<Document>> {
+    pub async fn upstream_document(
+        &self,
+        key: &str,
+        path: &str,
+        accept: &'static str,
+    ) -> Result<Option<Document>> {
         self.upstream_client()?;
         let index = self.index();
         if let Some(cached) = index.cached_document(self.name(), key).await? {
             let age = self.now().signed_duration_since(cached.fetched_at);
-            let ttl = chrono::Duration::from_std(self.inner.config.metadata_ttl).unwrap_or_default();
+            let ttl =
+                chrono::Duration::from_std(self.inner.config.metadata_ttl).unwrap_or_default();
             if age < ttl
-                && let Some(body) = self.inner.storage.blobs.read_all(&blob_path(&cached.sha256)).await?
+                && let Some(body) = self
+                    .inner
+                    .storage
+                    .blobs
+                    .read_all(&blob_path(&cached.sha256))
+                    .await?
             {
                 return Ok(Some(Document {
                     body,
@@ -414,7 +444,12 @@ impl Registry {
         flight.await
     }
 
-    async fn refresh_document(&self, key: &str, path: &str, accept: &'static str) -> Result<Option<Document>> {
+    async fn refresh_document(
+        &self,
+        key: &str,
+        path: &str,
+        accept: &'static str,
+    ) -> Result<Option<Document>> {
         let client = self.upstream_client()?;
         let index = self.index();
         let blobs = &self.inner.storage.blobs;
@@ -426,10 +461,18 @@ impl Registry {
             let mut headers = HeaderMap::new();
             headers.insert(http::header::ACCEPT, HeaderValue::from_static(accept));
             if let Some(c) = cached.as_ref().filter(|c| c.upstream as usize == i) {
-                if let Some(etag) = c.etag.as_deref().and_then(|e| HeaderValue::from_str(e).ok()) {
+                if let Some(etag) = c
+                    .etag
+                    .as_deref()
+                    .and_then(|e| HeaderValue::from_str(e).ok())
+                {
                     headers.insert(http::header::IF_NONE_MATCH, etag);
                 }
-                if let Some(lm) = c.last_modified.as_deref().and_then(|e| HeaderValue::from_str(e).ok()) {
+                if let Some(lm) = c
+                    .last_modified
+                    .as_deref()
+                    .and_then(|e| HeaderValue::from_str(e).ok())
+                {
                     headers.insert(http::header::IF_MODIFIED_SINCE, lm);
                 }
             }
@@ -468,7 +511,10 @@ impl Registry {
                 continue;
             }
             let header = |name: http::header::HeaderName| {
-                resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+                resp.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
             };
             let etag = header(http::header::ETAG);
             let last_modified = header(http::header::LAST_MODIFIED);
@@ -500,7 +546,13 @@ impl Registry {
                 fetched_at: now,
             };
             index.put_cached_document(self.name(), key, &doc).await?;
-            return Ok(Some(Document { body, content_type, stale: false, upstream: i, fetched_at: now }));
+            return Ok(Some(Document {
+                body,
+                content_type,
+                stale: false,
+                upstream: i,
+                fetched_at: now,
+            }));
         }
         if failures.is_empty() && not_found > 0 {
             return Ok(None);
@@ -518,7 +570,10 @@ impl Registry {
             }));
         }
         tracing::warn!(registry = %self.name(), key, ?failures, "every upstream failed");
-        Err(Error::Upstream(format!("every upstream of `{}` failed and nothing is cached", self.name())))
+        Err(Error::Upstream(format!(
+            "every upstream of `{}` failed and nothing is cached",
+            self.name()
+        )))
     }
 
     // ---- upstream artifacts -----------------------------------------------------------
@@ -531,7 +586,13 @@ impl Registry {
         let Some(cached) = self.index().cached_artifact(self.name(), key).await? else {
             return Ok(None);
         };
-        match self.inner.storage.blobs.reader(&blob_path(&cached.sha256)).await? {
+        match self
+            .inner
+            .storage
+            .blobs
+            .reader(&blob_path(&cached.sha256))
+            .await?
+        {
             Some(reader) => Ok(Some(Artifact {
                 size: Some(reader.size),
                 sha256: Some(cached.sha256),
@@ -567,7 +628,10 @@ impl Registry {
             return Ok(hit);
         }
         enum Role {
-            Leader(mpsc::Receiver<std::io::Result<Bytes>>, oneshot::Receiver<Result<Option<u64>>>),
+            Leader(
+                mpsc::Receiver<std::io::Result<Bytes>>,
+                oneshot::Receiver<Result<Option<u64>>>,
+            ),
             Follower(ArtifactFlight),
         }
         let role = {
@@ -579,7 +643,9 @@ impl Registry {
                 let (head_tx, head_rx) = oneshot::channel();
                 let (done_tx, done_rx) = oneshot::channel::<Result<CachedArtifact>>();
                 let flight: ArtifactFlight = async move {
-                    done_rx.await.unwrap_or_else(|_| Err(Error::internal("artifact download task vanished")))
+                    done_rx
+                        .await
+                        .unwrap_or_else(|_| Err(Error::internal("artifact download task vanished")))
                 }
                 .boxed()
                 .shared();
@@ -596,11 +662,17 @@ impl Registry {
         };
         match role {
             Role::Leader(rx, head_rx) => {
-                let size = head_rx.await.map_err(|_| Error::internal("download task ended early"))??;
+                let size = head_rx
+                    .await
+                    .map_err(|_| Error::internal("download task ended early"))??;
                 let stream = futures::stream::unfold(rx, |mut rx| async move {
                     rx.recv().await.map(|item| (item, rx))
                 });
-                Ok(Artifact { size, sha256: None, body: body::from_stream(stream) })
+                Ok(Artifact {
+                    size,
+                    sha256: None,
+                    body: body::from_stream(stream),
+                })
             }
             Role::Follower(flight) => {
                 flight.await?;
@@ -641,7 +713,9 @@ impl Registry {
         let limit = self.inner.config.max_artifact_bytes;
         let length = resp.content_length();
         if length.is_some_and(|l| l > limit) {
-            let e = Error::Upstream(format!("upstream artifact {key} is larger than {limit} bytes"));
+            let e = Error::Upstream(format!(
+                "upstream artifact {key} is larger than {limit} bytes"
+            ));
             let _ = head_tx.send(Err(e.clone()));
             return Err(e);
         }
@@ -668,7 +742,9 @@ impl Registry {
                 })?;
                 hasher.update(&chunk);
                 if hasher.size() > limit {
-                    return Err(Error::Upstream(format!("upstream artifact {key} is larger than {limit} bytes")));
+                    return Err(Error::Upstream(format!(
+                        "upstream artifact {key} is larger than {limit} bytes"
+                    )));
                 }
                 writer.write(chunk.clone()).await?;
                 if let Some(prev) = pending.replace(chunk)
@@ -697,7 +773,9 @@ impl Registry {
                 registry = %self.name(), key, %url, sha256 = %digests.sha256_hex(),
                 "integrity check failed: upstream bytes do not match the published digest; not cached"
             );
-            let e = Error::Integrity { key: key.to_owned() };
+            let e = Error::Integrity {
+                key: key.to_owned(),
+            };
             let _ = tx.send(Err(fail(e.to_string()))).await;
             return Err(e);
         }
@@ -713,8 +791,14 @@ impl Registry {
             } else {
                 blobs.rename(&temp, &path).await?;
             }
-            let cached = CachedArtifact { sha256, size: digests.size, fetched_at: self.now() };
-            self.index().put_cached_artifact(self.name(), key, &cached).await?;
+            let cached = CachedArtifact {
+                sha256,
+                size: digests.size,
+                fetched_at: self.now(),
+            };
+            self.index()
+                .put_cached_artifact(self.name(), key, &cached)
+                .await?;
             Ok(cached)
         }
         .await;
@@ -738,14 +822,18 @@ impl Registry {
 
 async fn read_limited(resp: reqwest::Response, limit: u64) -> Result<Bytes> {
     if resp.content_length().is_some_and(|l| l > limit) {
-        return Err(Error::Upstream(format!("upstream document larger than {limit} bytes")));
+        return Err(Error::Upstream(format!(
+            "upstream document larger than {limit} bytes"
+        )));
     }
     let mut stream = resp.bytes_stream();
     let mut buf = bytes::BytesMut::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| Error::Upstream(format!("upstream body broke: {e}")))?;
         if (buf.len() + chunk.len()) as u64 > limit {
-            return Err(Error::Upstream(format!("upstream document larger than {limit} bytes")));
+            return Err(Error::Upstream(format!(
+                "upstream document larger than {limit} bytes"
+            )));
         }
         buf.extend_from_slice(&chunk);
     }

@@ -31,7 +31,9 @@ pub struct BlobReader {
 
 impl Debug for BlobReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BlobReader").field("size", &self.size).finish_non_exhaustive()
+        f.debug_struct("BlobReader")
+            .field("size", &self.size)
+            .finish_non_exhaustive()
     }
 }
 
@@ -74,7 +76,11 @@ pub trait BlobStore: Send + Sync + Debug + 'static {
 /// [`Error::Conflict`](crate::Error::Conflict).
 pub trait Index: Send + Sync + Debug + 'static {
     /// Whether `name` exists locally.
-    fn package_exists<'a>(&'a self, registry: &'a str, name: &'a str) -> BoxFuture<'a, Result<bool>>;
+    fn package_exists<'a>(
+        &'a self,
+        registry: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<bool>>;
     /// The package with all its versions and tags.
     fn package<'a>(
         &'a self,
@@ -114,7 +120,11 @@ pub trait Index: Send + Sync + Debug + 'static {
         version: &'a str,
     ) -> BoxFuture<'a, Result<bool>>;
     /// Removes a package with every version and tag.
-    fn delete_package<'a>(&'a self, registry: &'a str, name: &'a str) -> BoxFuture<'a, Result<bool>>;
+    fn delete_package<'a>(
+        &'a self,
+        registry: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<bool>>;
     /// The tags of a package.
     fn tags<'a>(
         &'a self,

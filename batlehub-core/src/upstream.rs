@@ -41,12 +41,14 @@ impl fmt::Debug for UpstreamAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             UpstreamAuth::Bearer { .. } => f.write_str("Bearer(<redacted>)"),
-            UpstreamAuth::Basic { username, .. } => {
-                f.debug_struct("Basic").field("username", username).finish_non_exhaustive()
-            }
-            UpstreamAuth::Header { name, .. } => {
-                f.debug_struct("Header").field("name", name).finish_non_exhaustive()
-            }
+            UpstreamAuth::Basic { username, .. } => f
+                .debug_struct("Basic")
+                .field("username", username)
+                .finish_non_exhaustive(),
+            UpstreamAuth::Header { name, .. } => f
+                .debug_struct("Header")
+                .field("name", name)
+                .finish_non_exhaustive(),
         }
     }
 }
@@ -55,12 +57,15 @@ impl UpstreamAuth {
     fn header(&self) -> Result<(HeaderName, HeaderValue)> {
         use base64::Engine as _;
         let (name, value) = match self {
-            UpstreamAuth::Bearer { token } => (http::header::AUTHORIZATION, format!("Bearer {token}")),
+            UpstreamAuth::Bearer { token } => {
+                (http::header::AUTHORIZATION, format!("Bearer {token}"))
+            }
             UpstreamAuth::Basic { username, password } => (
                 http::header::AUTHORIZATION,
                 format!(
                     "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+                    base64::engine::general_purpose::STANDARD
+                        .encode(format!("{username}:{password}"))
                 ),
             ),
             UpstreamAuth::Header { name, value } => (
@@ -121,7 +126,10 @@ pub struct UpstreamClient {
 impl fmt::Debug for UpstreamClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UpstreamClient")
-            .field("roots", &self.roots.iter().map(Url::as_str).collect::<Vec<_>>())
+            .field(
+                "roots",
+                &self.roots.iter().map(Url::as_str).collect::<Vec<_>>(),
+            )
             .field("auth", &self.auth.as_ref().map(|(n, _)| n.as_str()))
             .finish_non_exhaustive()
     }
@@ -171,14 +179,18 @@ impl UpstreamClient {
                 .map_err(|e| format!("tls.ca_cert_path `{}`: {e}", path.display()))?;
             let mut n = 0;
             for cert in certs {
-                let cert = cert.map_err(|e| format!("tls.ca_cert_path `{}`: {e}", path.display()))?;
+                let cert =
+                    cert.map_err(|e| format!("tls.ca_cert_path `{}`: {e}", path.display()))?;
                 root_store
                     .add(cert)
                     .map_err(|e| format!("tls.ca_cert_path `{}`: {e}", path.display()))?;
                 n += 1;
             }
             if n == 0 {
-                return Err(format!("tls.ca_cert_path `{}`: no certificate found", path.display()));
+                return Err(format!(
+                    "tls.ca_cert_path `{}`: no certificate found",
+                    path.display()
+                ));
             }
         }
         let mut tls = rustls::ClientConfig::builder_with_provider(provider)
@@ -233,19 +245,32 @@ impl UpstreamClient {
     /// [`Error::Upstream`] explaining the refusal.
     pub fn check_url(&self, url: &Url) -> Result<()> {
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(Error::Upstream(format!("refusing upstream URL with scheme `{}`", url.scheme())));
+            return Err(Error::Upstream(format!(
+                "refusing upstream URL with scheme `{}`",
+                url.scheme()
+            )));
         }
         match url.host() {
             Some(url::Host::Ipv4(ip)) if blocked_ip(IpAddr::V4(ip)) => {
-                return Err(Error::Upstream(format!("refusing upstream URL to blocked address {ip}")));
+                return Err(Error::Upstream(format!(
+                    "refusing upstream URL to blocked address {ip}"
+                )));
             }
             Some(url::Host::Ipv6(ip)) if blocked_ip(IpAddr::V6(ip)) => {
-                return Err(Error::Upstream(format!("refusing upstream URL to blocked address {ip}")));
+                return Err(Error::Upstream(format!(
+                    "refusing upstream URL to blocked address {ip}"
+                )));
             }
             Some(url::Host::Domain(d)) if blocked_name(d) => {
-                return Err(Error::Upstream(format!("refusing upstream URL to blocked host {d}")));
+                return Err(Error::Upstream(format!(
+                    "refusing upstream URL to blocked host {d}"
+                )));
             }
-            None => return Err(Error::Upstream("refusing upstream URL without a host".into())),
+            None => {
+                return Err(Error::Upstream(
+                    "refusing upstream URL without a host".into(),
+                ));
+            }
             _ => {}
         }
         if !self.allowed_origins.contains(&url.origin()) {
@@ -274,7 +299,10 @@ impl UpstreamClient {
             }
             let resp = req.send().await.map_err(|e| {
                 tracing::warn!(%url, error = %e, "upstream request failed");
-                Error::Upstream(format!("upstream {} unreachable", url.origin().ascii_serialization()))
+                Error::Upstream(format!(
+                    "upstream {} unreachable",
+                    url.origin().ascii_serialization()
+                ))
             })?;
             if resp.status().is_redirection() && resp.status() != StatusCode::NOT_MODIFIED {
                 let location = resp
@@ -360,16 +388,35 @@ mod tests {
     fn only_allowed_origins() {
         let c = client(&["http://127.0.0.1:4873/npm"], &["https://cdn.example.com"]);
         assert_eq!(c.roots()[0].as_str(), "http://127.0.0.1:4873/npm/");
-        assert!(c.check_url(&Url::parse("http://127.0.0.1:4873/x.tgz").expect("url")).is_ok());
-        assert!(c.check_url(&Url::parse("https://cdn.example.com/x.tgz").expect("url")).is_ok());
-        assert!(c.check_url(&Url::parse("http://127.0.0.1:9999/x.tgz").expect("url")).is_err());
-        assert!(c.check_url(&Url::parse("file:///etc/passwd").expect("url")).is_err());
+        assert!(
+            c.check_url(&Url::parse("http://127.0.0.1:4873/x.tgz").expect("url"))
+                .is_ok()
+        );
+        assert!(
+            c.check_url(&Url::parse("https://cdn.example.com/x.tgz").expect("url"))
+                .is_ok()
+        );
+        assert!(
+            c.check_url(&Url::parse("http://127.0.0.1:9999/x.tgz").expect("url"))
+                .is_err()
+        );
+        assert!(
+            c.check_url(&Url::parse("file:///etc/passwd").expect("url"))
+                .is_err()
+        );
     }
 
     #[test]
     fn metadata_addresses_blocked() {
-        let c = client(&["http://169.254.169.254/"], &["http://[fe80::1]", "http://metadata.google.internal"]);
-        for u in ["http://169.254.169.254/latest", "http://[fe80::1]/", "http://metadata.google.internal/"] {
+        let c = client(
+            &["http://169.254.169.254/"],
+            &["http://[fe80::1]", "http://metadata.google.internal"],
+        );
+        for u in [
+            "http://169.254.169.254/latest",
+            "http://[fe80::1]/",
+            "http://metadata.google.internal/",
+        ] {
             assert!(c.check_url(&Url::parse(u).expect("url")).is_err(), "{u}");
         }
         assert!(blocked_ip("::ffff:169.254.1.1".parse().expect("ip")));
@@ -378,7 +425,19 @@ mod tests {
 
     #[test]
     fn bad_config_is_an_error() {
-        assert!(UpstreamClient::new(&UpstreamOptions { urls: vec!["ftp://x/".into()], ..Default::default() }).is_err());
-        assert!(UpstreamClient::new(&UpstreamOptions { urls: vec!["not a url".into()], ..Default::default() }).is_err());
+        assert!(
+            UpstreamClient::new(&UpstreamOptions {
+                urls: vec!["ftp://x/".into()],
+                ..Default::default()
+            })
+            .is_err()
+        );
+        assert!(
+            UpstreamClient::new(&UpstreamOptions {
+                urls: vec!["not a url".into()],
+                ..Default::default()
+            })
+            .is_err()
+        );
     }
 }

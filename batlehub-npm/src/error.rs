@@ -1,7 +1,7 @@
 //! npm's error envelope: `{"error": "..."}` with the status.
 
-use batlehub_core::body::{self, Body};
 use batlehub_core::Error;
+use batlehub_core::body::{self, Body};
 use http::{HeaderValue, Response};
 
 /// Renders an engine error the way the npm CLI displays it.
@@ -14,9 +14,15 @@ pub(crate) fn to_response(err: &Error, now: chrono::DateTime<chrono::Utc>) -> Re
     let mut resp = Response::new(body::full(body.to_string()));
     *resp.status_mut() = status;
     let headers = resp.headers_mut();
-    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if status == http::StatusCode::UNAUTHORIZED {
-        headers.insert(http::header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"batlehub\""));
+        headers.insert(
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"batlehub\""),
+        );
     }
     if let Error::Denied(denial) = err
         && let Some(at) = denial.eligible_at

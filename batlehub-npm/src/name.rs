@@ -21,7 +21,12 @@ impl PackageName {
     /// # Errors
     /// [`Error::BadRequest`] explaining which rule is broken.
     pub fn parse(name: &str) -> Result<Self> {
-        let bad = |why: &str| Err(Error::BadRequest(format!("invalid package name `{}`: {why}", name.escape_default())));
+        let bad = |why: &str| {
+            Err(Error::BadRequest(format!(
+                "invalid package name `{}`: {why}",
+                name.escape_default()
+            )))
+        };
         if name.is_empty() {
             return bad("empty");
         }
@@ -44,10 +49,16 @@ impl PackageName {
                 return bad(&format!("the {what} must not start with `.` or `_`"));
             }
             if let Some(c) = part.chars().find(|c| !is_url_safe(*c)) {
-                return bad(&format!("the {what} contains `{}`, which is not URL-safe", c.escape_default()));
+                return bad(&format!(
+                    "the {what} contains `{}`, which is not URL-safe",
+                    c.escape_default()
+                ));
             }
         }
-        Ok(Self { full: name.to_owned(), slash })
+        Ok(Self {
+            full: name.to_owned(),
+            slash,
+        })
     }
 
     /// The extra rules for names of new packages: lowercase, no `~'!()*`.
@@ -56,10 +67,16 @@ impl PackageName {
     /// [`Error::BadRequest`] explaining the rule.
     pub fn check_new(&self) -> Result<()> {
         if self.full.chars().any(|c| c.is_ascii_uppercase()) {
-            return Err(Error::BadRequest(format!("invalid package name `{}`: new packages must be lowercase", self.full)));
+            return Err(Error::BadRequest(format!(
+                "invalid package name `{}`: new packages must be lowercase",
+                self.full
+            )));
         }
         if let Some(c) = self.full.chars().find(|c| "~'!()*".contains(*c)) {
-            return Err(Error::BadRequest(format!("invalid package name `{}`: new packages must not contain `{c}`", self.full)));
+            return Err(Error::BadRequest(format!(
+                "invalid package name `{}`: new packages must not contain `{c}`",
+                self.full
+            )));
         }
         Ok(())
     }
@@ -97,7 +114,10 @@ impl PackageName {
     /// The version named by a tarball file name of this package, if it is one.
     #[must_use]
     pub fn version_of_file<'a>(&self, file: &'a str) -> Option<&'a str> {
-        file.strip_prefix(self.basename())?.strip_prefix('-')?.strip_suffix(".tgz").filter(|v| !v.is_empty())
+        file.strip_prefix(self.basename())?
+            .strip_prefix('-')?
+            .strip_suffix(".tgz")
+            .filter(|v| !v.is_empty())
     }
 }
 
@@ -121,10 +141,14 @@ pub fn decode_segment(raw: &str) -> Result<String> {
         .decode_utf8()
         .map_err(|_| Error::BadRequest("path is not valid UTF-8".into()))?;
     if decoded.chars().any(|c| c.is_control() || c == '\\') {
-        return Err(Error::BadRequest("path contains a forbidden character".into()));
+        return Err(Error::BadRequest(
+            "path contains a forbidden character".into(),
+        ));
     }
     if decoded == "." || decoded == ".." || decoded.split('/').any(|s| s == ".." || s == ".") {
-        return Err(Error::BadRequest("path must not contain `.` or `..` segments".into()));
+        return Err(Error::BadRequest(
+            "path must not contain `.` or `..` segments".into(),
+        ));
     }
     Ok(decoded.into_owned())
 }
@@ -135,8 +159,12 @@ pub fn decode_segment(raw: &str) -> Result<String> {
 /// [`Error::BadRequest`] when it is not valid semver.
 pub fn check_version(version: &str) -> Result<semver::Version> {
     batlehub_core::coords::check_segment("version", version)?;
-    semver::Version::parse(version)
-        .map_err(|e| Error::BadRequest(format!("invalid version `{}`: {e}", version.escape_default())))
+    semver::Version::parse(version).map_err(|e| {
+        Error::BadRequest(format!(
+            "invalid version `{}`: {e}",
+            version.escape_default()
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -148,13 +176,37 @@ mod tests {
         let n = PackageName::parse("@acme/left-pad").expect("scoped");
         assert_eq!(n.basename(), "left-pad");
         assert_eq!(n.escaped(), "@acme%2fleft-pad");
-        assert_eq!(n.version_of_file("left-pad-1.0.0-beta.1.tgz"), Some("1.0.0-beta.1"));
+        assert_eq!(
+            n.version_of_file("left-pad-1.0.0-beta.1.tgz"),
+            Some("1.0.0-beta.1")
+        );
         assert_eq!(n.version_of_file("other-1.0.0.tgz"), None);
-        for bad in ["", ".hidden", "_x", "a b", "@scope", "@/x", "a\\b", "../x", "a/b", &"x".repeat(215)] {
+        for bad in [
+            "",
+            ".hidden",
+            "_x",
+            "a b",
+            "@scope",
+            "@/x",
+            "a\\b",
+            "../x",
+            "a/b",
+            &"x".repeat(215),
+        ] {
             assert!(PackageName::parse(bad).is_err(), "{bad:?}");
         }
-        assert!(PackageName::parse("JSONStream").expect("legacy").check_new().is_err());
-        assert!(PackageName::parse("ok-name").expect("ok").check_new().is_ok());
+        assert!(
+            PackageName::parse("JSONStream")
+                .expect("legacy")
+                .check_new()
+                .is_err()
+        );
+        assert!(
+            PackageName::parse("ok-name")
+                .expect("ok")
+                .check_new()
+                .is_ok()
+        );
     }
 
     #[test]

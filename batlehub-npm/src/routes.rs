@@ -3,7 +3,7 @@
 use batlehub_core::{Error, Result};
 use http::Method;
 
-use crate::name::{decode_segment, PackageName};
+use crate::name::{PackageName, decode_segment};
 
 /// One npm operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,15 +22,22 @@ pub(crate) enum Route {
 
 /// Splits the leading name off path segments: `@scope%2fname`, `@scope/name` or `name`.
 fn take_name<'a>(segs: &'a [&'a str]) -> Result<(PackageName, &'a [&'a str])> {
-    let first = segs.first().ok_or_else(|| Error::NotFound("no package named".into()))?;
+    let first = segs
+        .first()
+        .ok_or_else(|| Error::NotFound("no package named".into()))?;
     let decoded = decode_segment(first)?;
     if decoded.starts_with('@') && !decoded.contains('/') {
-        let second = segs.get(1).ok_or_else(|| Error::BadRequest(format!("invalid package name `{decoded}`")))?;
+        let second = segs
+            .get(1)
+            .ok_or_else(|| Error::BadRequest(format!("invalid package name `{decoded}`")))?;
         let base = decode_segment(second)?;
         if base.contains('/') {
             return Err(Error::BadRequest("invalid package name".into()));
         }
-        Ok((PackageName::parse(&format!("{decoded}/{base}"))?, &segs[2..]))
+        Ok((
+            PackageName::parse(&format!("{decoded}/{base}"))?,
+            &segs[2..],
+        ))
     } else {
         Ok((PackageName::parse(&decoded)?, &segs[1..]))
     }
@@ -40,16 +47,22 @@ fn query_param(query: Option<&str>, key: &str) -> Option<String> {
     query?.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         (k == key).then(|| {
-            percent_encoding::percent_decode_str(&v.replace('+', " ")).decode_utf8_lossy().into_owned()
+            percent_encoding::percent_decode_str(&v.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
         })
     })
 }
 
 /// Parses a request path (relative to the mount point) and query.
 pub(crate) fn parse(method: &Method, path: &str, query: Option<&str>) -> Result<Route> {
-    let trimmed = path.trim_start_matches('/');
+    let trimmed = path.strip_prefix('/').unwrap_or(path);
     let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
-    let segs: Vec<&str> = if trimmed.is_empty() { Vec::new() } else { trimmed.split('/').collect() };
+    let segs: Vec<&str> = if trimmed.is_empty() {
+        Vec::new()
+    } else {
+        trimmed.split('/').collect()
+    };
     if segs.iter().any(|s| s.is_empty()) {
         return Err(Error::BadRequest("empty path segment".into()));
     }
@@ -59,8 +72,13 @@ pub(crate) fn parse(method: &Method, path: &str, query: Option<&str>) -> Result<
         ["-", "whoami"] => Ok(Route::Whoami),
         ["-", "v1", "search"] => Ok(Route::Search {
             text: query_param(query, "text").unwrap_or_default(),
-            size: query_param(query, "size").and_then(|s| s.parse().ok()).unwrap_or(20).min(250),
-            from: query_param(query, "from").and_then(|s| s.parse().ok()).unwrap_or(0),
+            size: query_param(query, "size")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(20)
+                .min(250),
+            from: query_param(query, "from")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0),
         }),
         ["-", "package", rest @ ..] => {
             let (name, rest) = take_name(rest)?;
@@ -80,8 +98,14 @@ pub(crate) fn parse(method: &Method, path: &str, query: Option<&str>) -> Result<
             match rest {
                 [] => Ok(Route::Package { name }),
                 ["-rev", _rev] => Ok(Route::Revision { name }),
-                ["-", file] => Ok(Route::Tarball { name, file: checked_file(file)? }),
-                ["-", file, "-rev", _rev] => Ok(Route::TarballRevision { name, file: checked_file(file)? }),
+                ["-", file] => Ok(Route::Tarball {
+                    name,
+                    file: checked_file(file)?,
+                }),
+                ["-", file, "-rev", _rev] => Ok(Route::TarballRevision {
+                    name,
+                    file: checked_file(file)?,
+                }),
                 [version] if *version != "-" => {
                     let version = decode_segment(version)?;
                     batlehub_core::coords::check_segment("version", &version)?;
@@ -110,19 +134,65 @@ mod tests {
     #[test]
     fn routes() {
         let scoped = PackageName::parse("@a/b").expect("name");
-        assert_eq!(get("/@a%2fb").expect("ok"), Route::Package { name: scoped.clone() });
-        assert_eq!(get("/@a%2Fb").expect("ok"), Route::Package { name: scoped.clone() });
-        assert_eq!(get("/@a/b").expect("ok"), Route::Package { name: scoped.clone() });
-        assert_eq!(get("/@a/b/-/b-1.0.0.tgz").expect("ok"), Route::Tarball { name: scoped.clone(), file: "b-1.0.0.tgz".into() });
-        assert_eq!(get("/@a/b/latest").expect("ok"), Route::Version { name: scoped, version: "latest".into() });
-        assert!(matches!(get("/-/package/x/dist-tags/beta").expect("ok"), Route::DistTag { .. }));
-        assert!(matches!(parse(&Method::GET, "/-/v1/search", Some("text=a+b&size=5")).expect("ok"), Route::Search { text, size: 5, .. } if text == "a b"));
+        assert_eq!(
+            get("/@a%2fb").expect("ok"),
+            Route::Package {
+                name: scoped.clone()
+            }
+        );
+        assert_eq!(
+            get("/@a%2Fb").expect("ok"),
+            Route::Package {
+                name: scoped.clone()
+            }
+        );
+        assert_eq!(
+            get("/@a/b").expect("ok"),
+            Route::Package {
+                name: scoped.clone()
+            }
+        );
+        assert_eq!(
+            get("/@a/b/-/b-1.0.0.tgz").expect("ok"),
+            Route::Tarball {
+                name: scoped.clone(),
+                file: "b-1.0.0.tgz".into()
+            }
+        );
+        assert_eq!(
+            get("/@a/b/latest").expect("ok"),
+            Route::Version {
+                name: scoped,
+                version: "latest".into()
+            }
+        );
+        assert!(matches!(
+            get("/-/package/x/dist-tags/beta").expect("ok"),
+            Route::DistTag { .. }
+        ));
+        assert!(
+            matches!(parse(&Method::GET, "/-/v1/search", Some("text=a+b&size=5")).expect("ok"), Route::Search { text, size: 5, .. } if text == "a b")
+        );
     }
 
     #[test]
     fn traversal_refused() {
-        for p in ["/..", "/%2e%2e", "/x/..", "/x/%2e%2e%2fy", "/x/-/..%2f..%2fetc", "/a%5cb", "/a%00", "//x", "/x/-/a%5c.tgz"] {
-            assert!(matches!(get(p), Err(Error::BadRequest(_))), "{p}: {:?}", get(p));
+        for p in [
+            "/..",
+            "/%2e%2e",
+            "/x/..",
+            "/x/%2e%2e%2fy",
+            "/x/-/..%2f..%2fetc",
+            "/a%5cb",
+            "/a%00",
+            "//x",
+            "/x/-/a%5c.tgz",
+        ] {
+            assert!(
+                matches!(get(p), Err(Error::BadRequest(_))),
+                "{p}: {:?}",
+                get(p)
+            );
         }
     }
 }

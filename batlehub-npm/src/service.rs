@@ -49,7 +49,9 @@ impl NpmService {
     /// Serves `registry`, building absolute URLs with `base`.
     #[must_use]
     pub fn new(registry: Registry, base: BaseUrl) -> Self {
-        Self { inner: Arc::new(Inner { registry, base }) }
+        Self {
+            inner: Arc::new(Inner { registry, base }),
+        }
     }
 
     /// A local registry named `name`, mounted at `mount_path` (base URL derived per request).
@@ -65,8 +67,14 @@ impl NpmService {
     ///
     /// # Errors
     /// When the registry cannot be built (bad name or upstream URL).
-    pub fn proxy(hub: &Hub, name: &str, upstream: &str, mount_path: &str) -> std::result::Result<Self, String> {
-        let registry = hub.registry(RegistryConfig::new(name, Mode::Proxy).upstreams([upstream]))?;
+    pub fn proxy(
+        hub: &Hub,
+        name: &str,
+        upstream: &str,
+        mount_path: &str,
+    ) -> std::result::Result<Self, String> {
+        let registry =
+            hub.registry(RegistryConfig::new(name, Mode::Proxy).upstreams([upstream]))?;
         Ok(Self::new(registry, BaseUrl::derived(mount_path)))
     }
 
@@ -84,7 +92,8 @@ where
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = std::result::Result<Response<Body>, Infallible>> + Send>>;
+    type Future =
+        Pin<Box<dyn Future<Output = std::result::Result<Response<Body>, Infallible>> + Send>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<std::result::Result<(), Infallible>> {
         Poll::Ready(Ok(()))
@@ -104,7 +113,11 @@ impl Inner {
     {
         let (parts, body) = req.into_parts();
         let head = parts.method == Method::HEAD;
-        let identity = parts.extensions.get::<Identity>().cloned().unwrap_or_default();
+        let identity = parts
+            .extensions
+            .get::<Identity>()
+            .cloned()
+            .unwrap_or_default();
         let ctx = Ctx {
             registry: self.registry.clone(),
             identity,
@@ -115,8 +128,10 @@ impl Inner {
             Ok(r) => r,
             Err(e) => crate::error::to_response(&e, self.registry.now()),
         };
-        resp.headers_mut()
-            .insert(http::header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        resp.headers_mut().insert(
+            http::header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
         if head {
             *resp.body_mut() = body::empty();
         }
@@ -128,15 +143,23 @@ impl Inner {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let route = routes::parse(&ctx.parts.method, ctx.parts.uri.path(), ctx.parts.uri.query())?;
+        let route = routes::parse(
+            &ctx.parts.method,
+            ctx.parts.uri.path(),
+            ctx.parts.uri.query(),
+        )?;
         let method = ctx.parts.method.clone();
         let read = method == Method::GET || method == Method::HEAD;
         match (route, read) {
             (Route::Ping, true) => Ok(json(StatusCode::OK, &serde_json::json!({}))),
             (Route::Whoami, true) => handlers::misc::whoami(&ctx),
-            (Route::Search { text, size, from }, true) => handlers::misc::search(&ctx, &text, size, from).await,
+            (Route::Search { text, size, from }, true) => {
+                handlers::misc::search(&ctx, &text, size, from).await
+            }
             (Route::DistTags { name }, true) => handlers::tags::list(&ctx, &name).await,
-            (Route::DistTag { name, tag }, false) if method == Method::PUT || method == Method::POST => {
+            (Route::DistTag { name, tag }, false)
+                if method == Method::PUT || method == Method::POST =>
+            {
                 let body = read_body(&ctx, body, 64 * 1024).await?;
                 handlers::tags::add(&ctx, &name, &tag, &body).await
             }
@@ -160,9 +183,15 @@ impl Inner {
             (Route::TarballRevision { name, file }, false) if method == Method::DELETE => {
                 handlers::publish::delete_tarball(&ctx, &name, &file).await
             }
-            (Route::Version { name, version }, true) => handlers::read::version(&ctx, &name, &version).await,
-            (Route::Tarball { name, file }, true) => handlers::read::tarball(&ctx, &name, &file).await,
-            _ => Err(Error::MethodNotAllowed(format!("{method} is not supported here"))),
+            (Route::Version { name, version }, true) => {
+                handlers::read::version(&ctx, &name, &version).await
+            }
+            (Route::Tarball { name, file }, true) => {
+                handlers::read::tarball(&ctx, &name, &file).await
+            }
+            _ => Err(Error::MethodNotAllowed(format!(
+                "{method} is not supported here"
+            ))),
         }
     }
 }
@@ -187,14 +216,18 @@ where
         .and_then(|v| v.parse::<u64>().ok())
         && len > limit as u64
     {
-        return Err(Error::PayloadTooLarge(format!("request body exceeds the limit of {limit} bytes")));
+        return Err(Error::PayloadTooLarge(format!(
+            "request body exceeds the limit of {limit} bytes"
+        )));
     }
     match http_body_util::Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(Error::PayloadTooLarge(format!("request body exceeds the limit of {limit} bytes")))
-        }
-        Err(e) => Err(Error::BadRequest(format!("request body could not be read: {e}"))),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Error::PayloadTooLarge(
+            format!("request body exceeds the limit of {limit} bytes"),
+        )),
+        Err(e) => Err(Error::BadRequest(format!(
+            "request body could not be read: {e}"
+        ))),
     }
 }
 
@@ -204,10 +237,17 @@ pub(crate) fn json(status: StatusCode, value: &Value) -> Response<Body> {
 }
 
 /// A JSON response with a specific content type.
-pub(crate) fn json_typed(status: StatusCode, value: &Value, content_type: &'static str) -> Response<Body> {
+pub(crate) fn json_typed(
+    status: StatusCode,
+    value: &Value,
+    content_type: &'static str,
+) -> Response<Body> {
     let bytes = serde_json::to_vec(value).unwrap_or_default();
     let mut resp = Response::new(body::full(bytes));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
     resp
 }

@@ -37,12 +37,18 @@ pub(crate) fn read_package_json(tgz: &[u8]) -> Result<Value> {
             && file.is_some_and(|f| f.as_os_str() == "package.json")
         {
             let mut buf = Vec::new();
-            entry.take(MAX_MANIFEST + 1).read_to_end(&mut buf).map_err(|e| broken(&e.to_string()))?;
+            entry
+                .take(MAX_MANIFEST + 1)
+                .read_to_end(&mut buf)
+                .map_err(|e| broken(&e.to_string()))?;
             if buf.len() as u64 > MAX_MANIFEST {
                 return Err(broken("package.json is too large"));
             }
-            return serde_json::from_slice(&buf)
-                .map_err(|e| Error::BadRequest(format!("package.json in the tarball is not valid JSON: {e}")));
+            return serde_json::from_slice(&buf).map_err(|e| {
+                Error::BadRequest(format!(
+                    "package.json in the tarball is not valid JSON: {e}"
+                ))
+            });
         }
     }
     Err(Error::BadRequest(
@@ -58,14 +64,19 @@ pub(crate) mod tests {
     pub(crate) fn tgz(manifest: &Value) -> Vec<u8> {
         let mut builder = tar::Builder::new(Vec::new());
         for (path, data) in [
-            ("package/package.json", serde_json::to_vec(manifest).expect("json")),
+            (
+                "package/package.json",
+                serde_json::to_vec(manifest).expect("json"),
+            ),
             ("package/README.md", b"# hello\n".to_vec()),
         ] {
             let mut header = tar::Header::new_gnu();
             header.set_size(data.len() as u64);
             header.set_mode(0o644);
             header.set_cksum();
-            builder.append_data(&mut header, path, data.as_slice()).expect("append");
+            builder
+                .append_data(&mut header, path, data.as_slice())
+                .expect("append");
         }
         let tar = builder.into_inner().expect("tar");
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use batlehub_core::model::{LocalPackage, VersionRecord};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::name::PackageName;
 
@@ -64,7 +64,10 @@ pub fn render_version(base: &str, name: &PackageName, v: &VersionRecord) -> Valu
     };
     let dist = manifest.entry("dist").or_insert_with(|| json!({}));
     if let Value::Object(dist) = dist {
-        dist.insert("tarball".into(), Value::String(tarball_url(base, name, &v.version)));
+        dist.insert(
+            "tarball".into(),
+            Value::String(tarball_url(base, name, &v.version)),
+        );
     }
     match &v.deprecated {
         Some(msg) => {
@@ -99,7 +102,12 @@ pub fn local_packument(base: &str, name: &PackageName, pkg: &LocalPackage) -> Va
         .get("latest")
         .and_then(|l| pkg.versions.iter().find(|v| &v.version == l))
         .or_else(|| pkg.versions.last());
-    let pick = |field: &str| latest.and_then(|v| v.metadata.get(field)).cloned().unwrap_or(Value::Null);
+    let pick = |field: &str| {
+        latest
+            .and_then(|v| v.metadata.get(field))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
     let mut doc = Map::new();
     doc.insert("_id".into(), Value::String(name.as_str().to_owned()));
     doc.insert("_rev".into(), Value::String(revision(pkg)));
@@ -109,9 +117,24 @@ pub fn local_packument(base: &str, name: &PackageName, pkg: &LocalPackage) -> Va
     doc.insert("time".into(), Value::Object(time));
     doc.insert(
         "maintainers".into(),
-        Value::Array(maintainers.into_iter().map(|m| json!({"name": m, "email": ""})).collect()),
+        Value::Array(
+            maintainers
+                .into_iter()
+                .map(|m| json!({"name": m, "email": ""}))
+                .collect(),
+        ),
     );
-    for field in ["description", "readme", "readmeFilename", "homepage", "keywords", "repository", "license", "bugs", "author"] {
+    for field in [
+        "description",
+        "readme",
+        "readmeFilename",
+        "homepage",
+        "keywords",
+        "repository",
+        "license",
+        "bugs",
+        "author",
+    ] {
         let v = pick(field);
         if !v.is_null() {
             doc.insert(field.into(), v);
@@ -122,7 +145,11 @@ pub fn local_packument(base: &str, name: &PackageName, pkg: &LocalPackage) -> Va
 
 /// A revision string for CouchDB-style `_rev` (npm's unpublish sends it back; any value works).
 fn revision(pkg: &LocalPackage) -> String {
-    format!("{}-{:x}", pkg.versions.len().max(1), pkg.record.updated_at.timestamp_micros())
+    format!(
+        "{}-{:x}",
+        pkg.versions.len().max(1),
+        pkg.record.updated_at.timestamp_micros()
+    )
 }
 
 /// Rewrites every `dist.tarball` of an upstream packument to this registry.
@@ -130,7 +157,10 @@ pub fn rewrite_tarballs(doc: &mut Value, base: &str, name: &PackageName) {
     if let Some(Value::Object(versions)) = doc.get_mut("versions") {
         for (version, manifest) in versions.iter_mut() {
             if let Some(Value::Object(dist)) = manifest.get_mut("dist") {
-                dist.insert("tarball".into(), Value::String(tarball_url(base, name, version)));
+                dist.insert(
+                    "tarball".into(),
+                    Value::String(tarball_url(base, name, version)),
+                );
             }
         }
     }
@@ -140,10 +170,19 @@ pub fn rewrite_tarballs(doc: &mut Value, base: &str, name: &PackageName) {
 #[must_use]
 pub fn abbreviate(full: &Value) -> Value {
     let mut out = Map::new();
-    out.insert("name".into(), full.get("name").cloned().unwrap_or(Value::Null));
-    let modified = full.pointer("/time/modified").cloned().unwrap_or_else(|| Value::String(iso(Utc::now())));
+    out.insert(
+        "name".into(),
+        full.get("name").cloned().unwrap_or(Value::Null),
+    );
+    let modified = full
+        .pointer("/time/modified")
+        .cloned()
+        .unwrap_or_else(|| Value::String(iso(Utc::now())));
     out.insert("modified".into(), modified);
-    out.insert("dist-tags".into(), full.get("dist-tags").cloned().unwrap_or_else(|| json!({})));
+    out.insert(
+        "dist-tags".into(),
+        full.get("dist-tags").cloned().unwrap_or_else(|| json!({})),
+    );
     let mut versions = Map::new();
     if let Some(Value::Object(vs)) = full.get("versions") {
         for (v, manifest) in vs {
@@ -157,7 +196,9 @@ pub fn abbreviate(full: &Value) -> Value {
                 // npm's abbreviated format flags install scripts rather than listing scripts.
                 if !slim.contains_key("hasInstallScript")
                     && let Some(Value::Object(scripts)) = m.get("scripts")
-                    && ["preinstall", "install", "postinstall"].iter().any(|s| scripts.contains_key(*s))
+                    && ["preinstall", "install", "postinstall"]
+                        .iter()
+                        .any(|s| scripts.contains_key(*s))
                 {
                     slim.insert("hasInstallScript".into(), Value::Bool(true));
                 }

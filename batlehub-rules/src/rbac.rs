@@ -49,7 +49,10 @@ fn parse(path: &str, list: &[String]) -> Result<BTreeSet<Permission>, Error> {
     list.iter()
         .enumerate()
         .map(|(i, p)| {
-            p.parse().map_err(|reason| Error::InvalidPermission { path: format!("{path}[{i}]"), reason })
+            p.parse().map_err(|reason| Error::InvalidPermission {
+                path: format!("{path}[{i}]"),
+                reason,
+            })
         })
         .collect()
 }
@@ -80,7 +83,12 @@ impl Rbac {
         for (g, l) in &config.groups {
             groups.insert(g.clone(), parse(&format!("{path}.groups.{g}"), l)?);
         }
-        Ok(Self { anonymous, user, admin, groups })
+        Ok(Self {
+            anonymous,
+            user,
+            admin,
+            groups,
+        })
     }
 
     fn role_set(&self, role: Role) -> &BTreeSet<Permission> {
@@ -94,17 +102,25 @@ impl Rbac {
     /// Whether `identity` holds `permission` here.
     #[must_use]
     pub fn allows(&self, identity: &Identity, permission: Permission) -> bool {
-        let has = |set: &BTreeSet<Permission>| set.contains(&permission) || set.contains(&Permission::All);
+        let has = |set: &BTreeSet<Permission>| {
+            set.contains(&permission) || set.contains(&Permission::All)
+        };
         if matches!(identity, Identity::Invalid(_)) {
             return false;
         }
         // Inheritance: every role holds what the roles below it hold.
         let role = identity.role();
         let roles = [Role::Anonymous, Role::User, Role::Admin];
-        if roles.iter().filter(|r| **r <= role).any(|r| has(self.role_set(*r))) {
+        if roles
+            .iter()
+            .filter(|r| **r <= role)
+            .any(|r| has(self.role_set(*r)))
+        {
             return true;
         }
-        let Some(principal) = identity.principal() else { return false };
+        let Some(principal) = identity.principal() else {
+            return false;
+        };
         self.groups.iter().any(|(pattern, set)| {
             has(set) && principal.groups.iter().any(|g| group_matches(pattern, g))
         })
@@ -173,9 +189,18 @@ mod tests {
         assert!(!r.allows(&Identity::Anonymous, Permission::ReleasesRead));
         assert!(!r.allows(&user(Role::User, &[]), Permission::Publish));
         assert!(r.allows(&user(Role::User, &["oidc:team-a"]), Permission::Publish));
-        assert!(r.allows(&user(Role::Admin, &[]), Permission::ReleasesRead), "admin inherits user");
-        let bad = RbacConfig { user: Some(vec!["write".into()]), ..Default::default() };
+        assert!(
+            r.allows(&user(Role::Admin, &[]), Permission::ReleasesRead),
+            "admin inherits user"
+        );
+        let bad = RbacConfig {
+            user: Some(vec!["write".into()]),
+            ..Default::default()
+        };
         let e = Rbac::from_config(&bad, "registries[0].rbac").expect_err("bad");
-        assert!(e.to_string().starts_with("registries[0].rbac.user[0]"), "{e}");
+        assert!(
+            e.to_string().starts_with("registries[0].rbac.user[0]"),
+            "{e}"
+        );
     }
 }

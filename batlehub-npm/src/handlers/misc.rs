@@ -3,9 +3,9 @@
 use batlehub_core::body::Body;
 use batlehub_core::{Error, Identity, Mode, Permission, Result};
 use http::{Response, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use crate::service::{json, Ctx};
+use crate::service::{Ctx, json};
 use crate::wire::iso;
 
 /// `GET /-/whoami`.
@@ -20,17 +20,41 @@ pub(crate) fn whoami(ctx: &Ctx) -> Result<Response<Body>> {
 /// `GET /-/v1/search?text=&size=&from=`: local packages, then (proxy/hybrid) the first
 /// upstream's results for names not found locally.
 pub(crate) async fn search(ctx: &Ctx, text: &str, size: u32, from: u32) -> Result<Response<Body>> {
-    ctx.registry.authorize(&ctx.identity, Permission::ReleasesRead, None)?;
+    ctx.registry
+        .authorize(&ctx.identity, Permission::ReleasesRead, None)?;
     let mut objects = Vec::new();
     let mut names = std::collections::HashSet::new();
     if ctx.registry.mode() != Mode::Proxy {
-        for hit in ctx.registry.index().search(ctx.registry.name(), text, from, size).await? {
-            let m = &hit.metadata;
+        for hit in ctx
+            .registry
+            .index()
+            .search(ctx.registry.name(), text, from, size)
+            .await?
+        {
+            // Report the `latest` tag's version, as npm does, not the newest publish.
+            let tags = ctx
+                .registry
+                .index()
+                .tags(ctx.registry.name(), &hit.name)
+                .await?;
+            let latest = match tags.get("latest") {
+                Some(v) if *v != hit.latest_version => {
+                    ctx.registry
+                        .index()
+                        .version(ctx.registry.name(), &hit.name, v)
+                        .await?
+                }
+                _ => None,
+            };
+            let (version, m) = match &latest {
+                Some(v) => (v.version.clone(), &v.metadata),
+                None => (hit.latest_version.clone(), &hit.metadata),
+            };
             names.insert(hit.name.clone());
             objects.push(json!({
                 "package": {
                     "name": hit.name,
-                    "version": hit.latest_version,
+                    "version": version,
                     "description": m.get("description").cloned().unwrap_or(Value::Null),
                     "keywords": m.get("keywords").cloned().unwrap_or_else(|| json!([])),
                     "date": iso(hit.updated_at),
@@ -47,8 +71,15 @@ pub(crate) async fn search(ctx: &Ctx, text: &str, size: u32, from: u32) -> Resul
         match upstream_search(ctx, text, size, from).await {
             Ok(found) => {
                 for o in found {
-                    let n = o.pointer("/package/name").and_then(Value::as_str).unwrap_or_default().to_owned();
-                    if !n.is_empty() && !names.contains(&n) && o.pointer("/package/version").is_some() {
+                    let n = o
+                        .pointer("/package/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned();
+                    if !n.is_empty()
+                        && !names.contains(&n)
+                        && o.pointer("/package/version").is_some()
+                    {
                         let mut o = o;
                         if let Some(p) = o.get_mut("package").and_then(Value::as_object_mut) {
                             let m = search_maintainers(p.get("maintainers"));
@@ -63,11 +94,17 @@ pub(crate) async fn search(ctx: &Ctx, text: &str, size: u32, from: u32) -> Resul
     }
     objects.truncate(size as usize);
     let total = objects.len();
-    Ok(json(StatusCode::OK, &json!({ "objects": objects, "total": total, "time": iso(ctx.registry.now()) })))
+    Ok(json(
+        StatusCode::OK,
+        &json!({ "objects": objects, "total": total, "time": iso(ctx.registry.now()) }),
+    ))
 }
 
 async fn upstream_search(ctx: &Ctx, text: &str, size: u32, from: u32) -> Result<Vec<Value>> {
-    let client = ctx.registry.upstream().ok_or_else(|| Error::internal("no upstream"))?;
+    let client = ctx
+        .registry
+        .upstream()
+        .ok_or_else(|| Error::internal("no upstream"))?;
     let mut url = client.url_for(0, "-/v1/search")?;
     url.query_pairs_mut()
         .append_pair("text", text)
@@ -75,14 +112,24 @@ async fn upstream_search(ctx: &Ctx, text: &str, size: u32, from: u32) -> Result<
         .append_pair("from", &from.to_string());
     let resp = client.get(url, http::HeaderMap::new()).await?;
     if !resp.status().is_success() {
-        return Err(Error::Upstream(format!("upstream search answered {}", resp.status())));
+        return Err(Error::Upstream(format!(
+            "upstream search answered {}",
+            resp.status()
+        )));
     }
-    let body = resp.bytes().await.map_err(|e| Error::Upstream(e.to_string()))?;
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| Error::Upstream(e.to_string()))?;
     if body.len() > 16 * 1024 * 1024 {
         return Err(Error::Upstream("upstream search result too large".into()));
     }
     let value: Value = serde_json::from_slice(&body).map_err(|e| Error::Upstream(e.to_string()))?;
-    Ok(value.get("objects").and_then(Value::as_array).cloned().unwrap_or_default())
+    Ok(value
+        .get("objects")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default())
 }
 
 /// The npm CLI prints `maintainers[].username` and crashes when it is missing; packuments
@@ -99,7 +146,11 @@ fn search_maintainers(list: Option<&Value>) -> Value {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_owned();
-                let email = m.get("email").and_then(Value::as_str).unwrap_or_default().to_owned();
+                let email = m
+                    .get("email")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
                 json!({ "username": name, "email": email })
             })
             .collect(),

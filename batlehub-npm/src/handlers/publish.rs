@@ -7,31 +7,39 @@ use batlehub_core::model::{FileRecord, NewVersion, VersionRecord};
 use batlehub_core::{Error, Permission, Result};
 use bytes::Bytes;
 use http::{Response, StatusCode};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::handlers::read::{is_local, not_found};
-use crate::name::{check_version, PackageName};
-use crate::service::{json, Ctx};
+use crate::name::{PackageName, check_version};
+use crate::service::{Ctx, json};
 use crate::wire::PublishBody;
 
 async fn writable(ctx: &Ctx, name: &PackageName) -> Result<()> {
-    ctx.registry.authorize(&ctx.identity, Permission::Publish, Some(name.as_str()))?;
+    ctx.registry
+        .authorize(&ctx.identity, Permission::Publish, Some(name.as_str()))?;
     ctx.registry.ensure_publishable()
 }
 
 fn parse_body(body: &Bytes) -> Result<PublishBody> {
-    serde_json::from_slice(body).map_err(|e| Error::BadRequest(format!("publish body is not valid JSON: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| Error::BadRequest(format!("publish body is not valid JSON: {e}")))
 }
 
 /// `PUT /{name}`: a publish when the body carries `_attachments`, else a metadata update
 /// (`npm deprecate`).
-pub(crate) async fn put_package(ctx: &Ctx, name: &PackageName, body: &Bytes) -> Result<Response<Body>> {
+pub(crate) async fn put_package(
+    ctx: &Ctx,
+    name: &PackageName,
+    body: &Bytes,
+) -> Result<Response<Body>> {
     writable(ctx, name).await?;
     let body = parse_body(body)?;
     if let Some(n) = &body.name
         && n != name.as_str()
     {
-        return Err(Error::BadRequest(format!("body names package `{n}` but the URL names `{name}`")));
+        return Err(Error::BadRequest(format!(
+            "body names package `{n}` but the URL names `{name}`"
+        )));
     }
     if body.attachments.is_empty() {
         return update_metadata(ctx, name, &body).await;
@@ -40,24 +48,43 @@ pub(crate) async fn put_package(ctx: &Ctx, name: &PackageName, body: &Bytes) -> 
 }
 
 async fn local_exists(ctx: &Ctx, name: &PackageName) -> Result<bool> {
-    Ok(is_local(ctx, name).await? && ctx.registry.index().package_exists(ctx.registry.name(), name.as_str()).await?)
+    Ok(is_local(ctx, name).await?
+        && ctx
+            .registry
+            .index()
+            .package_exists(ctx.registry.name(), name.as_str())
+            .await?)
 }
 
 /// Applies `deprecated` changes from a full document.
-async fn update_metadata(ctx: &Ctx, name: &PackageName, body: &PublishBody) -> Result<Response<Body>> {
+async fn update_metadata(
+    ctx: &Ctx,
+    name: &PackageName,
+    body: &PublishBody,
+) -> Result<Response<Body>> {
     if !local_exists(ctx, name).await? {
         return Err(not_found(name));
     }
     let reg = ctx.registry.name();
     let index = ctx.registry.index();
     for (version, manifest) in &body.versions {
-        let Some(current) = index.version(reg, name.as_str(), version).await? else { continue };
-        let wanted = manifest.get("deprecated").and_then(Value::as_str).filter(|m| !m.is_empty());
+        let Some(current) = index.version(reg, name.as_str(), version).await? else {
+            continue;
+        };
+        let wanted = manifest
+            .get("deprecated")
+            .and_then(Value::as_str)
+            .filter(|m| !m.is_empty());
         if current.deprecated.as_deref() != wanted {
-            index.set_deprecated(reg, name.as_str(), version, wanted).await?;
+            index
+                .set_deprecated(reg, name.as_str(), version, wanted)
+                .await?;
         }
     }
-    Ok(json(StatusCode::OK, &json!({ "ok": true, "id": name.as_str() })))
+    Ok(json(
+        StatusCode::OK,
+        &json!({ "ok": true, "id": name.as_str() }),
+    ))
 }
 
 async fn publish(ctx: &Ctx, name: &PackageName, body: PublishBody) -> Result<Response<Body>> {
@@ -68,31 +95,45 @@ async fn publish(ctx: &Ctx, name: &PackageName, body: PublishBody) -> Result<Res
         name.check_new()?;
     }
     if body.versions.len() != 1 || body.attachments.len() != 1 {
-        return Err(Error::BadRequest("a publish must carry exactly one version and one tarball".into()));
+        return Err(Error::BadRequest(
+            "a publish must carry exactly one version and one tarball".into(),
+        ));
     }
     let Some((version, manifest)) = body.versions.into_iter().next() else {
         return Err(Error::BadRequest("no version in publish body".into()));
     };
     check_version(&version)?;
     let Value::Object(mut manifest) = manifest else {
-        return Err(Error::BadRequest("version manifest must be an object".into()));
+        return Err(Error::BadRequest(
+            "version manifest must be an object".into(),
+        ));
     };
     if manifest.get("name").and_then(Value::as_str) != Some(name.as_str()) {
-        return Err(Error::BadRequest(format!("manifest name does not match package `{name}`")));
+        return Err(Error::BadRequest(format!(
+            "manifest name does not match package `{name}`"
+        )));
     }
     if manifest.get("version").and_then(Value::as_str) != Some(version.as_str()) {
-        return Err(Error::BadRequest(format!("manifest version does not match `{version}`")));
+        return Err(Error::BadRequest(format!(
+            "manifest version does not match `{version}`"
+        )));
     }
     let Some((file_key, attachment)) = body.attachments.into_iter().next() else {
         return Err(Error::BadRequest("no tarball in publish body".into()));
     };
     let filename = name.tarball_file(&version);
     if file_key != filename && file_key != format!("{}-{version}.tgz", name.as_str()) {
-        return Err(Error::BadRequest(format!("attachment `{file_key}` should be named `{filename}`")));
+        return Err(Error::BadRequest(format!(
+            "attachment `{file_key}` should be named `{filename}`"
+        )));
     }
     let tarball = base64::engine::general_purpose::STANDARD
         .decode(attachment.data.trim())
-        .map_err(|e| Error::BadRequest(format!("attachment data is not valid base64 (truncated?): {e}")))?;
+        .map_err(|e| {
+            Error::BadRequest(format!(
+                "attachment data is not valid base64 (truncated?): {e}"
+            ))
+        })?;
     if tarball.is_empty() {
         return Err(Error::BadRequest("attachment is empty".into()));
     }
@@ -105,7 +146,9 @@ async fn publish(ctx: &Ctx, name: &PackageName, body: PublishBody) -> Result<Res
         )));
     }
     if tarball.len() as u64 > ctx.registry.config().max_upload_bytes {
-        return Err(Error::PayloadTooLarge("tarball exceeds the upload limit".into()));
+        return Err(Error::PayloadTooLarge(
+            "tarball exceeds the upload limit".into(),
+        ));
     }
     let digests = batlehub_core::digest::Digests::of(&tarball);
     let dist = manifest.get("dist").cloned().unwrap_or_else(|| json!({}));
@@ -113,18 +156,28 @@ async fn publish(ctx: &Ctx, name: &PackageName, body: PublishBody) -> Result<Res
         let expected = ExpectedDigest::from_sri(sri)
             .ok_or_else(|| Error::BadRequest("dist.integrity is not a valid SRI string".into()))?;
         if !expected.matches(&digests) {
-            return Err(Error::BadRequest("tarball does not match dist.integrity".into()));
+            return Err(Error::BadRequest(
+                "tarball does not match dist.integrity".into(),
+            ));
         }
     }
     if let Some(shasum) = dist.get("shasum").and_then(Value::as_str)
         && !shasum.eq_ignore_ascii_case(&digests.sha1_hex())
     {
-        return Err(Error::BadRequest("tarball does not match dist.shasum".into()));
+        return Err(Error::BadRequest(
+            "tarball does not match dist.shasum".into(),
+        ));
     }
     let inner = crate::tarball::read_package_json(&tarball)?;
     let (in_name, in_version) = (
-        inner.get("name").and_then(Value::as_str).unwrap_or_default(),
-        inner.get("version").and_then(Value::as_str).unwrap_or_default(),
+        inner
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+        inner
+            .get("version")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
     );
     if in_name != name.as_str() || in_version != version {
         return Err(Error::BadRequest(format!(
@@ -143,13 +196,25 @@ async fn publish(ctx: &Ctx, name: &PackageName, body: PublishBody) -> Result<Res
     manifest.insert("dist".into(), Value::Object(dist_out));
     manifest.insert("_id".into(), Value::String(format!("{name}@{version}")));
     manifest.insert("_npmUser".into(), json!({ "name": publisher, "email": "" }));
-    manifest.insert("maintainers".into(), json!([{ "name": publisher, "email": "" }]));
+    manifest.insert(
+        "maintainers".into(),
+        json!([{ "name": publisher, "email": "" }]),
+    );
     manifest.remove("_attachments");
-    let deprecated = manifest.remove("deprecated").and_then(|d| d.as_str().map(str::to_owned)).filter(|d| !d.is_empty());
+    let deprecated = manifest
+        .remove("deprecated")
+        .and_then(|d| d.as_str().map(str::to_owned))
+        .filter(|d| !d.is_empty());
 
-    let mut tags: Vec<String> =
-        body.dist_tags.iter().filter(|(_, v)| **v == version).map(|(t, _)| t.clone()).collect();
-    if !tags.iter().any(|t| t == "latest") && !index.tags(reg, name.as_str()).await?.contains_key("latest") {
+    let mut tags: Vec<String> = body
+        .dist_tags
+        .iter()
+        .filter(|(_, v)| **v == version)
+        .map(|(t, _)| t.clone())
+        .collect();
+    if !tags.iter().any(|t| t == "latest")
+        && !index.tags(reg, name.as_str()).await?.contains_key("latest")
+    {
         tags.push("latest".into());
     }
 
@@ -164,14 +229,21 @@ async fn publish(ctx: &Ctx, name: &PackageName, body: PublishBody) -> Result<Res
             deprecated,
             publisher: Some(publisher),
             metadata: Value::Object(manifest),
-            files: vec![FileRecord { filename, sha256: digests.sha256_hex(), size: digests.size }],
+            files: vec![FileRecord {
+                filename,
+                sha256: digests.sha256_hex(),
+                size: digests.size,
+            }],
         },
         tags,
     };
     match ctx.registry.publish(new, vec![staged]).await {
         Ok(()) => {
             tracing::info!(registry = reg, package = %name, %version, "published");
-            Ok(json(StatusCode::OK, &json!({ "ok": true, "id": name.as_str() })))
+            Ok(json(
+                StatusCode::OK,
+                &json!({ "ok": true, "id": name.as_str() }),
+            ))
         }
         Err(Error::Conflict(_)) => Err(Error::Conflict(format!(
             "You cannot publish over the previously published versions: {version}."
@@ -182,7 +254,11 @@ async fn publish(ctx: &Ctx, name: &PackageName, body: PublishBody) -> Result<Res
 
 /// `PUT /{name}/-rev/{rev}`: `npm unpublish name@version` sends the document without the
 /// removed versions (and with repaired tags).
-pub(crate) async fn put_revision(ctx: &Ctx, name: &PackageName, body: &Bytes) -> Result<Response<Body>> {
+pub(crate) async fn put_revision(
+    ctx: &Ctx,
+    name: &PackageName,
+    body: &Bytes,
+) -> Result<Response<Body>> {
     writable(ctx, name).await?;
     if !local_exists(ctx, name).await? {
         return Err(not_found(name));
@@ -190,7 +266,9 @@ pub(crate) async fn put_revision(ctx: &Ctx, name: &PackageName, body: &Bytes) ->
     let body = parse_body(body)?;
     let reg = ctx.registry.name();
     let index = ctx.registry.index();
-    let Some(pkg) = index.package(reg, name.as_str()).await? else { return Err(not_found(name)) };
+    let Some(pkg) = index.package(reg, name.as_str()).await? else {
+        return Err(not_found(name));
+    };
     for v in &pkg.versions {
         if !body.versions.contains_key(&v.version) {
             index.delete_version(reg, name.as_str(), &v.version).await?;
@@ -202,10 +280,12 @@ pub(crate) async fn put_revision(ctx: &Ctx, name: &PackageName, body: &Bytes) ->
             index.set_tag(reg, name.as_str(), tag, version).await?;
         }
     }
-    update_metadata(ctx, name, &body).await.or_else(|e| match e {
-        Error::NotFound(_) => Ok(json(StatusCode::OK, &json!({ "ok": true }))),
-        e => Err(e),
-    })
+    update_metadata(ctx, name, &body)
+        .await
+        .or_else(|e| match e {
+            Error::NotFound(_) => Ok(json(StatusCode::OK, &json!({ "ok": true }))),
+            e => Err(e),
+        })
 }
 
 /// `DELETE /{name}/-rev/{rev}`: unpublish the whole package.
@@ -214,13 +294,20 @@ pub(crate) async fn unpublish_package(ctx: &Ctx, name: &PackageName) -> Result<R
     if !local_exists(ctx, name).await? {
         return Err(not_found(name));
     }
-    ctx.registry.index().delete_package(ctx.registry.name(), name.as_str()).await?;
+    ctx.registry
+        .index()
+        .delete_package(ctx.registry.name(), name.as_str())
+        .await?;
     tracing::info!(registry = ctx.registry.name(), package = %name, "unpublished package");
     Ok(json(StatusCode::OK, &json!({ "ok": true })))
 }
 
 /// `DELETE /{name}/-/{file}/-rev/{rev}`: the tarball of a version removed just before.
-pub(crate) async fn delete_tarball(ctx: &Ctx, name: &PackageName, _file: &str) -> Result<Response<Body>> {
+pub(crate) async fn delete_tarball(
+    ctx: &Ctx,
+    name: &PackageName,
+    _file: &str,
+) -> Result<Response<Body>> {
     writable(ctx, name).await?;
     if !is_local(ctx, name).await? {
         return Err(not_found(name));

@@ -4,24 +4,33 @@ use batlehub_core::body::Body;
 use batlehub_core::{Error, Permission, Result};
 use bytes::Bytes;
 use http::{Response, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::handlers::read::{full_packument, is_local, not_found};
 use crate::name::PackageName;
-use crate::service::{json, Ctx};
+use crate::service::{Ctx, json};
 
 /// `GET /-/package/{name}/dist-tags`.
 pub(crate) async fn list(ctx: &Ctx, name: &PackageName) -> Result<Response<Body>> {
-    ctx.registry.authorize(&ctx.identity, Permission::ReleasesRead, Some(name.as_str()))?;
+    ctx.registry
+        .authorize(&ctx.identity, Permission::ReleasesRead, Some(name.as_str()))?;
     let (full, _) = full_packument(ctx, name).await?;
-    Ok(json(StatusCode::OK, full.get("dist-tags").unwrap_or(&json!({}))))
+    Ok(json(
+        StatusCode::OK,
+        full.get("dist-tags").unwrap_or(&json!({})),
+    ))
 }
 
 async fn writable(ctx: &Ctx, name: &PackageName) -> Result<()> {
-    ctx.registry.authorize(&ctx.identity, Permission::Publish, Some(name.as_str()))?;
+    ctx.registry
+        .authorize(&ctx.identity, Permission::Publish, Some(name.as_str()))?;
     ctx.registry.ensure_publishable()?;
     if !is_local(ctx, name).await?
-        || !ctx.registry.index().package_exists(ctx.registry.name(), name.as_str()).await?
+        || !ctx
+            .registry
+            .index()
+            .package_exists(ctx.registry.name(), name.as_str())
+            .await?
     {
         return Err(not_found(name));
     }
@@ -29,18 +38,35 @@ async fn writable(ctx: &Ctx, name: &PackageName) -> Result<()> {
 }
 
 /// `PUT /-/package/{name}/dist-tags/{tag}` with the version as a JSON string.
-pub(crate) async fn add(ctx: &Ctx, name: &PackageName, tag: &str, body: &Bytes) -> Result<Response<Body>> {
+pub(crate) async fn add(
+    ctx: &Ctx,
+    name: &PackageName,
+    tag: &str,
+    body: &Bytes,
+) -> Result<Response<Body>> {
     writable(ctx, name).await?;
     if semver::VersionReq::parse(tag).is_ok() {
-        return Err(Error::BadRequest(format!("tag `{tag}` must not be a valid semver range")));
+        return Err(Error::BadRequest(format!(
+            "tag `{tag}` must not be a valid semver range"
+        )));
     }
     let version = match serde_json::from_slice::<Value>(body) {
         Ok(Value::String(v)) => v,
-        _ => return Err(Error::BadRequest("body must be the version as a JSON string".into())),
+        _ => {
+            return Err(Error::BadRequest(
+                "body must be the version as a JSON string".into(),
+            ));
+        }
     };
-    let set = ctx.registry.index().set_tag(ctx.registry.name(), name.as_str(), tag, &version).await?;
+    let set = ctx
+        .registry
+        .index()
+        .set_tag(ctx.registry.name(), name.as_str(), tag, &version)
+        .await?;
     if !set {
-        return Err(Error::NotFound(format!("version `{version}` of `{name}` not found")));
+        return Err(Error::NotFound(format!(
+            "version `{version}` of `{name}` not found"
+        )));
     }
     Ok(json(StatusCode::OK, &json!({ "ok": true })))
 }
@@ -49,10 +75,19 @@ pub(crate) async fn add(ctx: &Ctx, name: &PackageName, tag: &str, body: &Bytes) 
 pub(crate) async fn remove(ctx: &Ctx, name: &PackageName, tag: &str) -> Result<Response<Body>> {
     writable(ctx, name).await?;
     if tag == "latest" {
-        return Err(Error::BadRequest("the `latest` tag cannot be removed; point it elsewhere instead".into()));
+        return Err(Error::BadRequest(
+            "the `latest` tag cannot be removed; point it elsewhere instead".into(),
+        ));
     }
-    if !ctx.registry.index().remove_tag(ctx.registry.name(), name.as_str(), tag).await? {
-        return Err(Error::NotFound(format!("tag `{tag}` of `{name}` not found")));
+    if !ctx
+        .registry
+        .index()
+        .remove_tag(ctx.registry.name(), name.as_str(), tag)
+        .await?
+    {
+        return Err(Error::NotFound(format!(
+            "tag `{tag}` of `{name}` not found"
+        )));
     }
     Ok(json(StatusCode::OK, &json!({ "ok": true })))
 }

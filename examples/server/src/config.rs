@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use batlehub::rules::RbacConfig;
 use batlehub::Mode;
+use batlehub::rules::RbacConfig;
 use serde::Deserialize;
 
 /// The whole configuration file.
@@ -47,7 +47,11 @@ fn default_listen() -> String {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: default_listen(), public_url: None, trusted_proxies: Vec::new() }
+        Self {
+            listen: default_listen(),
+            public_url: None,
+            trusted_proxies: Vec::new(),
+        }
     }
 }
 
@@ -81,7 +85,10 @@ fn default_blob_path() -> PathBuf {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { kind: default_storage_type(), path: default_blob_path() }
+        Self {
+            kind: default_storage_type(),
+            path: default_blob_path(),
+        }
     }
 }
 
@@ -231,7 +238,8 @@ impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("cannot read config {}: {e}", path.display())))?;
-        Self::parse(&text).map_err(|ConfigError(e)| ConfigError(format!("config {}: {e}", path.display())))
+        Self::parse(&text)
+            .map_err(|ConfigError(e)| ConfigError(format!("config {}: {e}", path.display())))
     }
 
     /// Parses and validates configuration text.
@@ -239,9 +247,12 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the key.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let mut value: toml::Value = toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        let mut value: toml::Value =
+            toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
         expand_env(&mut value, "")?;
-        let config: Config = value.try_into().map_err(|e: toml::de::Error| ConfigError(e.to_string()))?;
+        let config: Config = value
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }
@@ -252,7 +263,10 @@ impl Config {
         Self {
             server: ServerConfig::default(),
             database: None,
-            storage: StorageConfig { kind: "filesystem".into(), path: data_dir.join("blobs") },
+            storage: StorageConfig {
+                kind: "filesystem".into(),
+                path: data_dir.join("blobs"),
+            },
             auth: AuthConfig::default(),
             registries: vec![RegistryToml {
                 name: "npm".into(),
@@ -286,10 +300,15 @@ impl Config {
                 )));
             }
             if r.mode.has_upstreams() && r.upstreams.is_empty() {
-                return Err(ConfigError(format!("{at}.upstreams: required in {} mode", r.mode)));
+                return Err(ConfigError(format!(
+                    "{at}.upstreams: required in {} mode",
+                    r.mode
+                )));
             }
             if r.mode == Mode::Local && !r.upstreams.is_empty() {
-                return Err(ConfigError(format!("{at}.upstreams: a local registry has no upstreams")));
+                return Err(ConfigError(format!(
+                    "{at}.upstreams: a local registry has no upstreams"
+                )));
             }
         }
         if !matches!(self.storage.kind.as_str(), "filesystem" | "memory") {
@@ -300,7 +319,10 @@ impl Config {
         }
         for (i, t) in self.auth.tokens.iter().enumerate() {
             if t.value.is_some() == t.hash.is_some() {
-                return Err(ConfigError(format!("auth.tokens[{i}] ({}): set exactly one of value or hash", t.name)));
+                return Err(ConfigError(format!(
+                    "auth.tokens[{i}] ({}): set exactly one of value or hash",
+                    t.name
+                )));
             }
         }
         Ok(())
@@ -320,8 +342,9 @@ fn expand_env(value: &mut toml::Value, path: &str) -> Result<(), ConfigError> {
                     .find('}')
                     .ok_or_else(|| ConfigError(format!("{path}: unterminated ${{ in value")))?;
                 let var = &after[..end];
-                let val = std::env::var(var)
-                    .map_err(|_| ConfigError(format!("{path}: environment variable `{var}` is not set")))?;
+                let val = std::env::var(var).map_err(|_| {
+                    ConfigError(format!("{path}: environment variable `{var}` is not set"))
+                })?;
                 out.push_str(&val);
                 rest = &after[end + 1..];
             }
@@ -335,7 +358,11 @@ fn expand_env(value: &mut toml::Value, path: &str) -> Result<(), ConfigError> {
         }
         toml::Value::Table(t) => {
             for (k, v) in t.iter_mut() {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 expand_env(v, &p)?;
             }
         }
@@ -352,11 +379,16 @@ mod tests {
     fn unknown_keys_and_bad_values_name_the_key() {
         let e = Config::parse("[server]\nlisen = \"x\"\n").expect_err("unknown key");
         assert!(e.0.contains("lisen"), "{e}");
-        let e = Config::parse("[[registries]]\nname = \"n\"\ntype = \"npm\"\nmode = \"bogus\"\n").expect_err("bad mode");
+        let e = Config::parse("[[registries]]\nname = \"n\"\ntype = \"npm\"\nmode = \"bogus\"\n")
+            .expect_err("bad mode");
         assert!(e.0.contains("bogus"), "{e}");
-        let e = Config::parse("[[registries]]\nname = \"n\"\ntype = \"npm\"\nmode = \"proxy\"\n").expect_err("no upstream");
+        let e = Config::parse("[[registries]]\nname = \"n\"\ntype = \"npm\"\nmode = \"proxy\"\n")
+            .expect_err("no upstream");
         assert!(e.0.contains("registries[0] (n).upstreams"), "{e}");
-        let e = Config::parse("[[registries]]\nname = \"n\"\ntype = \"npm\"\n[registries.rbac]\nuser = [1]\n").expect_err("type");
+        let e = Config::parse(
+            "[[registries]]\nname = \"n\"\ntype = \"npm\"\n[registries.rbac]\nuser = [1]\n",
+        )
+        .expect_err("type");
         assert!(e.0.contains("user") || e.0.contains("rbac"), "{e}");
     }
 
@@ -366,7 +398,8 @@ mod tests {
         let home = std::env::var("PATH").expect("PATH set");
         let c = Config::parse("[server]\npublic_url = \"${PATH}\"\n").expect("ok");
         assert_eq!(c.server.public_url.as_deref(), Some(home.as_str()));
-        let e = Config::parse("[server]\npublic_url = \"${BATLEHUB_SURELY_UNSET_VAR}\"\n").expect_err("unset");
+        let e = Config::parse("[server]\npublic_url = \"${BATLEHUB_SURELY_UNSET_VAR}\"\n")
+            .expect_err("unset");
         assert!(e.0.contains("server.public_url"), "{e}");
     }
 }

@@ -9,9 +9,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::routing::get;
-use axum::Router;
 use batlehub::auth::{AuthLayer, StaticTokens, TokenConfig, TokenSecret};
 use batlehub::core::{ClientAddr, UpstreamAuth};
 use batlehub::npm::NpmService;
@@ -39,14 +39,18 @@ pub async fn build_router(config: &Config) -> Result<Router, ConfigError> {
         Some(db) => db.url.clone(),
         None => {
             let dir = config.storage.path.parent().unwrap_or(Path::new("."));
-            std::fs::create_dir_all(dir).map_err(|e| ConfigError(format!("data directory {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| ConfigError(format!("data directory {}: {e}", dir.display())))?;
             format!("sqlite://{}", dir.join("batlehub.db").display())
         }
     };
     let storage = batlehub::storage::open(&db_url, blobs)
         .await
         .map_err(|e| ConfigError(format!("database: {e}")))?;
-    let hub = Hub::builder().storage(storage).build().map_err(ConfigError)?;
+    let hub = Hub::builder()
+        .storage(storage)
+        .build()
+        .map_err(ConfigError)?;
 
     let trusted: Vec<ipnet::IpNet> = config
         .server
@@ -60,7 +64,8 @@ pub async fn build_router(config: &Config) -> Result<Router, ConfigError> {
         })
         .collect::<Result<_, _>>()?;
     if let Some(url) = &config.server.public_url {
-        url::Url::parse(url).map_err(|e| ConfigError(format!("server.public_url: `{url}`: {e}")))?;
+        url::Url::parse(url)
+            .map_err(|e| ConfigError(format!("server.public_url: `{url}`: {e}")))?;
     }
 
     let mut router = Router::new().route("/healthz", get(|| async { "ok\n" }));
@@ -71,8 +76,12 @@ pub async fn build_router(config: &Config) -> Result<Router, ConfigError> {
         rc.upstream.ca_cert_path = r.tls.as_ref().and_then(|t| t.ca_cert_path.clone());
         rc.upstream.auth = r.upstream_auth.as_ref().map(|a| match a.clone() {
             config::UpstreamAuthToml::Bearer { token } => UpstreamAuth::Bearer { token },
-            config::UpstreamAuthToml::Basic { username, password } => UpstreamAuth::Basic { username, password },
-            config::UpstreamAuthToml::Header { name, value } => UpstreamAuth::Header { name, value },
+            config::UpstreamAuthToml::Basic { username, password } => {
+                UpstreamAuth::Basic { username, password }
+            }
+            config::UpstreamAuthToml::Header { name, value } => {
+                UpstreamAuth::Header { name, value }
+            }
         });
         if let Some(ttl) = r.cache.as_ref().and_then(|c| c.metadata_ttl_secs) {
             rc.metadata_ttl = std::time::Duration::from_secs(ttl);
@@ -144,18 +153,27 @@ impl Server {
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|e| ConfigError(format!("server.listen: cannot bind {listen}: {e}")))?;
-        let addr = listener.local_addr().map_err(|e| ConfigError(e.to_string()))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| ConfigError(e.to_string()))?;
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let app = router.into_make_service_with_connect_info::<SocketAddr>();
             let shutdown = async move {
                 let _ = rx.await;
             };
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
                 tracing::error!(error = %e, "server failed");
             }
         });
-        Ok(Self { addr, shutdown: Some(tx), task })
+        Ok(Self {
+            addr,
+            shutdown: Some(tx),
+            task,
+        })
     }
 
     /// The base URL (`http://addr`).
@@ -247,9 +265,13 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         match a.as_str() {
             "hash-token" => return Ok(Command::HashToken(it.next().cloned())),
             "-h" | "--help" | "help" => return Ok(Command::Help),
-            "--config" | "-c" => config = Some(PathBuf::from(it.next().ok_or("--config needs a PATH")?)),
+            "--config" | "-c" => {
+                config = Some(PathBuf::from(it.next().ok_or("--config needs a PATH")?))
+            }
             "--listen" => listen = Some(it.next().ok_or("--listen needs HOST:PORT")?.clone()),
-            "--data-dir" => data_dir = Some(PathBuf::from(it.next().ok_or("--data-dir needs a PATH")?)),
+            "--data-dir" => {
+                data_dir = Some(PathBuf::from(it.next().ok_or("--data-dir needs a PATH")?))
+            }
             other => {
                 if let Some(p) = other.strip_prefix("--config=") {
                     config = Some(PathBuf::from(p));
@@ -260,22 +282,35 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         }
     }
     if config.is_none() {
-        config = std::env::var_os("BATLEHUB_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from);
+        config = std::env::var_os("BATLEHUB_CONFIG")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
     }
-    Ok(Command::Serve { config, listen, data_dir })
+    Ok(Command::Serve {
+        config,
+        listen,
+        data_dir,
+    })
 }
 
 /// Runs the server until SIGINT or SIGTERM.
 ///
 /// # Errors
 /// Configuration, bind and I/O errors, as text for the user.
-pub async fn run(config_path: Option<PathBuf>, listen: Option<String>, data_dir: Option<PathBuf>) -> Result<(), String> {
+pub async fn run(
+    config_path: Option<PathBuf>,
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+) -> Result<(), String> {
     let mut config = match &config_path {
         Some(p) => Config::load(p).map_err(|e| e.to_string())?,
         None => {
-            let dir = data_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+            let dir = data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
             let mut c = Config::zero_config(&dir);
-            let (token, created) = admin_token(&dir).map_err(|e| format!("data directory {}: {e}", dir.display()))?;
+            let (token, created) =
+                admin_token(&dir).map_err(|e| format!("data directory {}: {e}", dir.display()))?;
             c.auth.tokens.push(config::TokenToml {
                 name: "admin".into(),
                 value: Some(token.clone()),
@@ -285,7 +320,10 @@ pub async fn run(config_path: Option<PathBuf>, listen: Option<String>, data_dir:
             });
             let file = dir.join("admin-token");
             if created {
-                println!("batlehub: generated admin token (saved in {}):\n\n    {token}\n", file.display());
+                println!(
+                    "batlehub: generated admin token (saved in {}):\n\n    {token}\n",
+                    file.display()
+                );
             } else {
                 println!("batlehub: admin token is in {}", file.display());
             }
@@ -296,11 +334,23 @@ pub async fn run(config_path: Option<PathBuf>, listen: Option<String>, data_dir:
         config.server.listen = l;
     }
     let listen = config.server.listen.clone();
-    let server = Server::start(&config, &listen).await.map_err(|e| e.to_string())?;
-    let names: Vec<String> = config.registries.iter().map(|r| format!("{} ({} {})", r.name, r.kind, r.mode)).collect();
+    let server = Server::start(&config, &listen)
+        .await
+        .map_err(|e| e.to_string())?;
+    let names: Vec<String> = config
+        .registries
+        .iter()
+        .map(|r| format!("{} ({} {})", r.name, r.kind, r.mode))
+        .collect();
     println!("batlehub: listening on {}", server.url());
     for r in &config.registries {
-        println!("batlehub:   {}/proxy/{}/  ({} {})", server.url(), r.name, r.kind, r.mode);
+        println!(
+            "batlehub:   {}/proxy/{}/  ({} {})",
+            server.url(),
+            r.name,
+            r.kind,
+            r.mode
+        );
     }
     tracing::info!(addr = %server.addr, registries = ?names, "serving");
     shutdown_signal().await;

@@ -3,7 +3,7 @@
 use std::io::BufRead as _;
 use std::process::ExitCode;
 
-use batlehub_server::{parse_args, run, Command, USAGE};
+use batlehub_server::{Command, USAGE, parse_args, run};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -49,7 +49,11 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Ok(Command::Serve { config, listen, data_dir }) => match run(config, listen, data_dir).await {
+        Ok(Command::Serve {
+            config,
+            listen,
+            data_dir,
+        }) => match run(config, listen, data_dir).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("batlehub-server: {e}");

@@ -1,0 +1,1 @@
+//! Benchmarks of batlehub's hot paths (`benches/`) and load scripts (`load/`).
