@@ -451,3 +451,39 @@ async fn proxy_mode_refuses_publish() {
     assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{body}");
     let _ = escape("x");
 }
+
+#[tokio::test]
+async fn rbac_401_for_anonymous_403_for_known_users() {
+    let cfg = batlehub_rules::RbacConfig {
+        anonymous: Some(vec![]),
+        user: Some(vec!["releases:read".into()]),
+        ..Default::default()
+    };
+    let rbac = batlehub_rules::Rbac::from_config(&cfg, "rbac").expect("rbac");
+    let app = TestApp::local().policy(rbac).build().await;
+    let (s, body) = app.publish("p", "1.0.0", "alice").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    insta::assert_json_snapshot!("error_forbidden_publish", body);
+    let (s, h, _) = app.get("/p").await;
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "anonymous read refused with a challenge"
+    );
+    assert_eq!(h["www-authenticate"], "Basic realm=\"batlehub\"");
+    assert_eq!(
+        app.send(get("/p", Some("alice"))).await.0,
+        StatusCode::NOT_FOUND,
+        "users read"
+    );
+    assert_eq!(
+        app.publish("p", "1.0.0", "admin").await.0,
+        StatusCode::OK,
+        "admins publish"
+    );
+    assert_eq!(
+        app.send(get("/p/-/p-1.0.0.tgz", Some("alice"))).await.0,
+        StatusCode::FORBIDDEN,
+        "no source:read"
+    );
+}

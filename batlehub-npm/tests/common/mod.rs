@@ -41,6 +41,7 @@ pub struct Builder {
     allowed_origins: Vec<String>,
     auth: Option<batlehub_core::UpstreamAuth>,
     max_upload: Option<u64>,
+    policy: Option<Arc<dyn batlehub_core::Policy>>,
 }
 
 impl TestApp {
@@ -135,6 +136,7 @@ impl Builder {
             allowed_origins: Vec::new(),
             auth: None,
             max_upload: None,
+            policy: None,
         }
     }
 
@@ -168,6 +170,11 @@ impl Builder {
         self
     }
 
+    pub fn policy(mut self, p: impl batlehub_core::Policy) -> Self {
+        self.policy = Some(Arc::new(p));
+        self
+    }
+
     pub async fn build(self) -> TestApp {
         let storage = batlehub_storage::memory().await.expect("memory storage");
         let clock = FakeClock::new(start_time());
@@ -183,7 +190,9 @@ impl Builder {
         if let Some(m) = self.max_upload {
             config.max_upload_bytes = m;
         }
-        let policy = Arc::new(batlehub_rules::Rbac::default());
+        let policy = self
+            .policy
+            .unwrap_or_else(|| Arc::new(batlehub_rules::Rbac::default()));
         let registry = hub.registry_with_policy(config, policy).expect("registry");
         let service = NpmService::new(registry.clone(), self.base);
         TestApp {
