@@ -90,6 +90,36 @@ impl BaseUrl {
         format!("{scheme}://{host}{}", self.mount_path)
     }
 
+    /// The client's address: the peer, or behind trusted proxies the last untrusted address
+    /// of `X-Forwarded-For`.
+    #[must_use]
+    pub fn client_ip(&self, parts: &Parts) -> Option<IpAddr> {
+        let peer = parts.extensions.get::<ClientAddr>()?.0.ip();
+        if !self.is_trusted(peer) {
+            return Some(peer);
+        }
+        let forwarded = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        let Some(list) = forwarded else {
+            return Some(peer);
+        };
+        let mut client = peer;
+        for hop in list.rsplit(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !self.is_trusted(ip) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        Some(client)
+    }
+
     fn is_trusted(&self, ip: IpAddr) -> bool {
         self.trusted_proxies.iter().any(|net| net.contains(&ip))
     }
@@ -151,6 +181,21 @@ mod tests {
             "http://internal/npm"
         );
         assert_eq!(b.resolve(&parts(&h, None)), "http://internal/npm");
+    }
+
+    #[test]
+    fn client_ip_through_trusted_proxies() {
+        let b = BaseUrl::derived("").trusted_proxies(vec!["10.0.0.0/8".parse().expect("net")]);
+        let h = [("x-forwarded-for", "198.51.100.7, 10.0.0.2")];
+        assert_eq!(
+            b.client_ip(&parts(&h, Some("10.0.0.1:1"))),
+            Some("198.51.100.7".parse().expect("ip"))
+        );
+        assert_eq!(
+            b.client_ip(&parts(&h, Some("192.0.2.1:1"))),
+            Some("192.0.2.1".parse().expect("ip"))
+        );
+        assert_eq!(b.client_ip(&parts(&[], None)), None);
     }
 
     #[test]

@@ -28,6 +28,16 @@ pub enum Error {
     /// A policy rule refused the request; the denial says which rule and why.
     #[error("{}", .0.reason)]
     Denied(Denial),
+    /// Too many requests in the current rate-limit window.
+    #[error("{reason}")]
+    TooManyRequests {
+        /// Which limit, in words.
+        reason: String,
+        /// Seconds until the window resets.
+        retry_after: u64,
+        /// The limit that was exceeded.
+        limit: u64,
+    },
     /// The version or file exists already (versions are immutable).
     #[error("{0}")]
     Conflict(String),
@@ -76,6 +86,7 @@ impl Error {
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) | Error::Denied(_) => StatusCode::FORBIDDEN,
             Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::Upstream(_) | Error::Integrity { .. } => StatusCode::BAD_GATEWAY,
@@ -109,3 +120,48 @@ impl Error {
 
 /// Shorthand for results of the core engine.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Headers every protocol adds to this error's response: the auth challenge for 401,
+    /// `Retry-After` for age-gated denials and rate limits, `X-RateLimit-*` for 429.
+    #[must_use]
+    pub fn headers(&self, now: chrono::DateTime<chrono::Utc>) -> http::HeaderMap {
+        use http::HeaderValue;
+        let mut h = http::HeaderMap::new();
+        match self {
+            Error::Unauthorized(_) => {
+                h.insert(
+                    http::header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"batlehub\""),
+                );
+            }
+            Error::Denied(Denial {
+                eligible_at: Some(at),
+                ..
+            }) => {
+                let secs = (*at - now).num_seconds().max(1);
+                h.insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+                if let Ok(v) =
+                    HeaderValue::from_str(&at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                {
+                    h.insert("x-batlehub-eligible-at", v);
+                }
+            }
+            Error::TooManyRequests {
+                retry_after, limit, ..
+            } => {
+                h.insert(http::header::RETRY_AFTER, HeaderValue::from(*retry_after));
+                h.insert("x-ratelimit-limit", HeaderValue::from(*limit));
+                h.insert("x-ratelimit-remaining", HeaderValue::from(0u64));
+                h.insert("x-ratelimit-reset", HeaderValue::from(*retry_after));
+            }
+            _ => {}
+        }
+        if let Error::Denied(d) = self
+            && let Ok(v) = HeaderValue::from_str(&d.rule)
+        {
+            h.insert("x-batlehub-rule", v);
+        }
+        h
+    }
+}

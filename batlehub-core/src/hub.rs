@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::audit::AuditSink;
 use crate::clock::{Clock, SystemClock};
 use crate::policy::{DefaultPolicy, Policy};
 use crate::registry::{Registry, RegistryConfig};
@@ -22,6 +23,7 @@ pub struct Hub {
     storage: Storage,
     clock: Arc<dyn Clock>,
     policy: Arc<dyn Policy>,
+    audit: AuditSink,
 }
 
 /// Builds a [`Hub`].
@@ -58,8 +60,10 @@ impl HubBuilder {
     /// # Errors
     /// When no storage was given.
     pub fn build(self) -> Result<Hub, String> {
+        let storage = self.storage.ok_or("Hub needs a storage")?;
         Ok(Hub {
-            storage: self.storage.ok_or("Hub needs a storage")?,
+            audit: AuditSink::new(storage.index.clone()),
+            storage,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             policy: self.policy.unwrap_or_else(|| Arc::new(DefaultPolicy)),
         })
@@ -84,6 +88,12 @@ impl Hub {
         self.clock.clone()
     }
 
+    /// The audit log writer shared by every registry of this hub.
+    #[must_use]
+    pub fn audit(&self) -> &AuditSink {
+        &self.audit
+    }
+
     /// A registry instance with the hub's default policy.
     ///
     /// # Errors
@@ -94,6 +104,7 @@ impl Hub {
             self.storage.clone(),
             self.policy.clone(),
             self.clock.clone(),
+            self.audit.clone(),
         )
     }
 
@@ -106,6 +117,12 @@ impl Hub {
         config: RegistryConfig,
         policy: Arc<dyn Policy>,
     ) -> Result<Registry, String> {
-        Registry::new(config, self.storage.clone(), policy, self.clock.clone())
+        Registry::new(
+            config,
+            self.storage.clone(),
+            policy,
+            self.clock.clone(),
+            self.audit.clone(),
+        )
     }
 }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod audit;
 pub mod baseurl;
 pub mod body;
 pub mod clock;
@@ -13,14 +14,19 @@ pub mod policy;
 pub mod registry;
 pub mod store;
 pub mod upstream;
+pub mod versions;
 
+pub use audit::AuditSink;
 pub use baseurl::{BaseUrl, ClientAddr};
 pub use body::Body;
 pub use clock::{Clock, FakeClock, SystemClock};
 pub use error::{Denial, Error, Result};
 pub use hub::{Hub, HubBuilder};
 pub use model::{Identity, Mode, Permission, Principal, Role};
-pub use policy::{AllowAll, DefaultPolicy, Policy};
+pub use policy::{
+    AllowAll, Caller, DefaultPolicy, Outcome, Policy, PolicyCx, PublishFacts, Signature,
+    VersionFacts,
+};
 pub use registry::{Artifact, Document, Registry, RegistryConfig, Staged};
 pub use store::{BlobStore, Index, Storage};
 pub use upstream::{UpstreamAuth, UpstreamClient, UpstreamOptions};

@@ -220,6 +220,12 @@ pub struct FileRecord {
     pub sha256: String,
     /// Size in bytes.
     pub size: u64,
+    /// A detached signature uploaded with the file (base64), returned on download.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    /// The signature's type (`ed25519`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature_type: Option<String>,
 }
 
 /// One version of a package in the local index.
@@ -306,4 +312,178 @@ pub struct CachedArtifact {
     pub size: u64,
     /// When it was cached.
     pub fetched_at: DateTime<Utc>,
+}
+
+/// A personal access token as stored in the index (the secret itself is never stored).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// Public identifier, part of the token string (`bhp_<id>_<secret>`).
+    pub id: String,
+    /// The principal id the token authenticates as.
+    pub principal: String,
+    /// Lowercase hex sha256 of the secret part.
+    pub secret_sha256: String,
+    /// Role granted.
+    pub role: Role,
+    /// Groups granted (namespaced as `pat:<group>` when presented).
+    pub groups: Vec<String>,
+    /// A note from whoever created it.
+    pub description: Option<String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Expiry, if any.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Revocation time, if revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Who created it.
+    pub created_by: String,
+}
+
+impl fmt::Debug for TokenRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenRecord")
+            .field("id", &self.id)
+            .field("principal", &self.principal)
+            .field("role", &self.role)
+            .field("groups", &self.groups)
+            .field("expires_at", &self.expires_at)
+            .field("revoked_at", &self.revoked_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Who owns a package: a user (principal id) or a group.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "name", rename_all = "lowercase")]
+pub enum Owner {
+    /// A principal id.
+    User(String),
+    /// A group name (matched like RBAC groups; `*:team` matches any provider).
+    Group(String),
+}
+
+/// A group's claim on a name prefix in one registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Namespace {
+    /// Registry instance.
+    pub registry: String,
+    /// Name prefix (`@team-a/`, `team-a-`).
+    pub prefix: String,
+    /// The group whose members (and admins) may publish under it.
+    pub group: String,
+}
+
+/// Who may see a package.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Everyone with read permission.
+    #[default]
+    Public,
+    /// Any authenticated user.
+    Internal,
+    /// Members of the group owning the package's namespace (and admins).
+    Team,
+}
+
+impl std::str::FromStr for Visibility {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "public" => Ok(Visibility::Public),
+            "internal" => Ok(Visibility::Internal),
+            "team" => Ok(Visibility::Team),
+            other => Err(format!(
+                "unknown visibility `{other}` (expected public, internal or team)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Visibility {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Visibility::Public => "public",
+            Visibility::Internal => "internal",
+            Visibility::Team => "team",
+        })
+    }
+}
+
+/// An administrator's block of a package, a version or a version range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Block {
+    /// Identifier (assigned by the caller, e.g. a UUID).
+    pub id: String,
+    /// Registry instance.
+    pub registry: String,
+    /// Package name.
+    pub package: String,
+    /// An exact version or a semver range; `None` blocks the whole package.
+    pub versions: Option<String>,
+    /// Why, shown to clients.
+    pub reason: String,
+    /// Who blocked it.
+    pub created_by: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// One audit log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// Registry instance (`""` for hub-wide admin actions).
+    pub registry: String,
+    /// What was attempted: `download`, `publish`, `yank`, `deprecate`, `admin.block.add`, ...
+    pub action: String,
+    /// Package concerned.
+    pub package: Option<String>,
+    /// Version concerned.
+    pub version: Option<String>,
+    /// Who (`anonymous` when unauthenticated).
+    pub principal: String,
+    /// `allow` or `deny`.
+    pub outcome: String,
+    /// The deciding rule, for denials.
+    pub rule: Option<String>,
+    /// The reason, for denials.
+    pub reason: Option<String>,
+    /// Client IP as seen through trusted proxies.
+    pub client_ip: Option<String>,
+}
+
+/// Filters for an audit query; every `None` matches all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditQuery {
+    /// Registry instance.
+    pub registry: Option<String>,
+    /// Package name.
+    pub package: Option<String>,
+    /// Version.
+    pub version: Option<String>,
+    /// Principal id.
+    pub principal: Option<String>,
+    /// Action.
+    pub action: Option<String>,
+    /// `allow` or `deny`.
+    pub outcome: Option<String>,
+    /// Inclusive lower bound.
+    pub since: Option<DateTime<Utc>>,
+    /// Exclusive upper bound.
+    pub until: Option<DateTime<Utc>>,
+    /// Most rows (implementations cap it at 10 000).
+    pub limit: Option<u32>,
+    /// Rows to skip.
+    pub offset: Option<u32>,
+}
+
+/// What one principal has published in one registry, for quotas.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Sum of file sizes of versions they published.
+    pub bytes: u64,
+    /// Distinct packages with a version they published.
+    pub packages: u64,
 }

@@ -1,15 +1,135 @@
 //! The policy extension point: `batlehub-rules` implements it; the engine calls it.
 
 use std::fmt::Debug;
+use std::net::IpAddr;
 
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use http::{HeaderName, HeaderValue};
+
+use crate::error::Result;
 use crate::model::{Access, Decision, Identity};
+use crate::store::Index;
 
-/// Decides whether an identity may perform an access.
+/// Who is asking: the authenticated identity and the client address (as seen through
+/// trusted proxies).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// The identity from the auth layer.
+    pub identity: Identity,
+    /// The client's IP address, when known.
+    pub client_ip: Option<IpAddr>,
+}
+
+/// What policy may consult while deciding one request.
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyCx<'a> {
+    /// The registry instance.
+    pub registry: &'a str,
+    /// Who is asking.
+    pub caller: &'a Caller,
+    /// The metadata index (owners, namespaces, blocks, counters, usage).
+    pub index: &'a dyn Index,
+    /// Now, from the hub's clock.
+    pub now: DateTime<Utc>,
+}
+
+/// What policy knows about one version of a package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionFacts {
+    /// The version string.
+    pub version: String,
+    /// When it was published, if known.
+    pub published_at: Option<DateTime<Utc>>,
+}
+
+/// A detached signature sent with an upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    /// Base64 signature bytes (`X-Artifact-Signature`).
+    pub value: String,
+    /// Its type (`X-Signature-Type`, e.g. `ed25519`).
+    pub kind: String,
+}
+
+/// What policy knows about a publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishFacts {
+    /// Package name.
+    pub package: String,
+    /// Version string.
+    pub version: String,
+    /// Total bytes of the files being published.
+    pub size: u64,
+    /// sha256 of the main artifact (what signatures sign).
+    pub sha256: Vec<u8>,
+    /// Whether the package already exists locally.
+    pub package_exists: bool,
+    /// The signature sent with the upload, if any.
+    pub signature: Option<Signature>,
+}
+
+/// Extra response headers a policy wants on an allowed request (rate limit, quota).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Headers to add.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// Decides what a caller may do. Implemented by `batlehub-rules`; the engine calls it, and
+/// protocol crates only render its answers.
 ///
-/// Implemented by `batlehub-rules`; a closure `Fn(&Identity, &Access) -> Decision` works too.
+/// Every method but [`Policy::decide`] has a permissive default, so a simple policy only
+/// implements RBAC.
 pub trait Policy: Send + Sync + Debug + 'static {
-    /// The decision, with its explanation when it is a refusal.
+    /// RBAC: whether the identity holds the permission.
     fn decide(&self, identity: &Identity, access: &Access<'_>) -> Decision;
+
+    /// Admission of any request (rate limits). `Err(Error::TooManyRequests)` refuses it.
+    fn admit<'a>(&'a self, cx: PolicyCx<'a>) -> BoxFuture<'a, Result<Outcome>> {
+        let _ = cx;
+        Box::pin(async { Ok(Outcome::default()) })
+    }
+
+    /// Package-level access (visibility, whole-package blocks). `Err(Error::NotFound)` hides
+    /// the package; `Err(Error::Denied)` refuses it with a reason.
+    fn package<'a>(&'a self, cx: PolicyCx<'a>, package: &'a str) -> BoxFuture<'a, Result<()>> {
+        let _ = (cx, package);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// One decision per version: `Deny` hides it from listings and refuses its download.
+    fn versions<'a>(
+        &'a self,
+        cx: PolicyCx<'a>,
+        package: &'a str,
+        versions: &'a [VersionFacts],
+    ) -> BoxFuture<'a, Result<Vec<Decision>>> {
+        let _ = (cx, package);
+        Box::pin(async move { Ok(vec![Decision::Allow; versions.len()]) })
+    }
+
+    /// A request that names a tag (`latest`, a dist-tag) instead of a version.
+    fn tag(&self, cx: PolicyCx<'_>, package: &str, tag: &str) -> Decision {
+        let _ = (cx, package, tag);
+        Decision::Allow
+    }
+
+    /// A publish: ownership, namespaces, versioning, signing, quota.
+    fn publish<'a>(
+        &'a self,
+        cx: PolicyCx<'a>,
+        facts: &'a PublishFacts,
+    ) -> BoxFuture<'a, Result<Outcome>> {
+        let _ = (cx, facts);
+        Box::pin(async { Ok(Outcome::default()) })
+    }
+
+    /// Changes to an existing package (yank, deprecate, tags, unpublish): ownership.
+    fn manage<'a>(&'a self, cx: PolicyCx<'a>, package: &'a str) -> BoxFuture<'a, Result<()>> {
+        let _ = (cx, package);
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Allows everything; for tests and fully trusted setups.

@@ -14,14 +14,16 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 use url::Url;
 
+use crate::audit::AuditSink;
 use crate::body::{self, Body};
 use crate::clock::Clock;
 use crate::digest::{Digests, ExpectedDigest, MultiHasher};
 use crate::error::{Error, Result};
 use crate::model::{
-    Access, CachedArtifact, CachedDocument, Decision, Identity, Mode, NewVersion, Permission,
+    Access, AuditEvent, CachedArtifact, CachedDocument, Decision, Identity, Mode, NewVersion,
+    Owner, Permission,
 };
-use crate::policy::Policy;
+use crate::policy::{Caller, Outcome, Policy, PolicyCx, PublishFacts, VersionFacts};
 use crate::store::{Index, Storage, blob_path};
 use crate::upstream::{UpstreamClient, UpstreamOptions};
 
@@ -121,6 +123,7 @@ struct Inner {
     storage: Storage,
     policy: Arc<dyn Policy>,
     clock: Arc<dyn Clock>,
+    audit: AuditSink,
     upstream: Option<UpstreamClient>,
     doc_flights: Mutex<HashMap<String, DocFlight>>,
     artifact_flights: Mutex<HashMap<String, ArtifactFlight>>,
@@ -157,6 +160,7 @@ impl Registry {
         storage: Storage,
         policy: Arc<dyn Policy>,
         clock: Arc<dyn Clock>,
+        audit: AuditSink,
     ) -> std::result::Result<Self, String> {
         crate::coords::check_segment("registry name", &config.name).map_err(|e| e.to_string())?;
         let upstream = if config.mode.has_upstreams() {
@@ -176,6 +180,7 @@ impl Registry {
                 storage,
                 policy,
                 clock,
+                audit,
                 upstream,
                 doc_flights: Mutex::new(HashMap::new()),
                 artifact_flights: Mutex::new(HashMap::new()),
@@ -266,6 +271,181 @@ impl Registry {
         }
     }
 
+    // ---- policy -------------------------------------------------------------------------
+
+    fn cx<'a>(&'a self, caller: &'a Caller) -> PolicyCx<'a> {
+        PolicyCx {
+            registry: self.name(),
+            caller,
+            index: self.index(),
+            now: self.now(),
+        }
+    }
+
+    /// Records an audit event for this registry (queued; written in batches).
+    pub fn audit(
+        &self,
+        caller: &Caller,
+        action: &str,
+        package: Option<&str>,
+        version: Option<&str>,
+        outcome: std::result::Result<(), &Error>,
+    ) {
+        let (outcome, rule, reason) = match outcome {
+            Ok(()) => ("allow", None, None),
+            Err(Error::Denied(d)) => ("deny", Some(d.rule.clone()), Some(d.reason.clone())),
+            Err(e) => (
+                "deny",
+                Some(rule_of(e).to_owned()),
+                Some(e.client_message()),
+            ),
+        };
+        self.inner.audit.record(AuditEvent {
+            at: self.now(),
+            registry: self.name().to_owned(),
+            action: action.to_owned(),
+            package: package.map(str::to_owned),
+            version: version.map(str::to_owned),
+            principal: caller.identity.name().to_owned(),
+            outcome: outcome.to_owned(),
+            rule,
+            reason,
+            client_ip: caller.client_ip.map(|ip| ip.to_string()),
+        });
+    }
+
+    /// Admits a request (rate limits), returning headers to add to the response.
+    ///
+    /// # Errors
+    /// [`Error::TooManyRequests`] when a limit is exhausted.
+    pub async fn admit(&self, caller: &Caller) -> Result<Outcome> {
+        self.inner.policy.admit(self.cx(caller)).await
+    }
+
+    /// Package-level access: RBAC, then visibility and whole-package blocks.
+    ///
+    /// # Errors
+    /// [`Error::Unauthorized`]/[`Error::Denied`] from RBAC or a block; [`Error::NotFound`] when
+    /// the package is hidden from this caller.
+    pub async fn check_package(
+        &self,
+        caller: &Caller,
+        permission: Permission,
+        package: &str,
+    ) -> Result<()> {
+        self.authorize(&caller.identity, permission, Some(package))?;
+        self.inner.policy.package(self.cx(caller), package).await
+    }
+
+    /// One decision per version; denied versions are hidden from listings.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn version_decisions(
+        &self,
+        caller: &Caller,
+        package: &str,
+        versions: &[VersionFacts],
+    ) -> Result<Vec<Decision>> {
+        self.inner
+            .policy
+            .versions(self.cx(caller), package, versions)
+            .await
+    }
+
+    /// Whether `version` may be downloaded: RBAC, package access, version rules. The
+    /// decision is audited.
+    ///
+    /// # Errors
+    /// As [`Registry::check_package`], plus [`Error::Denied`] from version rules.
+    pub async fn check_download(
+        &self,
+        caller: &Caller,
+        permission: Permission,
+        package: &str,
+        version: &VersionFacts,
+    ) -> Result<()> {
+        let outcome: Result<()> = async {
+            self.check_package(caller, permission, package).await?;
+            let decisions = self
+                .version_decisions(caller, package, std::slice::from_ref(version))
+                .await?;
+            match decisions.into_iter().next() {
+                Some(Decision::Deny(d)) => Err(Error::Denied(d)),
+                _ => Ok(()),
+            }
+        }
+        .await;
+        match &outcome {
+            Err(Error::NotFound(_)) => {}
+            other => self.audit(
+                caller,
+                "download",
+                Some(package),
+                Some(&version.version),
+                other.as_ref().map(|_| ()),
+            ),
+        }
+        outcome
+    }
+
+    /// A request naming a tag instead of a version.
+    ///
+    /// # Errors
+    /// [`Error::Denied`] when tags are refused.
+    pub fn check_tag(&self, caller: &Caller, package: &str, tag: &str) -> Result<()> {
+        match self.inner.policy.tag(self.cx(caller), package, tag) {
+            Decision::Allow => Ok(()),
+            Decision::Deny(d) => Err(Error::Denied(d)),
+        }
+    }
+
+    /// Whether a publish may go ahead: mode, RBAC, then ownership, namespaces, versioning,
+    /// signing and quota. Refusals are audited.
+    ///
+    /// # Errors
+    /// [`Error::MethodNotAllowed`] in proxy mode; RBAC errors; the policy's refusal.
+    pub async fn check_publish(&self, caller: &Caller, facts: &PublishFacts) -> Result<Outcome> {
+        let outcome: Result<Outcome> = async {
+            self.ensure_publishable()?;
+            self.authorize(&caller.identity, Permission::Publish, Some(&facts.package))?;
+            self.inner.policy.publish(self.cx(caller), facts).await
+        }
+        .await;
+        if let Err(e) = &outcome {
+            self.audit(
+                caller,
+                "publish",
+                Some(&facts.package),
+                Some(&facts.version),
+                Err(e),
+            );
+        }
+        outcome
+    }
+
+    /// Whether `caller` may change an existing package (`action`: yank, deprecate, tag,
+    /// unpublish, owners). The decision is audited.
+    ///
+    /// # Errors
+    /// RBAC errors; [`Error::Denied`] when the caller is not an owner.
+    pub async fn check_manage(&self, caller: &Caller, package: &str, action: &str) -> Result<()> {
+        let outcome: Result<()> = async {
+            self.ensure_publishable()?;
+            self.authorize(&caller.identity, Permission::Publish, Some(package))?;
+            self.inner.policy.manage(self.cx(caller), package).await
+        }
+        .await;
+        self.audit(
+            caller,
+            action,
+            Some(package),
+            None,
+            outcome.as_ref().map(|_| ()),
+        );
+        outcome
+    }
+
     // ---- local blobs ----------------------------------------------------------------
 
     /// Streams an upload into a temporary blob, hashing it, refusing more than
@@ -332,7 +512,24 @@ impl Registry {
     ///
     /// # Errors
     /// [`Error::Conflict`] when the version exists; storage errors.
-    pub async fn publish(&self, new: NewVersion, staged: Vec<Staged>) -> Result<()> {
+    pub async fn publish(
+        &self,
+        caller: &Caller,
+        new: NewVersion,
+        staged: Vec<Staged>,
+    ) -> Result<()> {
+        let out = self.publish_inner(new.clone(), staged).await;
+        self.audit(
+            caller,
+            "publish",
+            Some(&new.version.package),
+            Some(&new.version.version),
+            out.as_ref().map(|_| ()),
+        );
+        out
+    }
+
+    async fn publish_inner(&self, new: NewVersion, staged: Vec<Staged>) -> Result<()> {
         let blobs = &self.inner.storage.blobs;
         let mut created = Vec::new();
         for s in &staged {
@@ -345,7 +542,17 @@ impl Registry {
             }
         }
         match self.index().publish(&new).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                let package = &new.version.package;
+                if let Some(publisher) = &new.version.publisher
+                    && self.index().owners(self.name(), package).await?.is_empty()
+                {
+                    self.index()
+                        .add_owner(self.name(), package, &Owner::User(publisher.clone()))
+                        .await?;
+                }
+                Ok(())
+            }
             Err(e) => {
                 for path in created {
                     let _ = blobs.delete(&path).await;
@@ -838,4 +1045,19 @@ async fn read_limited(resp: reqwest::Response, limit: u64) -> Result<Bytes> {
         buf.extend_from_slice(&chunk);
     }
     Ok(buf.freeze())
+}
+
+/// The rule id recorded for refusals that are not policy denials.
+fn rule_of(e: &Error) -> &'static str {
+    match e {
+        Error::Unauthorized(_) => "authentication",
+        Error::Forbidden(_) => "rbac",
+        Error::TooManyRequests { .. } => "rate_limit",
+        Error::Unprocessable(_) => "versioning",
+        Error::BadRequest(_) => "validation",
+        Error::Conflict(_) => "immutable",
+        Error::PayloadTooLarge(_) => "size_limit",
+        Error::MethodNotAllowed(_) => "mode",
+        _ => "error",
+    }
 }

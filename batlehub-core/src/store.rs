@@ -15,7 +15,8 @@ use futures::stream::BoxStream;
 
 use crate::error::Result;
 use crate::model::{
-    CachedArtifact, CachedDocument, LocalPackage, NewVersion, PackageSummary, VersionRecord,
+    AuditEvent, AuditQuery, Block, CachedArtifact, CachedDocument, LocalPackage, Namespace,
+    NewVersion, Owner, PackageSummary, TokenRecord, Usage, VersionRecord, Visibility,
 };
 
 /// A stream of blob bytes.
@@ -187,6 +188,99 @@ pub trait Index: Send + Sync + Debug + 'static {
         key: &'a str,
         artifact: &'a CachedArtifact,
     ) -> BoxFuture<'a, Result<()>>;
+
+    // ---- access control and policy state ---------------------------------------------
+
+    /// Stores a new personal access token; [`Error::Conflict`](crate::Error::Conflict) when
+    /// the id exists.
+    fn create_token<'a>(&'a self, token: &'a TokenRecord) -> BoxFuture<'a, Result<()>>;
+    /// A token by id (revoked and expired ones included).
+    fn token<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<TokenRecord>>>;
+    /// Every token, newest first.
+    fn list_tokens(&self) -> BoxFuture<'_, Result<Vec<TokenRecord>>>;
+    /// Marks a token revoked at `at`; `false` when it does not exist or is already revoked.
+    fn revoke_token<'a>(&'a self, id: &'a str, at: DateTime<Utc>) -> BoxFuture<'a, Result<bool>>;
+
+    /// The owners of a package, sorted.
+    fn owners<'a>(
+        &'a self,
+        registry: &'a str,
+        package: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Owner>>>;
+    /// Adds an owner; `false` when already an owner.
+    fn add_owner<'a>(
+        &'a self,
+        registry: &'a str,
+        package: &'a str,
+        owner: &'a Owner,
+    ) -> BoxFuture<'a, Result<bool>>;
+    /// Removes an owner; `false` when not an owner.
+    fn remove_owner<'a>(
+        &'a self,
+        registry: &'a str,
+        package: &'a str,
+        owner: &'a Owner,
+    ) -> BoxFuture<'a, Result<bool>>;
+
+    /// The namespaces claimed in a registry, sorted by prefix.
+    fn namespaces<'a>(&'a self, registry: &'a str) -> BoxFuture<'a, Result<Vec<Namespace>>>;
+    /// Claims a prefix for a group; `false` when the prefix is already claimed.
+    fn add_namespace<'a>(&'a self, namespace: &'a Namespace) -> BoxFuture<'a, Result<bool>>;
+    /// Releases a prefix; `false` when it was not claimed.
+    fn remove_namespace<'a>(
+        &'a self,
+        registry: &'a str,
+        prefix: &'a str,
+    ) -> BoxFuture<'a, Result<bool>>;
+
+    /// A package's visibility (`Public` when never set).
+    fn visibility<'a>(
+        &'a self,
+        registry: &'a str,
+        package: &'a str,
+    ) -> BoxFuture<'a, Result<Visibility>>;
+    /// Every package of a registry whose visibility is not `Public`.
+    fn restricted_packages<'a>(
+        &'a self,
+        registry: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(String, Visibility)>>>;
+    /// Sets a package's visibility (the package need not exist yet).
+    fn set_visibility<'a>(
+        &'a self,
+        registry: &'a str,
+        package: &'a str,
+        visibility: Visibility,
+    ) -> BoxFuture<'a, Result<()>>;
+
+    /// Blocks on one package (whole-package and version blocks), oldest first.
+    fn blocks_for<'a>(
+        &'a self,
+        registry: &'a str,
+        package: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Block>>>;
+    /// Every block, optionally of one registry, oldest first.
+    fn list_blocks<'a>(&'a self, registry: Option<&'a str>) -> BoxFuture<'a, Result<Vec<Block>>>;
+    /// Adds a block; [`Error::Conflict`](crate::Error::Conflict) when the id exists.
+    fn add_block<'a>(&'a self, block: &'a Block) -> BoxFuture<'a, Result<()>>;
+    /// Removes a block by id; `false` when it does not exist.
+    fn remove_block<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool>>;
+
+    /// Atomically adds one hit to the counter `key` for the window starting at
+    /// `window_start`, returning the count after the increment. Counters of windows that
+    /// ended before `window_start` may be deleted.
+    fn rate_hit<'a>(
+        &'a self,
+        key: &'a str,
+        window_start: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<u64>>;
+
+    /// What `principal` has published in `registry` (bytes of files, distinct packages).
+    fn usage<'a>(&'a self, registry: &'a str, principal: &'a str) -> BoxFuture<'a, Result<Usage>>;
+
+    /// Appends audit events (one transaction).
+    fn append_audit<'a>(&'a self, events: &'a [AuditEvent]) -> BoxFuture<'a, Result<()>>;
+    /// Audit events matching the query, oldest first.
+    fn query_audit<'a>(&'a self, query: &'a AuditQuery) -> BoxFuture<'a, Result<Vec<AuditEvent>>>;
 }
 
 /// The blob store and the index, together.

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use batlehub_core::body::{self, Body, BoxError};
-use batlehub_core::{BaseUrl, Error, Hub, Identity, Mode, Registry, RegistryConfig, Result};
+use batlehub_core::{
+    BaseUrl, Caller, Error, Hub, Identity, Mode, Registry, RegistryConfig, Result,
+};
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
@@ -41,6 +43,7 @@ struct Inner {
 pub(crate) struct Ctx {
     pub(crate) registry: Registry,
     pub(crate) identity: Identity,
+    pub(crate) caller: Caller,
     pub(crate) base: String,
     pub(crate) parts: Parts,
 }
@@ -118,14 +121,26 @@ impl Inner {
             .get::<Identity>()
             .cloned()
             .unwrap_or_default();
+        let caller = Caller {
+            identity: identity.clone(),
+            client_ip: self.base.client_ip(&parts),
+        };
         let ctx = Ctx {
             registry: self.registry.clone(),
             identity,
+            caller,
             base: self.base.resolve(&parts),
             parts,
         };
-        let mut resp = match self.dispatch(ctx, body).await {
-            Ok(r) => r,
+        let mut resp = match self.registry.admit(&ctx.caller).await {
+            Ok(outcome) => {
+                let mut resp = match self.dispatch(ctx, body).await {
+                    Ok(r) => r,
+                    Err(e) => crate::error::to_response(&e, self.registry.now()),
+                };
+                resp.headers_mut().extend(outcome.headers);
+                resp
+            }
             Err(e) => crate::error::to_response(&e, self.registry.now()),
         };
         resp.headers_mut().insert(

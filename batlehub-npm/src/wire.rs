@@ -183,8 +183,23 @@ pub fn abbreviate(full: &Value) -> Value {
         "dist-tags".into(),
         full.get("dist-tags").cloned().unwrap_or_else(|| json!({})),
     );
-    let mut versions = Map::new();
-    if let Some(Value::Object(vs)) = full.get("versions") {
+    out.insert(
+        "versions".into(),
+        Value::Object(slim_versions(full.get("versions"))),
+    );
+    if let Some(r) = full.get("policyRestrictions") {
+        out.insert(
+            "policyRestrictions".into(),
+            json!({ "versions": slim_versions(r.get("versions")), "message": r.get("message").cloned().unwrap_or(Value::Null) }),
+        );
+    }
+    Value::Object(out)
+}
+
+/// The abbreviated form of a `versions` map.
+fn slim_versions(versions: Option<&Value>) -> Map<String, Value> {
+    let mut out = Map::new();
+    if let Some(Value::Object(vs)) = versions {
         for (v, manifest) in vs {
             let mut slim = Map::new();
             if let Value::Object(m) = manifest {
@@ -203,11 +218,10 @@ pub fn abbreviate(full: &Value) -> Value {
                     slim.insert("hasInstallScript".into(), Value::Bool(true));
                 }
             }
-            versions.insert(v.clone(), Value::Object(slim));
+            out.insert(v.clone(), Value::Object(slim));
         }
     }
-    out.insert("versions".into(), Value::Object(versions));
-    Value::Object(out)
+    out
 }
 
 /// The body of `PUT /{name}` as the npm CLI sends it (publish, deprecate, unpublish).
@@ -221,6 +235,9 @@ pub struct PublishBody {
     /// Tags to set.
     #[serde(default, rename = "dist-tags")]
     pub dist_tags: BTreeMap<String, String>,
+    /// Versions hidden by policy, as this registry sent them (passed back by npm).
+    #[serde(default, rename = "policyRestrictions")]
+    pub policy_restrictions: Option<Value>,
     /// Tarballs, keyed by file name, base64 in `data`.
     #[serde(default, rename = "_attachments")]
     pub attachments: BTreeMap<String, Attachment>,

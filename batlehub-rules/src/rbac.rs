@@ -7,6 +7,7 @@ use batlehub_core::{Denial, Identity, Permission, Policy, Role};
 use serde::Deserialize;
 
 use crate::Error;
+use crate::matching::group_matches;
 
 /// `[registries.rbac]` as written in configuration: permission strings per role and group.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -124,15 +125,6 @@ impl Rbac {
         self.groups.iter().any(|(pattern, set)| {
             has(set) && principal.groups.iter().any(|g| group_matches(pattern, g))
         })
-    }
-}
-
-/// `*:team` matches `team` under any provider namespace; otherwise names must be equal.
-fn group_matches(pattern: &str, group: &str) -> bool {
-    if let Some(bare) = pattern.strip_prefix("*:") {
-        group == bare || group.rsplit_once(':').is_some_and(|(_, g)| g == bare)
-    } else {
-        pattern == group
     }
 }
 

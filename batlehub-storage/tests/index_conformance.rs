@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use batlehub_core::model::{
-    CachedArtifact, CachedDocument, FileRecord, NewVersion, PackageSummary, VersionRecord,
+    AuditEvent, AuditQuery, Block, CachedArtifact, CachedDocument, FileRecord, Namespace,
+    NewVersion, Owner, PackageSummary, Role, TokenRecord, Usage, VersionRecord, Visibility,
 };
 use batlehub_core::{Error, Index};
 use batlehub_storage::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -57,6 +58,8 @@ fn version(
                 filename: (*f).to_owned(),
                 sha256: format!("{:064x}", i + 1),
                 size: 1000 + i as u64,
+                signature: None,
+                signature_type: None,
             })
             .collect(),
     }
@@ -658,6 +661,756 @@ async fn registries_are_isolated(index: &dyn Index, reg: &str) {
     assert_eq!(index.cached_document(&a, "k").await.unwrap(), Some(doc));
 }
 
+async fn file_signatures(index: &dyn Index, reg: &str) {
+    let mut v = version("signed", "1.0.0", t(10), &["signed.tgz", "signed.txt"]);
+    v.files[0].signature = Some("c2lnbmF0dXJl".to_owned());
+    v.files[0].signature_type = Some("ed25519".to_owned());
+    // A signature without a type is stored as given.
+    v.files[1].signature = Some("b3RoZXI=".to_owned());
+    index.publish(&new(reg, &v, &[])).await.unwrap();
+    let plain = version("signed", "2.0.0", t(20), &["signed-2.tgz"]);
+    index.publish(&new(reg, &plain, &[])).await.unwrap();
+
+    assert_eq!(
+        index.version(reg, "signed", "1.0.0").await.unwrap(),
+        Some(v.clone())
+    );
+    let pkg = index.package(reg, "signed").await.unwrap().unwrap();
+    assert_eq!(pkg.versions, vec![v, plain]);
+    assert_eq!(pkg.versions[1].files[0].signature, None);
+    assert_eq!(pkg.versions[1].files[0].signature_type, None);
+}
+
+fn token(id: &str, created: i64, role: Role, groups: &[&str]) -> TokenRecord {
+    TokenRecord {
+        id: id.to_owned(),
+        principal: format!("{id}-user"),
+        secret_sha256: "9".repeat(64),
+        role,
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        description: Some(format!("token {id} ✓")),
+        created_at: t(created),
+        expires_at: Some(t(created + 86_400)),
+        revoked_at: None,
+        created_by: "admin".to_owned(),
+    }
+}
+
+async fn tokens(index: &dyn Index, reg: &str) {
+    // Tokens are hub-wide: this case owns the ids starting with its registry name.
+    let mine = |list: Vec<TokenRecord>| -> Vec<TokenRecord> {
+        list.into_iter().filter(|t| t.id.starts_with(reg)).collect()
+    };
+    let (a_id, b_id, c_id) = (format!("{reg}-a"), format!("{reg}-b"), format!("{reg}-c"));
+    assert!(index.token(&a_id).await.unwrap().is_none());
+    assert!(mine(index.list_tokens().await.unwrap()).is_empty());
+
+    let a = token(&a_id, 10, Role::User, &["team-a", "team-b"]);
+    let mut b = token(&b_id, 30, Role::Admin, &[]);
+    b.description = None;
+    b.expires_at = None;
+    let c = token(&c_id, 20, Role::Anonymous, &["ünï"]);
+    for tok in [&a, &b, &c] {
+        index.create_token(tok).await.unwrap();
+    }
+    assert_eq!(index.token(&a_id).await.unwrap(), Some(a.clone()));
+    assert_eq!(index.token(&b_id).await.unwrap(), Some(b.clone()));
+    assert_eq!(index.token(&c_id).await.unwrap(), Some(c.clone()));
+    assert!(index.token(&format!("{reg}-z")).await.unwrap().is_none());
+    // Newest first.
+    assert_eq!(
+        mine(index.list_tokens().await.unwrap()),
+        vec![b.clone(), c.clone(), a.clone()]
+    );
+
+    // A duplicate id conflicts and changes nothing.
+    let mut dup = token(&a_id, 40, Role::Admin, &["x"]);
+    dup.secret_sha256 = "0".repeat(64);
+    let err = index.create_token(&dup).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+    assert_eq!(index.token(&a_id).await.unwrap(), Some(a.clone()));
+
+    // Revocation: once, and only for existing tokens.
+    assert!(index.revoke_token(&a_id, t(50)).await.unwrap());
+    assert!(!index.revoke_token(&a_id, t(60)).await.unwrap());
+    assert!(
+        !index
+            .revoke_token(&format!("{reg}-z"), t(60))
+            .await
+            .unwrap()
+    );
+    let revoked = index.token(&a_id).await.unwrap().unwrap();
+    assert_eq!(
+        revoked,
+        TokenRecord {
+            revoked_at: Some(t(50)),
+            ..a
+        }
+    );
+    // Revoked tokens are still listed.
+    assert_eq!(
+        mine(index.list_tokens().await.unwrap()),
+        vec![b.clone(), c.clone(), revoked]
+    );
+    // A token created already revoked cannot be revoked again.
+    let mut d = token(&format!("{reg}-d"), 5, Role::User, &[]);
+    d.revoked_at = Some(t(6));
+    index.create_token(&d).await.unwrap();
+    assert!(!index.revoke_token(&d.id, t(70)).await.unwrap());
+    let stored = index.token(&d.id).await.unwrap();
+    assert_eq!(stored, Some(d));
+}
+
+async fn owners(index: &dyn Index, reg: &str) {
+    let user = |n: &str| Owner::User(n.to_owned());
+    let group = |n: &str| Owner::Group(n.to_owned());
+    assert!(index.owners(reg, "owned").await.unwrap().is_empty());
+
+    for owner in [user("bob"), group("team-a"), user("alice"), group("Team-Z")] {
+        assert!(index.add_owner(reg, "owned", &owner).await.unwrap());
+    }
+    assert!(!index.add_owner(reg, "owned", &user("bob")).await.unwrap());
+    // The same name as a user and as a group are different owners.
+    assert!(index.add_owner(reg, "owned", &group("bob")).await.unwrap());
+    // Sorted like `Owner`: users before groups, then names bytewise.
+    assert_eq!(
+        index.owners(reg, "owned").await.unwrap(),
+        vec![
+            user("alice"),
+            user("bob"),
+            group("Team-Z"),
+            group("bob"),
+            group("team-a")
+        ]
+    );
+
+    // Scoped by package and registry; the package need not exist.
+    assert!(index.owners(reg, "other").await.unwrap().is_empty());
+    let reg2 = format!("{reg}-2");
+    assert!(index.owners(&reg2, "owned").await.unwrap().is_empty());
+    assert!(index.add_owner(&reg2, "owned", &user("bob")).await.unwrap());
+
+    assert!(
+        index
+            .remove_owner(reg, "owned", &user("bob"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !index
+            .remove_owner(reg, "owned", &user("bob"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !index
+            .remove_owner(reg, "owned", &user("nobody"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !index
+            .remove_owner(reg, "other", &user("alice"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        index.owners(reg, "owned").await.unwrap(),
+        vec![
+            user("alice"),
+            group("Team-Z"),
+            group("bob"),
+            group("team-a")
+        ]
+    );
+    assert_eq!(
+        index.owners(&reg2, "owned").await.unwrap(),
+        vec![user("bob")]
+    );
+}
+
+async fn namespaces(index: &dyn Index, reg: &str) {
+    let ns = |registry: &str, prefix: &str, group: &str| Namespace {
+        registry: registry.to_owned(),
+        prefix: prefix.to_owned(),
+        group: group.to_owned(),
+    };
+    assert!(index.namespaces(reg).await.unwrap().is_empty());
+
+    assert!(index.add_namespace(&ns(reg, "team-b-", "b")).await.unwrap());
+    assert!(
+        index
+            .add_namespace(&ns(reg, "@team-a/", "a"))
+            .await
+            .unwrap()
+    );
+    assert!(index.add_namespace(&ns(reg, "Zed-", "z")).await.unwrap());
+    // Claimed already, by the same group or by another.
+    assert!(
+        !index
+            .add_namespace(&ns(reg, "@team-a/", "a"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !index
+            .add_namespace(&ns(reg, "@team-a/", "other"))
+            .await
+            .unwrap()
+    );
+    // Sorted by prefix, bytewise.
+    assert_eq!(
+        index.namespaces(reg).await.unwrap(),
+        vec![
+            ns(reg, "@team-a/", "a"),
+            ns(reg, "Zed-", "z"),
+            ns(reg, "team-b-", "b")
+        ]
+    );
+
+    // Another registry has its own prefixes.
+    let reg2 = format!("{reg}-2");
+    assert!(index.namespaces(&reg2).await.unwrap().is_empty());
+    assert!(
+        index
+            .add_namespace(&ns(&reg2, "@team-a/", "other"))
+            .await
+            .unwrap()
+    );
+
+    assert!(index.remove_namespace(reg, "@team-a/").await.unwrap());
+    assert!(!index.remove_namespace(reg, "@team-a/").await.unwrap());
+    assert!(!index.remove_namespace(reg, "never-").await.unwrap());
+    assert_eq!(
+        index.namespaces(reg).await.unwrap(),
+        vec![ns(reg, "Zed-", "z"), ns(reg, "team-b-", "b")]
+    );
+    assert_eq!(
+        index.namespaces(&reg2).await.unwrap(),
+        vec![ns(&reg2, "@team-a/", "other")]
+    );
+    // A released prefix can be claimed by another group.
+    assert!(
+        index
+            .add_namespace(&ns(reg, "@team-a/", "c"))
+            .await
+            .unwrap()
+    );
+}
+
+async fn visibility(index: &dyn Index, reg: &str) {
+    assert_eq!(
+        index.visibility(reg, "vis").await.unwrap(),
+        Visibility::Public
+    );
+    assert!(index.restricted_packages(reg).await.unwrap().is_empty());
+
+    // Before the first publish.
+    index
+        .set_visibility(reg, "vis", Visibility::Team)
+        .await
+        .unwrap();
+    assert_eq!(
+        index.visibility(reg, "vis").await.unwrap(),
+        Visibility::Team
+    );
+    index
+        .publish(&new(reg, &version("vis", "1.0.0", t(10), &[]), &[]))
+        .await
+        .unwrap();
+    assert_eq!(
+        index.visibility(reg, "vis").await.unwrap(),
+        Visibility::Team
+    );
+
+    index
+        .set_visibility(reg, "a-internal", Visibility::Internal)
+        .await
+        .unwrap();
+    index
+        .set_visibility(reg, "back", Visibility::Internal)
+        .await
+        .unwrap();
+    index
+        .set_visibility(reg, "back", Visibility::Public)
+        .await
+        .unwrap();
+    index
+        .set_visibility(reg, "open", Visibility::Public)
+        .await
+        .unwrap();
+    assert_eq!(
+        index.visibility(reg, "back").await.unwrap(),
+        Visibility::Public
+    );
+    assert_eq!(
+        index.restricted_packages(reg).await.unwrap(),
+        vec![
+            ("a-internal".to_owned(), Visibility::Internal),
+            ("vis".to_owned(), Visibility::Team)
+        ]
+    );
+
+    // An admin setting: it survives the package's deletion.
+    assert!(index.delete_package(reg, "vis").await.unwrap());
+    assert_eq!(
+        index.visibility(reg, "vis").await.unwrap(),
+        Visibility::Team
+    );
+
+    // Scoped by registry.
+    let reg2 = format!("{reg}-2");
+    assert_eq!(
+        index.visibility(&reg2, "vis").await.unwrap(),
+        Visibility::Public
+    );
+    assert!(index.restricted_packages(&reg2).await.unwrap().is_empty());
+}
+
+fn block(id: &str, registry: &str, package: &str, versions: Option<&str>, at: i64) -> Block {
+    Block {
+        id: id.to_owned(),
+        registry: registry.to_owned(),
+        package: package.to_owned(),
+        versions: versions.map(str::to_owned),
+        reason: format!("blocked by {id}"),
+        created_by: "admin".to_owned(),
+        created_at: t(at),
+    }
+}
+
+async fn blocks(index: &dyn Index, reg: &str) {
+    let reg2 = format!("{reg}-2");
+    let id = |n: u32| format!("{reg}-{n}");
+    assert!(index.blocks_for(reg, "evil").await.unwrap().is_empty());
+    assert!(index.list_blocks(Some(reg)).await.unwrap().is_empty());
+
+    let whole = block(&id(0), reg, "evil", None, 30);
+    let range = block(&id(2), reg, "evil", Some(">=2.0.0, <3"), 10);
+    // Same time as `range`: the id breaks the tie.
+    let exact = block(&id(1), reg, "evil", Some("1.0.0"), 10);
+    let other = block(&id(3), reg, "other", None, 5);
+    let elsewhere = block(&id(4), &reg2, "evil", None, 1);
+    for b in [&whole, &range, &exact, &other, &elsewhere] {
+        index.add_block(b).await.unwrap();
+    }
+
+    assert_eq!(
+        index.blocks_for(reg, "evil").await.unwrap(),
+        vec![exact.clone(), range.clone(), whole.clone()]
+    );
+    assert_eq!(
+        index.blocks_for(reg, "other").await.unwrap(),
+        vec![other.clone()]
+    );
+    assert!(index.blocks_for(reg, "fine").await.unwrap().is_empty());
+    assert_eq!(
+        index.list_blocks(Some(reg)).await.unwrap(),
+        vec![other.clone(), exact.clone(), range.clone(), whole.clone()]
+    );
+    assert_eq!(
+        index.list_blocks(Some(&reg2)).await.unwrap(),
+        vec![elsewhere.clone()]
+    );
+    // Every registry (this case owns the registries starting with its name).
+    let all: Vec<Block> = index
+        .list_blocks(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|b| b.registry.starts_with(reg))
+        .collect();
+    assert_eq!(
+        all,
+        vec![
+            elsewhere.clone(),
+            other.clone(),
+            exact.clone(),
+            range.clone(),
+            whole.clone()
+        ]
+    );
+
+    // A duplicate id conflicts and changes nothing.
+    let err = index
+        .add_block(&block(&id(1), &reg2, "x", None, 99))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+    assert!(index.blocks_for(&reg2, "x").await.unwrap().is_empty());
+
+    assert!(index.remove_block(&id(1)).await.unwrap());
+    assert!(!index.remove_block(&id(1)).await.unwrap());
+    assert!(!index.remove_block(&id(99)).await.unwrap());
+    assert_eq!(
+        index.blocks_for(reg, "evil").await.unwrap(),
+        vec![range, whole]
+    );
+}
+
+async fn rate_counters(index: &dyn Index, reg: &str) {
+    let key = format!("{reg}:alice");
+    for expected in 1..=3 {
+        assert_eq!(index.rate_hit(&key, t(60)).await.unwrap(), expected);
+    }
+    // Another key counts on its own.
+    assert_eq!(
+        index.rate_hit(&format!("{reg}:bob"), t(60)).await.unwrap(),
+        1
+    );
+    // A new window starts again at 1.
+    assert_eq!(index.rate_hit(&key, t(120)).await.unwrap(), 1);
+    assert_eq!(index.rate_hit(&key, t(120)).await.unwrap(), 2);
+    assert_eq!(
+        index.rate_hit(&format!("{reg}:bob"), t(60)).await.unwrap(),
+        2
+    );
+
+    // Concurrent hits are each counted once: every caller sees a different count.
+    let burst = format!("{reg}:burst");
+    let mut counts: Vec<u64> = join_all((0..20).map(|_| index.rate_hit(&burst, t(180))))
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=20).collect::<Vec<u64>>());
+    assert_eq!(index.rate_hit(&burst, t(180)).await.unwrap(), 21);
+}
+
+async fn usage(index: &dyn Index, reg: &str) {
+    assert_eq!(index.usage(reg, "alice").await.unwrap(), Usage::default());
+
+    let by = |who: &str, mut v: VersionRecord| {
+        v.publisher = Some(who.to_owned());
+        v
+    };
+    // alice: 1000 + 1001, then 1000, on one package; a second package without files.
+    let versions = [
+        by(
+            "alice",
+            version("u1", "1.0.0", t(10), &["u1-1.tgz", "u1-1.sig"]),
+        ),
+        by("alice", version("u1", "2.0.0", t(20), &["u1-2.tgz"])),
+        by("alice", version("u3", "1.0.0", t(30), &[])),
+        // bob: 1000 + 1001 + 1002 on u2, and 1000 on alice's u1.
+        by("bob", version("u2", "1.0.0", t(40), &["a", "b", "c"])),
+        by("bob", version("u1", "3.0.0", t(50), &["u1-3.tgz"])),
+    ];
+    for v in &versions {
+        index.publish(&new(reg, v, &[])).await.unwrap();
+    }
+    let mut anonymous = version("u4", "1.0.0", t(60), &["u4.tgz"]);
+    anonymous.publisher = None;
+    index.publish(&new(reg, &anonymous, &[])).await.unwrap();
+
+    assert_eq!(
+        index.usage(reg, "alice").await.unwrap(),
+        Usage {
+            bytes: 3001,
+            packages: 2
+        }
+    );
+    assert_eq!(
+        index.usage(reg, "bob").await.unwrap(),
+        Usage {
+            bytes: 4003,
+            packages: 2
+        }
+    );
+    assert_eq!(index.usage(reg, "carol").await.unwrap(), Usage::default());
+    assert_eq!(
+        index.usage(&format!("{reg}-2"), "alice").await.unwrap(),
+        Usage::default()
+    );
+
+    // Deleted versions no longer count.
+    assert!(index.delete_version(reg, "u1", "1.0.0").await.unwrap());
+    assert_eq!(
+        index.usage(reg, "alice").await.unwrap(),
+        Usage {
+            bytes: 1000,
+            packages: 2
+        }
+    );
+    assert!(index.delete_package(reg, "u1").await.unwrap());
+    assert_eq!(
+        index.usage(reg, "alice").await.unwrap(),
+        Usage {
+            bytes: 0,
+            packages: 1
+        }
+    );
+}
+
+fn event(
+    registry: &str,
+    at: i64,
+    action: &str,
+    package: Option<&str>,
+    version: Option<&str>,
+    principal: &str,
+    outcome: &str,
+) -> AuditEvent {
+    let denied = outcome == "deny";
+    AuditEvent {
+        at: t(at),
+        registry: registry.to_owned(),
+        action: action.to_owned(),
+        package: package.map(str::to_owned),
+        version: version.map(str::to_owned),
+        principal: principal.to_owned(),
+        outcome: outcome.to_owned(),
+        rule: denied.then(|| "block".to_owned()),
+        reason: denied.then(|| format!("{action} refused ✗")),
+        client_ip: (principal != "anonymous").then(|| "192.0.2.7".to_owned()),
+    }
+}
+
+async fn audit_log(index: &dyn Index, reg: &str) {
+    let reg2 = format!("{reg}-2");
+    let q = |f: &dyn Fn(&mut AuditQuery)| {
+        let mut query = AuditQuery {
+            registry: Some(reg.to_owned()),
+            ..AuditQuery::default()
+        };
+        f(&mut query);
+        query
+    };
+    assert!(index.query_audit(&q(&|_| {})).await.unwrap().is_empty());
+    index.append_audit(&[]).await.unwrap();
+    assert!(index.query_audit(&q(&|_| {})).await.unwrap().is_empty());
+
+    let e = [
+        event(
+            reg,
+            10,
+            "download",
+            Some("pkg"),
+            Some("1.0.0"),
+            "alice",
+            "allow",
+        ),
+        event(
+            reg,
+            20,
+            "publish",
+            Some("pkg"),
+            Some("2.0.0"),
+            "alice",
+            "allow",
+        ),
+        event(
+            reg,
+            20,
+            "download",
+            Some("pkg"),
+            Some("2.0.0"),
+            "anonymous",
+            "deny",
+        ),
+        event(reg, 30, "yank", Some("other"), Some("1.0.0"), "bob", "deny"),
+        event(reg, 40, "admin.block.add", None, None, "admin", "allow"),
+    ];
+    // Appended out of order, in two batches: results come back by time, then insertion.
+    let late = event(
+        reg,
+        5,
+        "download",
+        Some("pkg"),
+        Some("1.0.0"),
+        "bob",
+        "allow",
+    );
+    let elsewhere = event(
+        &reg2,
+        25,
+        "download",
+        Some("pkg"),
+        Some("1.0.0"),
+        "alice",
+        "allow",
+    );
+    index
+        .append_audit(&[e[0].clone(), e[1].clone(), e[2].clone(), elsewhere.clone()])
+        .await
+        .unwrap();
+    index
+        .append_audit(&[e[3].clone(), e[4].clone(), late.clone()])
+        .await
+        .unwrap();
+
+    let all = vec![
+        late.clone(),
+        e[0].clone(),
+        e[1].clone(),
+        e[2].clone(),
+        e[3].clone(),
+        e[4].clone(),
+    ];
+    assert_eq!(index.query_audit(&q(&|_| {})).await.unwrap(), all);
+    assert_eq!(
+        index
+            .query_audit(&q(&|q| q.registry = Some(reg2.clone())))
+            .await
+            .unwrap(),
+        vec![elsewhere.clone()]
+    );
+    // Without any filter: every registry (this case owns those starting with its name).
+    let everything: Vec<AuditEvent> = index
+        .query_audit(&AuditQuery::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.registry.starts_with(reg))
+        .collect();
+    let mut expected = all.clone();
+    expected.insert(4, elsewhere.clone());
+    assert_eq!(everything, expected);
+
+    // Each filter.
+    let got = |query: AuditQuery| async move { index.query_audit(&query).await.unwrap() };
+    assert_eq!(
+        got(q(&|q| q.package = Some("pkg".to_owned()))).await,
+        vec![late.clone(), e[0].clone(), e[1].clone(), e[2].clone()]
+    );
+    assert_eq!(
+        got(q(&|q| {
+            q.package = Some("pkg".to_owned());
+            q.version = Some("2.0.0".to_owned());
+        }))
+        .await,
+        vec![e[1].clone(), e[2].clone()]
+    );
+    assert_eq!(
+        got(q(&|q| q.version = Some("1.0.0".to_owned()))).await,
+        vec![late.clone(), e[0].clone(), e[3].clone()]
+    );
+    assert_eq!(
+        got(q(&|q| q.principal = Some("alice".to_owned()))).await,
+        vec![e[0].clone(), e[1].clone()]
+    );
+    assert_eq!(
+        got(AuditQuery {
+            principal: Some("alice".to_owned()),
+            ..AuditQuery::default()
+        })
+        .await
+        .into_iter()
+        .filter(|e| e.registry.starts_with(reg))
+        .collect::<Vec<_>>(),
+        vec![e[0].clone(), e[1].clone(), elsewhere.clone()]
+    );
+    assert_eq!(
+        got(q(&|q| q.action = Some("download".to_owned()))).await,
+        vec![late.clone(), e[0].clone(), e[2].clone()]
+    );
+    assert_eq!(
+        got(q(&|q| q.outcome = Some("deny".to_owned()))).await,
+        vec![e[2].clone(), e[3].clone()]
+    );
+    assert_eq!(
+        got(q(&|q| {
+            q.action = Some("download".to_owned());
+            q.outcome = Some("allow".to_owned());
+            q.principal = Some("bob".to_owned());
+        }))
+        .await,
+        vec![late.clone()]
+    );
+    assert!(
+        got(q(&|q| q.principal = Some("nobody".to_owned())))
+            .await
+            .is_empty()
+    );
+
+    // Time window: `since` inclusive, `until` exclusive.
+    assert_eq!(
+        got(q(&|q| q.since = Some(t(20)))).await,
+        vec![e[1].clone(), e[2].clone(), e[3].clone(), e[4].clone()]
+    );
+    assert_eq!(
+        got(q(&|q| q.until = Some(t(20)))).await,
+        vec![late.clone(), e[0].clone()]
+    );
+    assert_eq!(
+        got(q(&|q| {
+            q.since = Some(t(10));
+            q.until = Some(t(30));
+        }))
+        .await,
+        vec![e[0].clone(), e[1].clone(), e[2].clone()]
+    );
+    assert_eq!(
+        got(q(&|q| {
+            q.since = Some(t(20));
+            q.until = Some(t(40));
+            q.outcome = Some("deny".to_owned());
+        }))
+        .await,
+        vec![e[2].clone(), e[3].clone()]
+    );
+    assert!(
+        got(q(&|q| {
+            q.since = Some(t(30));
+            q.until = Some(t(30));
+        }))
+        .await
+        .is_empty()
+    );
+
+    // Pages.
+    assert_eq!(
+        got(q(&|q| q.limit = Some(2))).await,
+        vec![late.clone(), e[0].clone()]
+    );
+    assert_eq!(
+        got(q(&|q| {
+            q.limit = Some(2);
+            q.offset = Some(2);
+        }))
+        .await,
+        vec![e[1].clone(), e[2].clone()]
+    );
+    assert_eq!(
+        got(q(&|q| q.offset = Some(4))).await,
+        vec![e[3].clone(), e[4].clone()]
+    );
+    assert!(got(q(&|q| q.offset = Some(6))).await.is_empty());
+    assert!(got(q(&|q| q.limit = Some(0))).await.is_empty());
+    assert_eq!(got(q(&|q| q.limit = Some(u32::MAX))).await, all);
+
+    // The default limit is 1000.
+    let bulk_reg = format!("{reg}-bulk");
+    let bulk: Vec<AuditEvent> = (0..1001)
+        .map(|i| event(&bulk_reg, i, "download", Some("p"), None, "alice", "allow"))
+        .collect();
+    index.append_audit(&bulk).await.unwrap();
+    let bulk_q = AuditQuery {
+        registry: Some(bulk_reg.clone()),
+        ..AuditQuery::default()
+    };
+    let page = index.query_audit(&bulk_q).await.unwrap();
+    assert_eq!(page.len(), 1000);
+    assert_eq!(page[..], bulk[..1000]);
+    let rest = index
+        .query_audit(&AuditQuery {
+            offset: Some(1000),
+            ..bulk_q.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rest, bulk[1000..]);
+    let big = index
+        .query_audit(&AuditQuery {
+            limit: Some(50_000),
+            ..bulk_q
+        })
+        .await
+        .unwrap();
+    assert_eq!(big, bulk);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Runner
 
@@ -690,6 +1443,15 @@ const CASES: &[(&str, Case)] = &[
     ("registries_are_isolated", |i, r| {
         Box::pin(registries_are_isolated(i, r))
     }),
+    ("file_signatures", |i, r| Box::pin(file_signatures(i, r))),
+    ("tokens", |i, r| Box::pin(tokens(i, r))),
+    ("owners", |i, r| Box::pin(owners(i, r))),
+    ("namespaces", |i, r| Box::pin(namespaces(i, r))),
+    ("visibility", |i, r| Box::pin(visibility(i, r))),
+    ("blocks", |i, r| Box::pin(blocks(i, r))),
+    ("rate_counters", |i, r| Box::pin(rate_counters(i, r))),
+    ("usage", |i, r| Box::pin(usage(i, r))),
+    ("audit_log", |i, r| Box::pin(audit_log(i, r))),
 ];
 
 /// Runs every case, each in its own registry, and returns how many ran.
@@ -739,6 +1501,54 @@ async fn sqlite_file() {
             .unwrap()
     );
     reopened.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_upgrade_from_0001_keeps_the_data() {
+    use batlehub_storage::sqlx::SqlSafeStr;
+    use batlehub_storage::sqlx::migrate::{Migration, MigrationType, Migrator};
+    use batlehub_storage::sqlx::sqlite::SqlitePoolOptions;
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+    // A database as the first release left it: only 0001, with a published file.
+    let pool = SqlitePoolOptions::new().connect(&url).await.unwrap();
+    let mut v1 = Migrator::with_migrations(vec![Migration::new(
+        1,
+        "init".into(),
+        MigrationType::Simple,
+        include_str!("../migrations/sqlite/0001_init.sql").into_sql_str(),
+        false,
+    )]);
+    v1.dangerous_set_table_name("batlehub_migrations");
+    v1.run(&pool).await.unwrap();
+    for sql in [
+        "INSERT INTO packages VALUES ('npm', 'old', 'old', 1, 1)",
+        "INSERT INTO versions (registry, package, version, published_at, metadata) \
+         VALUES ('npm', 'old', '1.0.0', 1, '{}')",
+        "INSERT INTO files VALUES ('npm', 'old', '1.0.0', 'old.tgz', 0, 'ab', 7)",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+
+    let index = SqlIndex::connect(&url).await.unwrap();
+    let got = index.version("npm", "old", "1.0.0").await.unwrap().unwrap();
+    assert_eq!(
+        got.files,
+        vec![FileRecord {
+            filename: "old.tgz".to_owned(),
+            sha256: "ab".to_owned(),
+            size: 7,
+            signature: None,
+            signature_type: None,
+        }]
+    );
+    assert_eq!(
+        index.visibility("npm", "old").await.unwrap(),
+        Visibility::Public
+    );
+    index.close().await;
 }
 
 #[tokio::test]

@@ -50,6 +50,15 @@ pub(crate) async fn search(ctx: &Ctx, text: &str, size: u32, from: u32) -> Resul
                 Some(v) => (v.version.clone(), &v.metadata),
                 None => (hit.latest_version.clone(), &hit.metadata),
             };
+            // Hidden and blocked packages are absent from search results.
+            if ctx
+                .registry
+                .check_package(&ctx.caller, Permission::ReleasesRead, &hit.name)
+                .await
+                .is_err()
+            {
+                continue;
+            }
             names.insert(hit.name.clone());
             objects.push(json!({
                 "package": {

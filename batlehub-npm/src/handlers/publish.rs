@@ -4,6 +4,7 @@ use base64::Engine as _;
 use batlehub_core::body::Body;
 use batlehub_core::digest::ExpectedDigest;
 use batlehub_core::model::{FileRecord, NewVersion, VersionRecord};
+use batlehub_core::policy::{PublishFacts, Signature};
 use batlehub_core::{Error, Permission, Result};
 use bytes::Bytes;
 use http::{Response, StatusCode};
@@ -65,6 +66,9 @@ async fn update_metadata(
     if !local_exists(ctx, name).await? {
         return Err(not_found(name));
     }
+    ctx.registry
+        .check_manage(&ctx.caller, name.as_str(), "deprecate")
+        .await?;
     let reg = ctx.registry.name();
     let index = ctx.registry.index();
     for (version, manifest) in &body.versions {
@@ -218,6 +222,17 @@ async fn publish(ctx: &Ctx, name: &PackageName, body: PublishBody) -> Result<Res
         tags.push("latest".into());
     }
 
+    let signature = signature_of(ctx)?;
+    let facts = PublishFacts {
+        package: name.as_str().to_owned(),
+        version: version.clone(),
+        size: digests.size,
+        sha256: digests.sha256.clone(),
+        package_exists: exists,
+        signature: signature.clone(),
+    };
+    let outcome = ctx.registry.check_publish(&ctx.caller, &facts).await?;
+
     let staged = ctx.registry.stage_bytes(Bytes::from(tarball)).await?;
     let new = NewVersion {
         registry: reg.to_owned(),
@@ -233,17 +248,18 @@ async fn publish(ctx: &Ctx, name: &PackageName, body: PublishBody) -> Result<Res
                 filename,
                 sha256: digests.sha256_hex(),
                 size: digests.size,
+                signature: signature.as_ref().map(|s| s.value.clone()),
+                signature_type: signature.map(|s| s.kind),
             }],
         },
         tags,
     };
-    match ctx.registry.publish(new, vec![staged]).await {
+    match ctx.registry.publish(&ctx.caller, new, vec![staged]).await {
         Ok(()) => {
             tracing::info!(registry = reg, package = %name, %version, "published");
-            Ok(json(
-                StatusCode::OK,
-                &json!({ "ok": true, "id": name.as_str() }),
-            ))
+            let mut resp = json(StatusCode::OK, &json!({ "ok": true, "id": name.as_str() }));
+            resp.headers_mut().extend(outcome.headers);
+            Ok(resp)
         }
         Err(Error::Conflict(_)) => Err(Error::Conflict(format!(
             "You cannot publish over the previously published versions: {version}."
@@ -263,14 +279,25 @@ pub(crate) async fn put_revision(
     if !local_exists(ctx, name).await? {
         return Err(not_found(name));
     }
+    ctx.registry
+        .check_manage(&ctx.caller, name.as_str(), "unpublish")
+        .await?;
     let body = parse_body(body)?;
     let reg = ctx.registry.name();
     let index = ctx.registry.index();
     let Some(pkg) = index.package(reg, name.as_str()).await? else {
         return Err(not_found(name));
     };
+    // Versions hidden by policy travel in `policyRestrictions`; they are not being removed.
+    let restricted = body
+        .policy_restrictions
+        .as_ref()
+        .and_then(|r| r.get("versions"))
+        .and_then(Value::as_object);
     for v in &pkg.versions {
-        if !body.versions.contains_key(&v.version) {
+        if !body.versions.contains_key(&v.version)
+            && !restricted.is_some_and(|r| r.contains_key(&v.version))
+        {
             index.delete_version(reg, name.as_str(), &v.version).await?;
             tracing::info!(registry = reg, package = %name, version = %v.version, "unpublished");
         }
@@ -295,6 +322,9 @@ pub(crate) async fn unpublish_package(ctx: &Ctx, name: &PackageName) -> Result<R
         return Err(not_found(name));
     }
     ctx.registry
+        .check_manage(&ctx.caller, name.as_str(), "unpublish")
+        .await?;
+    ctx.registry
         .index()
         .delete_package(ctx.registry.name(), name.as_str())
         .await?;
@@ -312,7 +342,30 @@ pub(crate) async fn delete_tarball(
     if !is_local(ctx, name).await? {
         return Err(not_found(name));
     }
+    ctx.registry
+        .check_manage(&ctx.caller, name.as_str(), "unpublish")
+        .await?;
     // Blobs are content-addressed and may be shared; the index no longer references this
     // file once its version is gone. Unreferenced blobs are garbage for a later sweep.
     Ok(json(StatusCode::OK, &json!({ "ok": true })))
+}
+
+/// The detached signature sent with a publish (`X-Artifact-Signature`, `X-Signature-Type`).
+fn signature_of(ctx: &Ctx) -> Result<Option<Signature>> {
+    let h = &ctx.parts.headers;
+    let get = |n: &str| h.get(n).map(|v| v.to_str().map(|s| s.trim().to_owned()));
+    match (get("x-artifact-signature"), get("x-signature-type")) {
+        (None, None) => Ok(None),
+        (Some(Ok(value)), Some(Ok(kind))) if !value.is_empty() && !kind.is_empty() => {
+            Ok(Some(Signature { value, kind }))
+        }
+        (Some(Ok(value)), None) if !value.is_empty() => Ok(Some(Signature {
+            value,
+            kind: "ed25519".into(),
+        })),
+        _ => Err(Error::BadRequest(
+            "X-Artifact-Signature and X-Signature-Type must both be valid, non-empty headers"
+                .into(),
+        )),
+    }
 }

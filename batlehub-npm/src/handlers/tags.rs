@@ -1,7 +1,7 @@
 //! `npm dist-tag ls|add|rm`.
 
 use batlehub_core::body::Body;
-use batlehub_core::{Error, Permission, Result};
+use batlehub_core::{Error, Result};
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -12,8 +12,6 @@ use crate::service::{Ctx, json};
 
 /// `GET /-/package/{name}/dist-tags`.
 pub(crate) async fn list(ctx: &Ctx, name: &PackageName) -> Result<Response<Body>> {
-    ctx.registry
-        .authorize(&ctx.identity, Permission::ReleasesRead, Some(name.as_str()))?;
     let (full, _) = full_packument(ctx, name).await?;
     Ok(json(
         StatusCode::OK,
@@ -23,8 +21,8 @@ pub(crate) async fn list(ctx: &Ctx, name: &PackageName) -> Result<Response<Body>
 
 async fn writable(ctx: &Ctx, name: &PackageName) -> Result<()> {
     ctx.registry
-        .authorize(&ctx.identity, Permission::Publish, Some(name.as_str()))?;
-    ctx.registry.ensure_publishable()?;
+        .check_manage(&ctx.caller, name.as_str(), "dist-tag")
+        .await?;
     if !is_local(ctx, name).await?
         || !ctx
             .registry

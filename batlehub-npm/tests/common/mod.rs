@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
 pub struct TestApp {
+    pub hub: Hub,
     pub service: NpmService,
     pub storage: Storage,
     pub clock: FakeClock,
@@ -96,6 +97,12 @@ impl TestApp {
         (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
     }
 
+    /// A GET as `who`.
+    pub async fn get_as(&self, path: &str, who: &str) -> (StatusCode, http::HeaderMap, Value) {
+        let (s, h, b) = self.send(get(path, Some(who))).await;
+        (s, h, serde_json::from_slice(&b).unwrap_or(Value::Null))
+    }
+
     pub async fn publish(&self, name: &str, version: &str, who: &str) -> (StatusCode, Value) {
         let body = publish_body(
             name,
@@ -170,6 +177,12 @@ impl Builder {
         self
     }
 
+    /// A `RegistryPolicy` from TOML (the `[[registries]]` policy keys).
+    pub fn rules(self, toml_text: &str) -> Self {
+        let config: batlehub_rules::PolicyConfig = toml::from_str(toml_text).expect("policy toml");
+        self.policy(batlehub_rules::RegistryPolicy::from_config(&config, "test").expect("policy"))
+    }
+
     pub fn policy(mut self, p: impl batlehub_core::Policy) -> Self {
         self.policy = Some(Arc::new(p));
         self
@@ -190,12 +203,15 @@ impl Builder {
         if let Some(m) = self.max_upload {
             config.max_upload_bytes = m;
         }
-        let policy = self
-            .policy
-            .unwrap_or_else(|| Arc::new(batlehub_rules::Rbac::default()));
+        let policy = self.policy.unwrap_or_else(|| {
+            Arc::new(batlehub_rules::RegistryPolicy::rbac_only(
+                batlehub_rules::Rbac::default(),
+            ))
+        });
         let registry = hub.registry_with_policy(config, policy).expect("registry");
         let service = NpmService::new(registry.clone(), self.base);
         TestApp {
+            hub,
             service,
             storage,
             clock,
@@ -204,20 +220,28 @@ impl Builder {
     }
 }
 
+/// `name` or `name@group+group` (groups become `static:<group>`); `admin` is an admin.
 pub fn identity(who: &str) -> Identity {
     match who {
         "" | "anonymous" => Identity::Anonymous,
         "invalid" => Identity::Invalid("invalid token".into()),
-        name => Identity::User(Principal {
-            id: name.into(),
-            role: if name == "admin" {
-                Role::Admin
-            } else {
-                Role::User
-            },
-            groups: vec![],
-            provider: "static".into(),
-        }),
+        spec => {
+            let (name, groups) = spec.split_once('@').unwrap_or((spec, ""));
+            Identity::User(Principal {
+                id: name.into(),
+                role: if name == "admin" {
+                    Role::Admin
+                } else {
+                    Role::User
+                },
+                groups: groups
+                    .split('+')
+                    .filter(|g| !g.is_empty())
+                    .map(|g| format!("static:{g}"))
+                    .collect(),
+                provider: "static".into(),
+            })
+        }
     }
 }
 

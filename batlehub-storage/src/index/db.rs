@@ -9,7 +9,7 @@ use sqlx::Row as _;
 use sqlx::postgres::{PgArguments, PgPool, PgRow};
 use sqlx::query::Query;
 use sqlx::sqlite::{SqliteArguments, SqlitePool, SqliteRow};
-use sqlx::{Postgres, Sqlite, Transaction};
+use sqlx::{AssertSqlSafe, Postgres, SqlSafeStr, SqlStr, Sqlite, Transaction};
 
 /// A bound value.
 #[derive(Debug)]
@@ -19,19 +19,31 @@ enum Arg {
     OptText(Option<String>),
     Bool(bool),
     Time(DateTime<Utc>),
+    OptTime(Option<DateTime<Utc>>),
 }
 
 /// A statement and its arguments, in placeholder order.
 #[derive(Debug)]
 pub(crate) struct Stmt {
-    sql: &'static str,
+    sql: SqlStr,
     args: Vec<Arg>,
 }
 
 /// Starts a statement.
 pub(crate) fn stmt(sql: &'static str) -> Stmt {
     Stmt {
-        sql,
+        sql: sql.into_sql_str(),
+        args: Vec::new(),
+    }
+}
+
+/// Starts a statement whose text was assembled at run time.
+///
+/// Only for text joined from fixed fragments (column names, `$n` placeholders): every value
+/// must still be bound as an argument, never formatted into `sql`.
+pub(crate) fn stmt_built(sql: String) -> Stmt {
+    Stmt {
+        sql: AssertSqlSafe(sql).into_sql_str(),
         args: Vec::new(),
     }
 }
@@ -62,6 +74,11 @@ impl Stmt {
         self
     }
 
+    pub(crate) fn opt_time(mut self, v: Option<DateTime<Utc>>) -> Self {
+        self.args.push(Arg::OptTime(v));
+        self
+    }
+
     fn sqlite(self) -> Query<'static, Sqlite, SqliteArguments> {
         self.args
             .into_iter()
@@ -71,6 +88,7 @@ impl Stmt {
                 Arg::OptText(v) => q.bind(v),
                 Arg::Bool(v) => q.bind(v),
                 Arg::Time(v) => q.bind(v.timestamp_micros()),
+                Arg::OptTime(v) => q.bind(v.map(|v| v.timestamp_micros())),
             })
     }
 
@@ -83,6 +101,7 @@ impl Stmt {
                 Arg::OptText(v) => q.bind(v),
                 Arg::Bool(v) => q.bind(v),
                 Arg::Time(v) => q.bind(v),
+                Arg::OptTime(v) => q.bind(v),
             })
     }
 }
@@ -214,14 +233,25 @@ impl Row {
 
     pub(crate) fn time(&self, col: &str) -> sqlx::Result<DateTime<Utc>> {
         match self {
-            Row::Sqlite(r) => {
-                let micros: i64 = r.try_get(col)?;
-                DateTime::from_timestamp_micros(micros).ok_or_else(|| sqlx::Error::ColumnDecode {
-                    index: col.to_owned(),
-                    source: format!("timestamp {micros} µs is out of range").into(),
-                })
-            }
+            Row::Sqlite(r) => micros_to_time(col, r.try_get(col)?),
             Row::Postgres(r) => r.try_get(col),
         }
     }
+
+    pub(crate) fn opt_time(&self, col: &str) -> sqlx::Result<Option<DateTime<Utc>>> {
+        match self {
+            Row::Sqlite(r) => r
+                .try_get::<Option<i64>, _>(col)?
+                .map(|micros| micros_to_time(col, micros))
+                .transpose(),
+            Row::Postgres(r) => r.try_get(col),
+        }
+    }
+}
+
+fn micros_to_time(col: &str, micros: i64) -> sqlx::Result<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(micros).ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: col.to_owned(),
+        source: format!("timestamp {micros} µs is out of range").into(),
+    })
 }

@@ -8,8 +8,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use batlehub_core::model::{
-    CachedArtifact, CachedDocument, FileRecord, LocalPackage, NewVersion, PackageRecord,
-    PackageSummary, VersionRecord,
+    AuditEvent, AuditQuery, Block, CachedArtifact, CachedDocument, FileRecord, LocalPackage,
+    Namespace, NewVersion, Owner, PackageRecord, PackageSummary, Role, TokenRecord, Usage,
+    VersionRecord, Visibility,
 };
 use batlehub_core::store::Index;
 use batlehub_core::{Error, Result};
@@ -22,14 +23,43 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use self::db::{Pool, Row, Tx, stmt};
+use self::db::{Pool, Row, Tx, stmt, stmt_built};
 use crate::error::StorageError;
 
 /// Our own migrations table, so that a host application's sqlx migrations can share the database.
 const MIGRATIONS_TABLE: &str = "batlehub_migrations";
 
-const SQLITE_INIT: &str = include_str!("../../migrations/sqlite/0001_init.sql");
-const POSTGRES_INIT: &str = include_str!("../../migrations/postgres/0001_init.sql");
+/// The migrations of one dialect, in order: `(version, description, sql)`.
+type Migrations = [(i64, &'static str, &'static str)];
+
+const SQLITE_MIGRATIONS: &Migrations = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "access",
+        include_str!("../../migrations/sqlite/0002_access.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: &Migrations = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "access",
+        include_str!("../../migrations/postgres/0002_access.sql"),
+    ),
+];
+
+/// `audit_log` rows returned when the query sets no limit, and the most it may ask for.
+const AUDIT_DEFAULT_LIMIT: u32 = 1000;
+const AUDIT_MAX_LIMIT: u32 = 10_000;
 
 /// The metadata index in a SQL database: SQLite or PostgreSQL.
 ///
@@ -111,7 +141,7 @@ impl SqlIndex {
     ///
     /// Fails when a migration fails.
     pub async fn from_sqlite_pool(pool: SqlitePool) -> Result<Self, StorageError> {
-        migrator(SQLITE_INIT).run(&pool).await?;
+        migrator(SQLITE_MIGRATIONS).run(&pool).await?;
         Ok(Self {
             pool: Pool::Sqlite(pool),
         })
@@ -123,7 +153,7 @@ impl SqlIndex {
     ///
     /// Fails when a migration fails.
     pub async fn from_pg_pool(pool: PgPool) -> Result<Self, StorageError> {
-        migrator(POSTGRES_INIT).run(&pool).await?;
+        migrator(POSTGRES_MIGRATIONS).run(&pool).await?;
         Ok(Self {
             pool: Pool::Postgres(pool),
         })
@@ -144,14 +174,21 @@ impl SqlIndex {
     }
 }
 
-fn migrator(init: &'static str) -> Migrator {
-    let mut migrator = Migrator::with_migrations(vec![Migration::new(
-        1,
-        "init".into(),
-        MigrationType::Simple,
-        init.into_sql_str(),
-        false,
-    )]);
+fn migrator(migrations: &'static Migrations) -> Migrator {
+    let mut migrator = Migrator::with_migrations(
+        migrations
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    description.into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    );
     migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
     migrator
 }
@@ -233,7 +270,144 @@ fn file_from_row(row: &Row) -> Result<FileRecord> {
         filename: row.text("filename").map_err(db_err)?,
         sha256: row.text("sha256").map_err(db_err)?,
         size: to_u64(row.int("size").map_err(db_err)?)?,
+        signature: row.opt_text("signature").map_err(db_err)?,
+        signature_type: row.opt_text("signature_type").map_err(db_err)?,
     })
+}
+
+fn role_str(role: Role) -> &'static str {
+    match role {
+        Role::Anonymous => "anonymous",
+        Role::User => "user",
+        Role::Admin => "admin",
+    }
+}
+
+fn parse_role(s: &str) -> Result<Role> {
+    match s {
+        "anonymous" => Ok(Role::Anonymous),
+        "user" => Ok(Role::User),
+        "admin" => Ok(Role::Admin),
+        other => Err(Error::storage(format_args!(
+            "unknown role `{other}` in the index"
+        ))),
+    }
+}
+
+/// An owner as its `(kind, name)` columns.
+fn owner_columns(owner: &Owner) -> (&'static str, &str) {
+    match owner {
+        Owner::User(name) => ("user", name),
+        Owner::Group(name) => ("group", name),
+    }
+}
+
+fn owner_from_row(row: &Row) -> Result<Owner> {
+    let name = row.text("name").map_err(db_err)?;
+    match row.text("kind").map_err(db_err)?.as_str() {
+        "user" => Ok(Owner::User(name)),
+        "group" => Ok(Owner::Group(name)),
+        other => Err(Error::storage(format_args!(
+            "unknown owner kind `{other}` in the index"
+        ))),
+    }
+}
+
+fn visibility_from_row(row: &Row) -> Result<Visibility> {
+    Visibility::from_str(&row.text("level").map_err(db_err)?).map_err(Error::storage)
+}
+
+const TOKEN_COLUMNS: &str = "id, principal, secret_sha256, role, \"groups\", description, \
+                             created_at, expires_at, revoked_at, created_by";
+
+fn token_from_row(row: &Row) -> Result<TokenRecord> {
+    let groups = row.text("groups").map_err(db_err)?;
+    Ok(TokenRecord {
+        id: row.text("id").map_err(db_err)?,
+        principal: row.text("principal").map_err(db_err)?,
+        secret_sha256: row.text("secret_sha256").map_err(db_err)?,
+        role: parse_role(&row.text("role").map_err(db_err)?)?,
+        groups: serde_json::from_str(&groups).map_err(Error::storage)?,
+        description: row.opt_text("description").map_err(db_err)?,
+        created_at: row.time("created_at").map_err(db_err)?,
+        expires_at: row.opt_time("expires_at").map_err(db_err)?,
+        revoked_at: row.opt_time("revoked_at").map_err(db_err)?,
+        created_by: row.text("created_by").map_err(db_err)?,
+    })
+}
+
+fn block_from_row(row: &Row) -> Result<Block> {
+    Ok(Block {
+        id: row.text("id").map_err(db_err)?,
+        registry: row.text("registry").map_err(db_err)?,
+        package: row.text("package").map_err(db_err)?,
+        versions: row.opt_text("versions").map_err(db_err)?,
+        reason: row.text("reason").map_err(db_err)?,
+        created_by: row.text("created_by").map_err(db_err)?,
+        created_at: row.time("created_at").map_err(db_err)?,
+    })
+}
+
+fn audit_from_row(row: &Row) -> Result<AuditEvent> {
+    Ok(AuditEvent {
+        at: row.time("at").map_err(db_err)?,
+        registry: row.text("registry").map_err(db_err)?,
+        action: row.text("action").map_err(db_err)?,
+        package: row.opt_text("package").map_err(db_err)?,
+        version: row.opt_text("version").map_err(db_err)?,
+        principal: row.text("principal").map_err(db_err)?,
+        outcome: row.text("outcome").map_err(db_err)?,
+        rule: row.opt_text("rule").map_err(db_err)?,
+        reason: row.opt_text("reason").map_err(db_err)?,
+        client_ip: row.opt_text("client_ip").map_err(db_err)?,
+    })
+}
+
+/// The `SELECT` of an audit query: equality filters, the time window, order and page.
+fn audit_query_stmt(query: &AuditQuery) -> db::Stmt {
+    let equal = [
+        ("registry", query.registry.as_deref()),
+        ("package", query.package.as_deref()),
+        ("version", query.version.as_deref()),
+        ("principal", query.principal.as_deref()),
+        ("action", query.action.as_deref()),
+        ("outcome", query.outcome.as_deref()),
+    ];
+    let window = [(">=", query.since), ("<", query.until)];
+
+    // The text holds only column names, operators and placeholders; values are bound.
+    let mut sql = String::from(
+        "SELECT at, registry, action, package, version, principal, outcome, rule, reason, \
+         client_ip FROM audit_log WHERE 1 = 1",
+    );
+    let mut n = 0;
+    for (column, _) in equal.iter().filter(|(_, v)| v.is_some()) {
+        n += 1;
+        sql.push_str(&format!(" AND {column} = ${n}"));
+    }
+    for (op, _) in window.iter().filter(|(_, v)| v.is_some()) {
+        n += 1;
+        sql.push_str(&format!(" AND at {op} ${n}"));
+    }
+    sql.push_str(&format!(
+        " ORDER BY at, id LIMIT ${} OFFSET ${}",
+        n + 1,
+        n + 2
+    ));
+
+    let mut s = stmt_built(sql);
+    for value in equal.into_iter().filter_map(|(_, v)| v) {
+        s = s.text(value);
+    }
+    for at in window.into_iter().filter_map(|(_, v)| v) {
+        s = s.time(at);
+    }
+    let limit = query
+        .limit
+        .unwrap_or(AUDIT_DEFAULT_LIMIT)
+        .min(AUDIT_MAX_LIMIT);
+    s.int(i64::from(limit))
+        .int(i64::from(query.offset.unwrap_or(0)))
 }
 
 impl SqlIndex {
@@ -287,8 +461,9 @@ impl SqlIndex {
             tx.execute(
                 stmt(
                     "INSERT INTO files \
-                     (registry, package, version, filename, position, sha256, size) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                     (registry, package, version, filename, position, sha256, size, \
+                     signature, signature_type) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .text(registry)
                 .text(&v.package)
@@ -296,7 +471,9 @@ impl SqlIndex {
                 .text(&file.filename)
                 .int(position)
                 .text(&file.sha256)
-                .int(to_i64(file.size)?),
+                .int(to_i64(file.size)?)
+                .opt_text(file.signature.as_deref())
+                .opt_text(file.signature_type.as_deref()),
             )
             .await
             .map_err(|e| {
@@ -339,7 +516,8 @@ impl SqlIndex {
                 self.pool
                     .fetch_all(
                         stmt(
-                            "SELECT version, filename, sha256, size FROM files \
+                            "SELECT version, filename, sha256, size, signature, signature_type \
+                             FROM files \
                              WHERE registry = $1 AND package = $2 AND version = $3 \
                              ORDER BY position",
                         )
@@ -353,7 +531,8 @@ impl SqlIndex {
                 self.pool
                     .fetch_all(
                         stmt(
-                            "SELECT version, filename, sha256, size FROM files \
+                            "SELECT version, filename, sha256, size, signature, signature_type \
+                             FROM files \
                              WHERE registry = $1 AND package = $2 ORDER BY version, position",
                         )
                         .text(registry)
@@ -960,6 +1139,480 @@ impl Index for SqlIndex {
                 .await
                 .map_err(db_err)?;
             Ok(())
+        })
+    }
+
+    // ---- access control and policy state ---------------------------------------------
+
+    fn create_token<'a>(&'a self, token: &'a TokenRecord) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let groups = serde_json::to_string(&token.groups).map_err(Error::internal)?;
+            self.pool
+                .execute(
+                    stmt(
+                        "INSERT INTO tokens (id, principal, secret_sha256, role, \"groups\", \
+                         description, created_at, expires_at, revoked_at, created_by) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    )
+                    .text(&token.id)
+                    .text(&token.principal)
+                    .text(&token.secret_sha256)
+                    .text(role_str(token.role))
+                    .text(groups)
+                    .opt_text(token.description.as_deref())
+                    .time(token.created_at)
+                    .opt_time(token.expires_at)
+                    .opt_time(token.revoked_at)
+                    .text(&token.created_by),
+                )
+                .await
+                .map_err(|e| {
+                    if is_unique_violation(&e) {
+                        Error::Conflict(format!("token {} already exists", token.id))
+                    } else {
+                        db_err(e)
+                    }
+                })?;
+            Ok(())
+        })
+    }
+
+    fn token<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<TokenRecord>>> {
+        Box::pin(async move {
+            let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1");
+            self.pool
+                .fetch_optional(stmt_built(sql).text(id))
+                .await
+                .map_err(db_err)?
+                .as_ref()
+                .map(token_from_row)
+                .transpose()
+        })
+    }
+
+    fn list_tokens(&self) -> BoxFuture<'_, Result<Vec<TokenRecord>>> {
+        Box::pin(async move {
+            let sql =
+                format!("SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at DESC, id DESC");
+            let rows = self.pool.fetch_all(stmt_built(sql)).await.map_err(db_err)?;
+            rows.iter().map(token_from_row).collect()
+        })
+    }
+
+    fn revoke_token<'a>(&'a self, id: &'a str, at: DateTime<Utc>) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let n = self
+                .pool
+                .execute(
+                    stmt("UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                        .text(id)
+                        .time(at),
+                )
+                .await
+                .map_err(db_err)?;
+            Ok(n > 0)
+        })
+    }
+
+    fn owners<'a>(
+        &'a self,
+        registry: &'a str,
+        package: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Owner>>> {
+        Box::pin(async move {
+            let rows = self
+                .pool
+                .fetch_all(
+                    stmt("SELECT kind, name FROM owners WHERE registry = $1 AND package = $2")
+                        .text(registry)
+                        .text(package),
+                )
+                .await
+                .map_err(db_err)?;
+            let mut owners = rows
+                .iter()
+                .map(owner_from_row)
+                .collect::<Result<Vec<_>>>()?;
+            // `Owner`'s own order (users, then groups; names bytewise), the same on every backend.
+            owners.sort();
+            Ok(owners)
+        })
+    }
+
+    fn add_owner<'a>(
+        &'a self,
+        registry: &'a str,
+        package: &'a str,
+        owner: &'a Owner,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let (kind, name) = owner_columns(owner);
+            let n = self
+                .pool
+                .execute(
+                    stmt(
+                        "INSERT INTO owners (registry, package, kind, name) \
+                         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    )
+                    .text(registry)
+                    .text(package)
+                    .text(kind)
+                    .text(name),
+                )
+                .await
+                .map_err(db_err)?;
+            Ok(n > 0)
+        })
+    }
+
+    fn remove_owner<'a>(
+        &'a self,
+        registry: &'a str,
+        package: &'a str,
+        owner: &'a Owner,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let (kind, name) = owner_columns(owner);
+            let n = self
+                .pool
+                .execute(
+                    stmt(
+                        "DELETE FROM owners \
+                         WHERE registry = $1 AND package = $2 AND kind = $3 AND name = $4",
+                    )
+                    .text(registry)
+                    .text(package)
+                    .text(kind)
+                    .text(name),
+                )
+                .await
+                .map_err(db_err)?;
+            Ok(n > 0)
+        })
+    }
+
+    fn namespaces<'a>(&'a self, registry: &'a str) -> BoxFuture<'a, Result<Vec<Namespace>>> {
+        Box::pin(async move {
+            let rows = self
+                .pool
+                .fetch_all(
+                    stmt(
+                        "SELECT prefix, group_name FROM namespaces WHERE registry = $1 \
+                         ORDER BY prefix",
+                    )
+                    .text(registry),
+                )
+                .await
+                .map_err(db_err)?;
+            rows.iter()
+                .map(|row| {
+                    Ok(Namespace {
+                        registry: registry.to_owned(),
+                        prefix: row.text("prefix").map_err(db_err)?,
+                        group: row.text("group_name").map_err(db_err)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn add_namespace<'a>(&'a self, namespace: &'a Namespace) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let n = self
+                .pool
+                .execute(
+                    stmt(
+                        "INSERT INTO namespaces (registry, prefix, group_name) VALUES ($1, $2, $3) \
+                         ON CONFLICT (registry, prefix) DO NOTHING",
+                    )
+                    .text(&namespace.registry)
+                    .text(&namespace.prefix)
+                    .text(&namespace.group),
+                )
+                .await
+                .map_err(db_err)?;
+            Ok(n > 0)
+        })
+    }
+
+    fn remove_namespace<'a>(
+        &'a self,
+        registry: &'a str,
+        prefix: &'a str,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let n = self
+                .pool
+                .execute(
+                    stmt("DELETE FROM namespaces WHERE registry = $1 AND prefix = $2")
+                        .text(registry)
+                        .text(prefix),
+                )
+                .await
+                .map_err(db_err)?;
+            Ok(n > 0)
+        })
+    }
+
+    fn visibility<'a>(
+        &'a self,
+        registry: &'a str,
+        package: &'a str,
+    ) -> BoxFuture<'a, Result<Visibility>> {
+        Box::pin(async move {
+            let row = self
+                .pool
+                .fetch_optional(
+                    stmt("SELECT level FROM visibility WHERE registry = $1 AND package = $2")
+                        .text(registry)
+                        .text(package),
+                )
+                .await
+                .map_err(db_err)?;
+            row.as_ref()
+                .map_or(Ok(Visibility::Public), visibility_from_row)
+        })
+    }
+
+    fn restricted_packages<'a>(
+        &'a self,
+        registry: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(String, Visibility)>>> {
+        Box::pin(async move {
+            let rows = self
+                .pool
+                .fetch_all(
+                    stmt(
+                        "SELECT package, level FROM visibility \
+                         WHERE registry = $1 AND level <> 'public' ORDER BY package",
+                    )
+                    .text(registry),
+                )
+                .await
+                .map_err(db_err)?;
+            rows.iter()
+                .map(|row| {
+                    Ok((
+                        row.text("package").map_err(db_err)?,
+                        visibility_from_row(row)?,
+                    ))
+                })
+                .collect()
+        })
+    }
+
+    fn set_visibility<'a>(
+        &'a self,
+        registry: &'a str,
+        package: &'a str,
+        visibility: Visibility,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            self.pool
+                .execute(
+                    stmt(
+                        "INSERT INTO visibility (registry, package, level) VALUES ($1, $2, $3) \
+                         ON CONFLICT (registry, package) DO UPDATE SET level = excluded.level",
+                    )
+                    .text(registry)
+                    .text(package)
+                    .text(visibility.to_string()),
+                )
+                .await
+                .map_err(db_err)?;
+            Ok(())
+        })
+    }
+
+    fn blocks_for<'a>(
+        &'a self,
+        registry: &'a str,
+        package: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Block>>> {
+        Box::pin(async move {
+            let rows = self
+                .pool
+                .fetch_all(
+                    stmt(
+                        "SELECT id, registry, package, versions, reason, created_by, created_at \
+                         FROM blocks WHERE registry = $1 AND package = $2 \
+                         ORDER BY created_at, id",
+                    )
+                    .text(registry)
+                    .text(package),
+                )
+                .await
+                .map_err(db_err)?;
+            rows.iter().map(block_from_row).collect()
+        })
+    }
+
+    fn list_blocks<'a>(&'a self, registry: Option<&'a str>) -> BoxFuture<'a, Result<Vec<Block>>> {
+        Box::pin(async move {
+            let s = match registry {
+                Some(registry) => stmt(
+                    "SELECT id, registry, package, versions, reason, created_by, created_at \
+                     FROM blocks WHERE registry = $1 ORDER BY created_at, id",
+                )
+                .text(registry),
+                None => stmt(
+                    "SELECT id, registry, package, versions, reason, created_by, created_at \
+                     FROM blocks ORDER BY created_at, id",
+                ),
+            };
+            let rows = self.pool.fetch_all(s).await.map_err(db_err)?;
+            rows.iter().map(block_from_row).collect()
+        })
+    }
+
+    fn add_block<'a>(&'a self, block: &'a Block) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            self.pool
+                .execute(
+                    stmt(
+                        "INSERT INTO blocks \
+                         (id, registry, package, versions, reason, created_by, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .text(&block.id)
+                    .text(&block.registry)
+                    .text(&block.package)
+                    .opt_text(block.versions.as_deref())
+                    .text(&block.reason)
+                    .text(&block.created_by)
+                    .time(block.created_at),
+                )
+                .await
+                .map_err(|e| {
+                    if is_unique_violation(&e) {
+                        Error::Conflict(format!("block {} already exists", block.id))
+                    } else {
+                        db_err(e)
+                    }
+                })?;
+            Ok(())
+        })
+    }
+
+    fn remove_block<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let n = self
+                .pool
+                .execute(stmt("DELETE FROM blocks WHERE id = $1").text(id))
+                .await
+                .map_err(db_err)?;
+            Ok(n > 0)
+        })
+    }
+
+    fn rate_hit<'a>(
+        &'a self,
+        key: &'a str,
+        window_start: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(async move {
+            // Housekeeping first, in its own statement: holding its row locks across the
+            // upsert could deadlock two PostgreSQL callers on neighbouring windows.
+            self.pool
+                .execute(
+                    stmt("DELETE FROM rate_counters WHERE key = $1 AND window_start < $2")
+                        .text(key)
+                        .time(window_start),
+                )
+                .await
+                .map_err(db_err)?;
+            // One statement: atomic in both dialects, whatever the number of processes.
+            let row = self
+                .pool
+                .fetch_optional(
+                    stmt(
+                        "INSERT INTO rate_counters (key, window_start, count) VALUES ($1, $2, 1) \
+                         ON CONFLICT (key, window_start) \
+                         DO UPDATE SET count = rate_counters.count + 1 \
+                         RETURNING count",
+                    )
+                    .text(key)
+                    .time(window_start),
+                )
+                .await
+                .map_err(db_err)?
+                .ok_or_else(|| Error::storage("rate counter upsert returned no row"))?;
+            to_u64(row.int("count").map_err(db_err)?)
+        })
+    }
+
+    fn usage<'a>(&'a self, registry: &'a str, principal: &'a str) -> BoxFuture<'a, Result<Usage>> {
+        Box::pin(async move {
+            // CAST: PostgreSQL sums BIGINT into NUMERIC.
+            let row = self
+                .pool
+                .fetch_optional(
+                    stmt(
+                        "SELECT \
+                         CAST((SELECT COALESCE(SUM(f.size), 0) FROM versions v \
+                               JOIN files f ON f.registry = v.registry \
+                                           AND f.package = v.package \
+                                           AND f.version = v.version \
+                               WHERE v.registry = $1 AND v.publisher = $2) AS BIGINT) AS bytes, \
+                         CAST((SELECT COUNT(DISTINCT v.package) FROM versions v \
+                               WHERE v.registry = $1 AND v.publisher = $2) AS BIGINT) AS packages",
+                    )
+                    .text(registry)
+                    .text(principal),
+                )
+                .await
+                .map_err(db_err)?
+                .ok_or_else(|| Error::storage("usage query returned no row"))?;
+            Ok(Usage {
+                bytes: to_u64(row.int("bytes").map_err(db_err)?)?,
+                packages: to_u64(row.int("packages").map_err(db_err)?)?,
+            })
+        })
+    }
+
+    fn append_audit<'a>(&'a self, events: &'a [AuditEvent]) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            if events.is_empty() {
+                return Ok(());
+            }
+            let mut tx = self.pool.begin().await.map_err(db_err)?;
+            let outcome: Result<bool> = async {
+                for event in events {
+                    tx.execute(
+                        stmt(
+                            "INSERT INTO audit_log (at, registry, action, package, version, \
+                             principal, outcome, rule, reason, client_ip) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                        )
+                        .time(event.at)
+                        .text(&event.registry)
+                        .text(&event.action)
+                        .opt_text(event.package.as_deref())
+                        .opt_text(event.version.as_deref())
+                        .text(&event.principal)
+                        .text(&event.outcome)
+                        .opt_text(event.rule.as_deref())
+                        .opt_text(event.reason.as_deref())
+                        .opt_text(event.client_ip.as_deref()),
+                    )
+                    .await
+                    .map_err(db_err)?;
+                }
+                Ok(true)
+            }
+            .await;
+            finish(tx, outcome).await.map(|_| ())
+        })
+    }
+
+    fn query_audit<'a>(&'a self, query: &'a AuditQuery) -> BoxFuture<'a, Result<Vec<AuditEvent>>> {
+        Box::pin(async move {
+            let rows = self
+                .pool
+                .fetch_all(audit_query_stmt(query))
+                .await
+                .map_err(db_err)?;
+            rows.iter().map(audit_from_row).collect()
         })
     }
 }

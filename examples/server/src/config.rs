@@ -171,6 +171,32 @@ pub struct RegistryToml {
     pub tls: Option<TlsToml>,
     /// `[registries.cache]`.
     pub cache: Option<CacheToml>,
+    /// `[[registries.rules]]`: release-age gate, deny-latest, version gates.
+    #[serde(default)]
+    pub rules: Vec<batlehub::rules::RuleConfig>,
+    /// `[registries.versioning]`.
+    pub versioning: Option<batlehub::rules::VersioningConfig>,
+    /// `[registries.signing]`.
+    pub signing: Option<batlehub::rules::SigningConfig>,
+    /// `[registries.quota]`.
+    pub quota: Option<batlehub::rules::QuotaConfig>,
+    /// `[registries.rate_limit]`.
+    pub rate_limit: Option<batlehub::rules::RateLimitConfig>,
+}
+
+impl RegistryToml {
+    /// The policy part of this registry's configuration.
+    #[must_use]
+    pub fn policy_config(&self) -> batlehub::rules::PolicyConfig {
+        batlehub::rules::PolicyConfig {
+            rbac: self.rbac.clone(),
+            rules: self.rules.clone(),
+            versioning: self.versioning.clone(),
+            signing: self.signing.clone(),
+            quota: self.quota.clone(),
+            rate_limit: self.rate_limit.clone(),
+        }
+    }
 }
 
 /// `[registries.upstream_auth]`.
@@ -279,6 +305,11 @@ impl Config {
                 upstream_auth: None,
                 tls: None,
                 cache: None,
+                rules: Vec::new(),
+                versioning: None,
+                signing: None,
+                quota: None,
+                rate_limit: None,
             }],
         }
     }
@@ -304,6 +335,9 @@ impl Config {
                     "{at}.upstreams: required in {} mode",
                     r.mode
                 )));
+            }
+            if let Err(e) = batlehub::rules::RegistryPolicy::from_config(&r.policy_config(), &at) {
+                return Err(ConfigError(e.to_string()));
             }
             if r.mode == Mode::Local && !r.upstreams.is_empty() {
                 return Err(ConfigError(format!(

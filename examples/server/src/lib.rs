@@ -15,7 +15,7 @@ use axum::routing::get;
 use batlehub::auth::{AuthLayer, StaticTokens, TokenConfig, TokenSecret};
 use batlehub::core::{ClientAddr, UpstreamAuth};
 use batlehub::npm::NpmService;
-use batlehub::rules::Rbac;
+use batlehub::rules::RegistryPolicy;
 use batlehub::{BaseUrl, Hub, RegistryConfig, Role};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -89,10 +89,10 @@ pub async fn build_router(config: &Config) -> Result<Router, ConfigError> {
         if let Some(max) = r.max_upload_bytes {
             rc.max_upload_bytes = max;
         }
-        let rbac = Rbac::from_config(&r.rbac.clone().unwrap_or_default(), &format!("{at}.rbac"))
+        let policy = RegistryPolicy::from_config(&r.policy_config(), &at)
             .map_err(|e| ConfigError(e.to_string()))?;
         let registry = hub
-            .registry_with_policy(rc, Arc::new(rbac))
+            .registry_with_policy(rc, Arc::new(policy))
             .map_err(|e| ConfigError(format!("{at}: {e}")))?;
         let mount = format!("/proxy/{}", r.name);
         let base = match &config.server.public_url {
