@@ -5,14 +5,14 @@ use std::fmt;
 use std::sync::Arc;
 
 use argon2::{Argon2, PasswordHasher as _, PasswordVerifier as _};
-use batlehub_core::{Identity, Principal, Role};
+use batlehub_core::{Principal, Role};
 use parking_lot::Mutex;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
 use crate::Error;
 use crate::credentials::Credentials;
-use crate::layer::{Authenticator, IdentityFuture};
+use crate::provider::{Provider, Verdict, VerdictFuture, namespaced_configured};
 
 /// The secret of a configured token.
 #[derive(Clone, PartialEq, Eq)]
@@ -41,7 +41,8 @@ pub struct TokenConfig {
     pub secret: TokenSecret,
     /// The role it grants.
     pub role: Role,
-    /// Its groups.
+    /// Its groups, as written in the configuration; principals carry them namespaced as
+    /// `static:<group>` (a group already written `static:<group>` is kept as it is).
     pub groups: Vec<String>,
 }
 
@@ -55,8 +56,13 @@ struct Inner {
     cache: Mutex<HashMap<[u8; 32], Option<Principal>>>,
 }
 
-/// Static tokens: plain values compared in constant time, argon2id hashes verified once per
-/// distinct token and then cached (keyed by the token's sha256, never the token itself).
+/// Static tokens, a [`Provider`] named `static`: plain values compared in constant time,
+/// argon2id hashes verified once per distinct token and then cached (keyed by the token's
+/// sha256, never the token itself; unknown tokens are remembered too, so a token meant for a
+/// later provider costs one argon2 run per hashed entry, once).
+///
+/// Used alone (`AuthLayer::new(tokens)`) it is a chain of one: an unknown token is
+/// refused as `Identity::Invalid("unknown token")`.
 #[derive(Clone)]
 pub struct StaticTokens {
     inner: Arc<Inner>,
@@ -99,8 +105,12 @@ impl StaticTokens {
             let principal = Principal {
                 id: t.name.clone(),
                 role: t.role,
-                groups: t.groups.clone(),
-                provider: "static".into(),
+                groups: t
+                    .groups
+                    .iter()
+                    .map(|g| namespaced_configured(NAME, g))
+                    .collect(),
+                provider: NAME.into(),
             };
             match &t.secret {
                 TokenSecret::Plain(v) => {
@@ -161,26 +171,39 @@ impl StaticTokens {
     }
 }
 
-fn outcome(p: Option<Principal>) -> Identity {
+/// The provider name of static tokens, and their group namespace.
+const NAME: &str = "static";
+
+fn outcome(p: Option<Principal>) -> Verdict {
     match p {
-        Some(p) => Identity::User(p),
-        None => Identity::Invalid("invalid token".to_owned()),
+        Some(p) => Verdict::Mine(p),
+        None => Verdict::NotMine,
     }
 }
 
-impl Authenticator for StaticTokens {
-    fn authenticate_cached(&self, credentials: &Credentials) -> Option<Identity> {
+/// Static tokens answer [`Verdict::Mine`] for a configured token and
+/// [`Verdict::NotMine`] for any other (so the next provider is asked). Their principals
+/// carry `provider = "static"` and groups namespaced `static:<group>`.
+impl Provider for StaticTokens {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn identify_cached(&self, credentials: &Credentials) -> Option<Verdict> {
         let d = digest(&credentials.token);
         if let Some(p) = self.lookup_plain(&d) {
-            return Some(Identity::User(p));
+            return Some(Verdict::Mine(p));
         }
         if self.inner.hashed.is_empty() {
-            return Some(outcome(None));
+            return Some(Verdict::NotMine);
         }
         self.inner.cache.lock().get(&d).cloned().map(outcome)
     }
 
-    fn authenticate(&self, credentials: Credentials) -> IdentityFuture {
+    fn identify(&self, credentials: Credentials) -> VerdictFuture {
+        if let Some(verdict) = self.identify_cached(&credentials) {
+            return Box::pin(async move { verdict });
+        }
         let inner = self.inner.clone();
         Box::pin(async move {
             let d = digest(&credentials.token);
@@ -195,8 +218,8 @@ impl Authenticator for StaticTokens {
     }
 }
 
-/// Runs argon2 off the async worker threads when a tokio runtime is present.
-async fn tokio_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+/// Runs blocking work off the async worker threads when a tokio runtime is present.
+pub(crate) async fn tokio_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => match handle.spawn_blocking(f).await {
             Ok(v) => v,
@@ -220,6 +243,8 @@ pub fn hash_token(token: &str) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layer::Authenticator as _;
+    use batlehub_core::Identity;
 
     fn cfg(name: &str, secret: TokenSecret) -> TokenConfig {
         TokenConfig {
@@ -269,6 +294,30 @@ mod tests {
             tokens.authenticate_cached(&c("wrong-token")),
             Some(Identity::Invalid(_))
         ));
+        // As a provider, a token it does not know is someone else's (negative-cached).
+        assert_eq!(
+            tokens.identify_cached(&c("wrong-token")),
+            Some(Verdict::NotMine)
+        );
+        assert_eq!(tokens.identify(c("other-token")).await, Verdict::NotMine);
+    }
+
+    #[test]
+    fn groups_are_namespaced() {
+        let tokens = StaticTokens::new(vec![TokenConfig {
+            groups: vec!["team-a".into(), "static:ops".into()],
+            ..cfg("alice", TokenSecret::Plain("plain-token-1".into()))
+        }])
+        .expect("tokens");
+        let c = Credentials {
+            token: "plain-token-1".into(),
+            username: None,
+        };
+        let Some(Verdict::Mine(p)) = tokens.identify_cached(&c) else {
+            panic!("mine")
+        };
+        assert_eq!(p.groups, ["static:team-a", "static:ops"]);
+        assert_eq!(p.provider, "static");
     }
 
     #[test]

@@ -99,6 +99,124 @@ pub struct AuthConfig {
     /// `[[auth.tokens]]`.
     #[serde(default)]
     pub tokens: Vec<TokenToml>,
+    /// `[[auth.providers]]`: OIDC, CI workload and Kubernetes providers.
+    #[serde(default)]
+    pub providers: Vec<ProviderToml>,
+    /// The order providers are tried in, by name (`static`, `pat`, then provider names).
+    /// Default: static tokens, personal access tokens, then `providers` in file order.
+    pub order: Option<Vec<String>>,
+}
+
+/// One identity provider (`[[auth.providers]]`, or an element of the `[[auth]]` form).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ProviderToml {
+    /// Bearer JWTs from an OpenID Connect issuer.
+    Oidc {
+        /// Provider name: principal provider and group namespace (default `oidc`).
+        #[serde(default = "oidc_name")]
+        name: String,
+        /// Issuer URL (exact `iss`).
+        issuer: String,
+        /// Accepted audiences.
+        audiences: Vec<String>,
+        /// Pinned algorithms (`RS256`, `ES256`, ...).
+        algorithms: Vec<String>,
+        /// Claim with the groups (default `groups`).
+        groups_claim: Option<String>,
+        /// Claim naming the principal (default `sub`).
+        principal_claim: Option<String>,
+        /// IdP groups whose members are admins.
+        #[serde(default)]
+        admin_groups: Vec<String>,
+        /// PEM CA bundle for the IdP.
+        ca_cert_path: Option<PathBuf>,
+        /// Least seconds between JWKS refreshes on unknown key ids (default 60).
+        jwks_refresh_min_interval_secs: Option<u64>,
+    },
+    /// GitHub/Forgejo Actions workload tokens with claim-mapping rules.
+    ActionsOidc {
+        /// Provider name (default `actions`).
+        #[serde(default = "actions_name")]
+        name: String,
+        /// Issuer URL.
+        issuer: String,
+        /// Accepted audiences.
+        audiences: Vec<String>,
+        /// Pinned algorithms (default `RS256`).
+        #[serde(default = "rs256")]
+        algorithms: Vec<String>,
+        /// Claim-mapping rules, first match wins.
+        rules: Vec<ClaimRuleToml>,
+        /// PEM CA bundle for the issuer.
+        ca_cert_path: Option<PathBuf>,
+    },
+    /// Kubernetes service-account tokens through the TokenReview API.
+    Kubernetes {
+        /// Provider name (default `kubernetes`).
+        #[serde(default = "k8s_name")]
+        name: String,
+        /// The cluster's service-account token issuer (`iss`).
+        issuer: String,
+        /// API server URL.
+        api_url: String,
+        /// File holding the reviewer's token (re-read on every review).
+        reviewer_token_path: Option<PathBuf>,
+        /// The reviewer's token itself.
+        reviewer_token: Option<String>,
+        /// Audiences passed to TokenReview.
+        #[serde(default)]
+        audiences: Vec<String>,
+        /// Groups whose members are admins.
+        #[serde(default)]
+        admin_groups: Vec<String>,
+        /// PEM CA bundle of the API server.
+        ca_cert_path: Option<PathBuf>,
+        /// Longest a review result is cached (default 300 s).
+        max_cache_secs: Option<u64>,
+    },
+}
+
+fn oidc_name() -> String {
+    "oidc".into()
+}
+
+fn actions_name() -> String {
+    "actions".into()
+}
+
+fn k8s_name() -> String {
+    "kubernetes".into()
+}
+
+fn rs256() -> Vec<String> {
+    vec!["RS256".into()]
+}
+
+/// One `[[auth.providers.rules]]` of an `actions-oidc` provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRuleToml {
+    /// Claim -> glob (`acme/*`) or regex (`re:^refs/tags/v`).
+    pub claims: BTreeMap<String, String>,
+    /// Role granted (default `user`).
+    #[serde(default = "default_role")]
+    pub role: TokenRole,
+    /// Group templates (`ci/{repository}`).
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+impl ProviderToml {
+    /// The provider's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        match self {
+            ProviderToml::Oidc { name, .. }
+            | ProviderToml::ActionsOidc { name, .. }
+            | ProviderToml::Kubernetes { name, .. } => name,
+        }
+    }
 }
 
 /// One `[[auth.tokens]]`.
@@ -276,6 +394,7 @@ impl Config {
         let mut value: toml::Value =
             toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
         expand_env(&mut value, "")?;
+        normalize_auth_list(&mut value)?;
         let config: Config = value
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError(e.to_string()))?;
@@ -351,6 +470,25 @@ impl Config {
                 self.storage.kind
             )));
         }
+        let mut provider_names = vec!["static".to_owned(), "pat".to_owned()];
+        for (i, p) in self.auth.providers.iter().enumerate() {
+            if provider_names.iter().any(|n| n == p.name()) {
+                return Err(ConfigError(format!(
+                    "auth.providers[{i}]: duplicate provider name `{}`",
+                    p.name()
+                )));
+            }
+            provider_names.push(p.name().to_owned());
+        }
+        if let Some(order) = &self.auth.order {
+            for (i, n) in order.iter().enumerate() {
+                if !provider_names.contains(n) {
+                    return Err(ConfigError(format!(
+                        "auth.order[{i}]: no provider named `{n}`"
+                    )));
+                }
+            }
+        }
         for (i, t) in self.auth.tokens.iter().enumerate() {
             if t.value.is_some() == t.hash.is_some() {
                 return Err(ConfigError(format!(
@@ -361,6 +499,67 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Accepts the `[[auth]]` form (a list of providers, each with a `type`; `type = "static"`
+/// carries `tokens`, `type = "pat"` enables personal access tokens) by rewriting it to the
+/// `[auth]` table form, keeping the list's order as the provider order.
+fn normalize_auth_list(value: &mut toml::Value) -> Result<(), ConfigError> {
+    let Some(table) = value.as_table_mut() else {
+        return Ok(());
+    };
+    let Some(toml::Value::Array(list)) = table.get("auth").cloned() else {
+        return Ok(());
+    };
+    let mut tokens = Vec::new();
+    let mut providers = Vec::new();
+    let mut order = Vec::new();
+    for (i, item) in list.into_iter().enumerate() {
+        let toml::Value::Table(mut t) = item else {
+            return Err(ConfigError(format!("auth[{i}]: expected a table")));
+        };
+        let kind = t
+            .get("type")
+            .and_then(toml::Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        if kind == "static" || kind == "pat" {
+            if kind == "static"
+                && let Some(toml::Value::Array(ts)) = t.remove("tokens")
+            {
+                tokens.extend(ts);
+            }
+            t.remove("type");
+            if let Some(k) = t.keys().next() {
+                return Err(ConfigError(format!(
+                    "auth[{i}] ({kind}): unknown key `{k}`"
+                )));
+            }
+            order.push(toml::Value::String(kind));
+            continue;
+        }
+        if t.contains_key("tokens") {
+            return Err(ConfigError(format!(
+                "auth[{i}]: `tokens` belong to an [[auth]] entry with type = \"static\""
+            )));
+        }
+        let name = t.get("name").and_then(toml::Value::as_str).map_or_else(
+            || match kind.as_str() {
+                "oidc" => oidc_name(),
+                "actions-oidc" => actions_name(),
+                _ => k8s_name(),
+            },
+            str::to_owned,
+        );
+        order.push(toml::Value::String(name));
+        providers.push(toml::Value::Table(t));
+    }
+    let mut auth = toml::map::Map::new();
+    auth.insert("tokens".into(), toml::Value::Array(tokens));
+    auth.insert("providers".into(), toml::Value::Array(providers));
+    auth.insert("order".into(), toml::Value::Array(order));
+    table.insert("auth".into(), toml::Value::Table(auth));
+    Ok(())
 }
 
 /// Replaces `${VAR}` in every string value.
@@ -424,6 +623,71 @@ mod tests {
         )
         .expect_err("type");
         assert!(e.0.contains("user") || e.0.contains("rbac"), "{e}");
+    }
+
+    #[test]
+    fn providers_in_table_and_list_forms() {
+        let table = Config::parse(
+            "[auth]\norder = [\"sso\", \"static\"]\n[[auth.tokens]]\nname = \"a\"\nvalue = \"aaaaaaaaaa\"\n\
+             [[auth.providers]]\ntype = \"oidc\"\nname = \"sso\"\nissuer = \"https://sso.example.com\"\naudiences = [\"b\"]\nalgorithms = [\"RS256\"]\n",
+        )
+        .expect("table form");
+        assert_eq!(table.auth.providers.len(), 1);
+        assert_eq!(
+            table.auth.order.as_deref(),
+            Some(&["sso".to_owned(), "static".to_owned()][..])
+        );
+        let list = Config::parse(
+            "[[auth]]\ntype = \"kubernetes\"\nissuer = \"https://k8s\"\napi_url = \"https://k8s\"\nreviewer_token = \"x\"\n\
+             [[auth]]\ntype = \"static\"\n[[auth.tokens]]\nname = \"a\"\nvalue = \"aaaaaaaaaa\"\n\
+             [[auth]]\ntype = \"actions-oidc\"\nissuer = \"https://t\"\naudiences = [\"b\"]\n[[auth.rules]]\nclaims = { repository = \"acme/*\" }\n",
+        )
+        .expect("list form");
+        assert_eq!(list.auth.tokens.len(), 1);
+        assert_eq!(
+            list.auth.order.as_deref(),
+            Some(
+                &[
+                    "kubernetes".to_owned(),
+                    "static".to_owned(),
+                    "actions".to_owned()
+                ][..]
+            )
+        );
+        let e = Config::parse("[auth]\norder = [\"nope\"]\n").expect_err("unknown provider");
+        assert!(e.0.contains("auth.order[0]"), "{e}");
+        let e = Config::parse("[[auth]]\ntype = \"oidc\"\nissuer = \"x\"\naudiences = []\nalgorithms = []\nbogus = 1\n").expect_err("unknown key");
+        assert!(e.0.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn policy_keys_are_validated_with_their_path() {
+        let base = "[[registries]]\nname = \"n\"\ntype = \"npm\"\n";
+        assert!(
+            Config::parse(&format!(
+                "{base}[[registries.rules]]\nkind = \"release_age_gate\"\nmin_age_secs = 60\n"
+            ))
+            .is_ok()
+        );
+        let e = Config::parse(&format!("{base}[[registries.rules]]\nkind = \"nope\"\n"))
+            .expect_err("kind");
+        assert!(e.0.contains("nope"), "{e}");
+        let e = Config::parse(&format!(
+            "{base}[registries.versioning]\nversion_pattern = \"(\"\n"
+        ))
+        .expect_err("regex");
+        assert!(
+            e.0.contains("registries[0] (n).versioning.version_pattern"),
+            "{e}"
+        );
+        let e = Config::parse(&format!("{base}[registries.signing]\nrequired = true\n"))
+            .expect_err("no keys");
+        assert!(e.0.contains("signing.trusted_keys"), "{e}");
+        let e = Config::parse(&format!(
+            "{base}[registries.rate_limit]\nrequests_per_window = 0\n"
+        ))
+        .expect_err("zero");
+        assert!(e.0.contains("rate_limit"), "{e}");
     }
 
     #[test]

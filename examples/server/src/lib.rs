@@ -3,6 +3,7 @@
 //! `main.rs` is a thin CLI around [`run`]; the end-to-end tests start the same server
 //! in-process with [`Server::start`].
 
+pub mod admin;
 pub mod config;
 
 use std::net::SocketAddr;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::routing::get;
-use batlehub::auth::{AuthLayer, StaticTokens, TokenConfig, TokenSecret};
+use batlehub::auth::{AuthLayer, PatProvider, Providers, StaticTokens, TokenConfig, TokenSecret};
 use batlehub::core::{ClientAddr, UpstreamAuth};
 use batlehub::npm::NpmService;
 use batlehub::rules::RegistryPolicy;
@@ -121,9 +122,163 @@ pub async fn build_router(config: &Config) -> Result<Router, ConfigError> {
         })
         .collect();
     let tokens = StaticTokens::new(tokens).map_err(|e| ConfigError(e.to_string()))?;
+    let index = hub.storage().index.clone();
+    let pat = Arc::new(PatProvider::new(index.clone(), hub.clock()));
+    let providers = build_providers(config, tokens, pat.clone(), hub.clock())?;
+    let admin_state = admin::AdminState {
+        index,
+        audit: hub.audit().clone(),
+        clock: hub.clock(),
+        registries: Arc::new(config.registries.iter().map(|r| r.name.clone()).collect()),
+        on_revoke: Some(Arc::new(move |id: &str| pat.forget(id))),
+    };
+    router = router.nest("/api/v1/admin", admin::router(admin_state));
     Ok(router
-        .layer(AuthLayer::new(tokens))
+        .layer(AuthLayer::new(providers))
         .layer(axum::middleware::map_request(client_addr)))
+}
+
+/// Builds the identity providers in their configured order.
+fn build_providers(
+    config: &Config,
+    tokens: StaticTokens,
+    pat: Arc<PatProvider>,
+    clock: Arc<dyn batlehub::core::Clock>,
+) -> Result<Providers, ConfigError> {
+    use batlehub::auth::{
+        ActionsOidcConfig, ActionsOidcProvider, Algorithm, ClaimRule, KubernetesConfig,
+        KubernetesProvider, Matcher, OidcConfig, OidcProvider, Provider, ReviewerToken,
+    };
+    let algorithms = |at: &str, list: &[String]| -> Result<Vec<Algorithm>, ConfigError> {
+        list.iter()
+            .map(|a| {
+                a.parse::<Algorithm>()
+                    .map_err(|e| ConfigError(format!("{at}.algorithms: `{a}`: {e}")))
+            })
+            .collect()
+    };
+    let role = |r: config::TokenRole| match r {
+        config::TokenRole::Admin => Role::Admin,
+        config::TokenRole::User => Role::User,
+    };
+    let mut by_name: Vec<(String, Arc<dyn Provider>)> =
+        vec![("static".into(), Arc::new(tokens)), ("pat".into(), pat)];
+    for (i, p) in config.auth.providers.iter().enumerate() {
+        let at = format!("auth.providers[{i}] ({})", p.name());
+        let err = |e: batlehub::auth::Error| ConfigError(format!("{at}: {e}"));
+        let provider: Arc<dyn Provider> = match p.clone() {
+            config::ProviderToml::Oidc {
+                name,
+                issuer,
+                audiences,
+                algorithms: algs,
+                groups_claim,
+                principal_claim,
+                admin_groups,
+                ca_cert_path,
+                jwks_refresh_min_interval_secs,
+            } => {
+                let mut c = OidcConfig {
+                    name,
+                    issuer,
+                    audiences,
+                    algorithms: algorithms(&at, &algs)?,
+                    admin_groups,
+                    ca_cert_path,
+                    ..OidcConfig::default()
+                };
+                if let Some(g) = groups_claim {
+                    c.groups_claim = g;
+                }
+                if let Some(pc) = principal_claim {
+                    c.principal_claim = pc;
+                }
+                if let Some(s) = jwks_refresh_min_interval_secs {
+                    c.jwks_refresh_min_interval = std::time::Duration::from_secs(s);
+                }
+                Arc::new(OidcProvider::new(c, clock.clone()).map_err(err)?)
+            }
+            config::ProviderToml::ActionsOidc {
+                name,
+                issuer,
+                audiences,
+                algorithms: algs,
+                rules,
+                ca_cert_path,
+            } => {
+                let mut claim_rules = Vec::new();
+                for (j, r) in rules.into_iter().enumerate() {
+                    let mut conditions = std::collections::BTreeMap::new();
+                    for (claim, pattern) in r.claims {
+                        let m = Matcher::new(&pattern).map_err(|e| {
+                            ConfigError(format!("{at}.rules[{j}].claims.{claim}: {e}"))
+                        })?;
+                        conditions.insert(claim, m);
+                    }
+                    claim_rules.push(ClaimRule {
+                        conditions,
+                        role: role(r.role),
+                        groups: r.groups,
+                    });
+                }
+                let c = ActionsOidcConfig {
+                    name,
+                    issuer,
+                    audiences,
+                    algorithms: algorithms(&at, &algs)?,
+                    rules: claim_rules,
+                    ca_cert_path,
+                    ..ActionsOidcConfig::default()
+                };
+                Arc::new(ActionsOidcProvider::new(c, clock.clone()).map_err(err)?)
+            }
+            config::ProviderToml::Kubernetes {
+                name,
+                issuer,
+                api_url,
+                reviewer_token_path,
+                reviewer_token,
+                audiences,
+                admin_groups,
+                ca_cert_path,
+                max_cache_secs,
+            } => {
+                let reviewer = match (reviewer_token_path, reviewer_token) {
+                    (Some(p), None) => ReviewerToken::File(p),
+                    (None, Some(v)) => ReviewerToken::Value(v),
+                    _ => {
+                        return Err(ConfigError(format!(
+                            "{at}: set exactly one of reviewer_token_path or reviewer_token"
+                        )));
+                    }
+                };
+                let mut c = KubernetesConfig {
+                    name,
+                    issuer,
+                    api_url,
+                    reviewer_token: reviewer,
+                    audiences,
+                    admin_groups,
+                    ca_cert_path,
+                    ..KubernetesConfig::default()
+                };
+                if let Some(m) = max_cache_secs {
+                    c.max_cache_secs = m;
+                }
+                Arc::new(KubernetesProvider::new(c, clock.clone()).map_err(err)?)
+            }
+        };
+        by_name.push((p.name().to_owned(), provider));
+    }
+    let order: Vec<String> = match &config.auth.order {
+        Some(o) => o.clone(),
+        None => by_name.iter().map(|(n, _)| n.clone()).collect(),
+    };
+    let chain = order
+        .iter()
+        .filter_map(|n| by_name.iter().find(|(m, _)| m == n).map(|(_, p)| p.clone()))
+        .collect();
+    Ok(Providers::from_arcs(chain))
 }
 
 /// Copies axum's connection info into the core's [`ClientAddr`] extension.
