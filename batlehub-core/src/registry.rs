@@ -529,10 +529,11 @@ impl Registry {
         out
     }
 
-    async fn publish_inner(&self, new: NewVersion, staged: Vec<Staged>) -> Result<()> {
+    /// Moves staged uploads to their content addresses; returns the blobs this created.
+    async fn commit_blobs(&self, staged: &[Staged]) -> Result<Vec<String>> {
         let blobs = &self.inner.storage.blobs;
         let mut created = Vec::new();
-        for s in &staged {
+        for s in staged {
             let path = blob_path(&s.digests.sha256_hex());
             if blobs.stat(&path).await?.is_some() {
                 blobs.delete(&s.temp).await?;
@@ -541,6 +542,55 @@ impl Registry {
                 created.push(path);
             }
         }
+        Ok(created)
+    }
+
+    /// Adds a file to an existing version (a wheel beside an sdist, a Maven classifier):
+    /// the staged blob becomes content-addressed, then the file row is committed. If the
+    /// commit fails (the file exists, the version does not), a blob this call created is
+    /// removed again. The outcome is audited as `publish`.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] when the file exists; [`Error::NotFound`] when the version does
+    /// not; storage errors.
+    pub async fn add_file(
+        &self,
+        caller: &Caller,
+        package: &str,
+        version: &str,
+        file: crate::model::FileRecord,
+        staged: Staged,
+    ) -> Result<()> {
+        let created = self.commit_blobs(std::slice::from_ref(&staged)).await?;
+        let out = match self
+            .index()
+            .add_file(self.name(), package, version, &file)
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::NotFound(format!(
+                "{package} {version} does not exist"
+            ))),
+            Err(e) => Err(e),
+        };
+        if out.is_err() {
+            for path in created {
+                let _ = self.inner.storage.blobs.delete(&path).await;
+            }
+        }
+        self.audit(
+            caller,
+            "publish",
+            Some(package),
+            Some(version),
+            out.as_ref().map(|_| ()),
+        );
+        out
+    }
+
+    async fn publish_inner(&self, new: NewVersion, staged: Vec<Staged>) -> Result<()> {
+        let blobs = &self.inner.storage.blobs;
+        let created = self.commit_blobs(&staged).await?;
         match self.index().publish(&new).await {
             Ok(()) => {
                 let package = &new.version.package;

@@ -15,8 +15,8 @@ use futures::stream::BoxStream;
 
 use crate::error::Result;
 use crate::model::{
-    AuditEvent, AuditQuery, Block, CachedArtifact, CachedDocument, LocalPackage, Namespace,
-    NewVersion, Owner, PackageSummary, TokenRecord, Usage, VersionRecord, Visibility,
+    AuditEvent, AuditQuery, Block, CachedArtifact, CachedDocument, FileRecord, LocalPackage,
+    Namespace, NewVersion, Owner, PackageSummary, TokenRecord, Usage, VersionRecord, Visibility,
 };
 
 /// A stream of blob bytes.
@@ -97,6 +97,16 @@ pub trait Index: Send + Sync + Debug + 'static {
     ) -> BoxFuture<'a, Result<Option<VersionRecord>>>;
     /// Commits a new version with its files and tags in one transaction.
     fn publish<'a>(&'a self, new: &'a NewVersion) -> BoxFuture<'a, Result<()>>;
+    /// Adds a file to an existing version (PyPI wheels beside an sdist, Maven classifiers);
+    /// `false` when the version does not exist, [`Error::Conflict`](crate::Error::Conflict)
+    /// when the package already has a file of that name.
+    fn add_file<'a>(
+        &'a self,
+        registry: &'a str,
+        package: &'a str,
+        version: &'a str,
+        file: &'a FileRecord,
+    ) -> BoxFuture<'a, Result<bool>>;
     /// Sets or clears the yanked flag; `false` when the version does not exist.
     fn set_yanked<'a>(
         &'a self,

@@ -681,6 +681,85 @@ async fn file_signatures(index: &dyn Index, reg: &str) {
     assert_eq!(pkg.versions[1].files[0].signature_type, None);
 }
 
+async fn add_files(index: &dyn Index, reg: &str) {
+    let v = version("multi", "1.0.0", t(10), &["multi-1.0.0.tar.gz"]);
+    index.publish(&new(reg, &v, &[])).await.unwrap();
+    let wheel = FileRecord {
+        filename: "multi-1.0.0-py3-none-any.whl".to_owned(),
+        sha256: "a".repeat(64),
+        size: 42,
+        signature: Some("c2ln".to_owned()),
+        signature_type: Some("ed25519".to_owned()),
+    };
+    assert!(index.add_file(reg, "multi", "1.0.0", &wheel).await.unwrap());
+    let got = index.version(reg, "multi", "1.0.0").await.unwrap().unwrap();
+    assert_eq!(got.files.len(), 2);
+    assert_eq!(got.files[1], wheel, "appended after the existing files");
+    // The same file name twice is a conflict and changes nothing.
+    let dup = index.add_file(reg, "multi", "1.0.0", &wheel).await;
+    assert!(matches!(dup, Err(Error::Conflict(_))), "{dup:?}");
+    // A file of another version with an existing name conflicts too (names are per package).
+    let other = version("multi", "2.0.0", t(20), &["multi-2.0.0.tar.gz"]);
+    index.publish(&new(reg, &other, &[])).await.unwrap();
+    let clash = FileRecord {
+        filename: "multi-1.0.0.tar.gz".to_owned(),
+        ..wheel.clone()
+    };
+    assert!(matches!(
+        index.add_file(reg, "multi", "2.0.0", &clash).await,
+        Err(Error::Conflict(_))
+    ));
+    // A missing version: false, nothing stored.
+    assert!(
+        !index
+            .add_file(
+                reg,
+                "multi",
+                "9.9.9",
+                &FileRecord {
+                    filename: "x.whl".into(),
+                    ..wheel.clone()
+                }
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        !index
+            .add_file(
+                reg,
+                "nope",
+                "1.0.0",
+                &FileRecord {
+                    filename: "y.whl".into(),
+                    ..wheel
+                }
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        index
+            .version(reg, "multi", "1.0.0")
+            .await
+            .unwrap()
+            .unwrap()
+            .files
+            .len(),
+        2
+    );
+    assert_eq!(
+        index
+            .version(reg, "multi", "2.0.0")
+            .await
+            .unwrap()
+            .unwrap()
+            .files
+            .len(),
+        1
+    );
+}
+
 fn token(id: &str, created: i64, role: Role, groups: &[&str]) -> TokenRecord {
     TokenRecord {
         id: id.to_owned(),
@@ -1444,6 +1523,7 @@ const CASES: &[(&str, Case)] = &[
         Box::pin(registries_are_isolated(i, r))
     }),
     ("file_signatures", |i, r| Box::pin(file_signatures(i, r))),
+    ("add_files", |i, r| Box::pin(add_files(i, r))),
     ("tokens", |i, r| Box::pin(tokens(i, r))),
     ("owners", |i, r| Box::pin(owners(i, r))),
     ("namespaces", |i, r| Box::pin(namespaces(i, r))),

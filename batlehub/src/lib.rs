@@ -20,3 +20,13 @@ pub use batlehub_rules as rules;
 #[cfg(feature = "npm")]
 #[cfg_attr(docsrs, doc(cfg(feature = "npm")))]
 pub use batlehub_npm as npm;
+
+/// The Cargo sparse-index registry protocol.
+#[cfg(feature = "cargo")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cargo")))]
+pub use batlehub_cargo as cargo;
+
+/// The PyPI Simple/JSON/upload protocol.
+#[cfg(feature = "pypi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pypi")))]
+pub use batlehub_pypi as pypi;

@@ -690,6 +690,61 @@ impl Index for SqlIndex {
         })
     }
 
+    fn add_file<'a>(
+        &'a self,
+        registry: &'a str,
+        package: &'a str,
+        version: &'a str,
+        file: &'a FileRecord,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let mut tx = self.pool.begin().await.map_err(db_err)?;
+            let outcome: Result<bool> = async {
+                let tx = &mut tx;
+                let n = tx
+                    .execute(
+                        stmt(
+                            "INSERT INTO files \
+                             (registry, package, version, filename, position, sha256, size, \
+                             signature, signature_type) \
+                             SELECT $1, $2, $3, $4, \
+                             COALESCE((SELECT MAX(position) FROM files \
+                             WHERE registry = $1 AND package = $2 AND version = $3), -1) + 1, \
+                             $5, $6, $7, $8 \
+                             WHERE EXISTS (SELECT 1 FROM versions \
+                             WHERE registry = $1 AND package = $2 AND version = $3)",
+                        )
+                        .text(registry)
+                        .text(package)
+                        .text(version)
+                        .text(&file.filename)
+                        .text(&file.sha256)
+                        .int(to_i64(file.size)?)
+                        .opt_text(file.signature.as_deref())
+                        .opt_text(file.signature_type.as_deref()),
+                    )
+                    .await
+                    .map_err(|e| {
+                        if is_unique_violation(&e) {
+                            Error::Conflict(format!(
+                                "file {} already exists in {package}",
+                                file.filename
+                            ))
+                        } else {
+                            db_err(e)
+                        }
+                    })?;
+                if n == 0 {
+                    return Ok(false);
+                }
+                touch_package(tx, registry, package).await?;
+                Ok(true)
+            }
+            .await;
+            finish(tx, outcome).await
+        })
+    }
+
     fn set_yanked<'a>(
         &'a self,
         registry: &'a str,

@@ -302,7 +302,32 @@ pub struct RegistryToml {
     pub rate_limit: Option<batlehub::rules::RateLimitConfig>,
 }
 
+/// The registry types this build serves.
+pub const REGISTRY_TYPES: &[&str] = &["npm", "cargo", "pypi"];
+
 impl RegistryToml {
+    /// A local registry of type `kind`, named after it, with defaults everywhere.
+    #[must_use]
+    pub fn local(kind: &str) -> Self {
+        Self {
+            name: kind.into(),
+            kind: kind.into(),
+            mode: Mode::Local,
+            upstreams: Vec::new(),
+            allowed_origins: Vec::new(),
+            max_upload_bytes: None,
+            rbac: None,
+            upstream_auth: None,
+            tls: None,
+            cache: None,
+            rules: Vec::new(),
+            versioning: None,
+            signing: None,
+            quota: None,
+            rate_limit: None,
+        }
+    }
+
     /// The policy part of this registry's configuration.
     #[must_use]
     pub fn policy_config(&self) -> batlehub::rules::PolicyConfig {
@@ -413,23 +438,10 @@ impl Config {
                 path: data_dir.join("blobs"),
             },
             auth: AuthConfig::default(),
-            registries: vec![RegistryToml {
-                name: "npm".into(),
-                kind: "npm".into(),
-                mode: Mode::Local,
-                upstreams: Vec::new(),
-                allowed_origins: Vec::new(),
-                max_upload_bytes: None,
-                rbac: None,
-                upstream_auth: None,
-                tls: None,
-                cache: None,
-                rules: Vec::new(),
-                versioning: None,
-                signing: None,
-                quota: None,
-                rate_limit: None,
-            }],
+            registries: ["npm", "cargo", "pypi"]
+                .into_iter()
+                .map(RegistryToml::local)
+                .collect(),
         }
     }
 
@@ -443,10 +455,11 @@ impl Config {
             if names.insert(r.name.clone(), i).is_some() {
                 return Err(ConfigError(format!("{at}.name: duplicate registry name")));
             }
-            if r.kind != "npm" {
+            if !REGISTRY_TYPES.contains(&r.kind.as_str()) {
                 return Err(ConfigError(format!(
-                    "{at}.type: unknown registry type `{}` (this build serves: npm)",
-                    r.kind
+                    "{at}.type: unknown registry type `{}` (this build serves: {})",
+                    r.kind,
+                    REGISTRY_TYPES.join(", ")
                 )));
             }
             if r.mode.has_upstreams() && r.upstreams.is_empty() {

@@ -100,7 +100,13 @@ pub async fn build_router(config: &Config) -> Result<Router, ConfigError> {
             Some(public) => BaseUrl::fixed(&format!("{}{mount}", public.trim_end_matches('/'))),
             None => BaseUrl::derived(&mount).trusted_proxies(trusted.clone()),
         };
-        router = router.nest_service(&mount, NpmService::new(registry, base));
+        router = match r.kind.as_str() {
+            "cargo" => {
+                router.nest_service(&mount, batlehub::cargo::CargoService::new(registry, base))
+            }
+            "pypi" => router.nest_service(&mount, batlehub::pypi::PypiService::new(registry, base)),
+            _ => router.nest_service(&mount, NpmService::new(registry, base)),
+        };
     }
 
     let tokens = config
