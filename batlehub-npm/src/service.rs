@@ -42,7 +42,6 @@ struct Inner {
 #[derive(Debug)]
 pub(crate) struct Ctx {
     pub(crate) registry: Registry,
-    pub(crate) identity: Identity,
     pub(crate) caller: Caller,
     pub(crate) base: String,
     pub(crate) parts: Parts,
@@ -114,20 +113,15 @@ impl Inner {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
         let head = parts.method == Method::HEAD;
-        let identity = parts
-            .extensions
-            .get::<Identity>()
-            .cloned()
-            .unwrap_or_default();
+        let identity = parts.extensions.remove::<Identity>().unwrap_or_default();
         let caller = Caller {
-            identity: identity.clone(),
+            identity,
             client_ip: self.base.client_ip(&parts),
         };
         let ctx = Ctx {
             registry: self.registry.clone(),
-            identity,
             caller,
             base: self.base.resolve(&parts),
             parts,

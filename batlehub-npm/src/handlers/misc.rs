@@ -10,7 +10,7 @@ use crate::wire::iso;
 
 /// `GET /-/whoami`.
 pub(crate) fn whoami(ctx: &Ctx) -> Result<Response<Body>> {
-    match &ctx.identity {
+    match &ctx.caller.identity {
         Identity::User(p) => Ok(json(StatusCode::OK, &json!({ "username": p.id }))),
         Identity::Invalid(reason) => Err(Error::Unauthorized(reason.clone())),
         Identity::Anonymous => Err(Error::Unauthorized("not logged in: send a token".into())),
@@ -21,7 +21,7 @@ pub(crate) fn whoami(ctx: &Ctx) -> Result<Response<Body>> {
 /// upstream's results for names not found locally.
 pub(crate) async fn search(ctx: &Ctx, text: &str, size: u32, from: u32) -> Result<Response<Body>> {
     ctx.registry
-        .authorize(&ctx.identity, Permission::ReleasesRead, None)?;
+        .authorize(&ctx.caller.identity, Permission::ReleasesRead, None)?;
     let mut objects = Vec::new();
     let mut names = std::collections::HashSet::new();
     if ctx.registry.mode() != Mode::Proxy {

@@ -17,7 +17,7 @@ use crate::wire::PublishBody;
 
 async fn writable(ctx: &Ctx, name: &PackageName) -> Result<()> {
     ctx.registry
-        .authorize(&ctx.identity, Permission::Publish, Some(name.as_str()))?;
+        .authorize(&ctx.caller.identity, Permission::Publish, Some(name.as_str()))?;
     ctx.registry.ensure_publishable()
 }
 
@@ -189,7 +189,7 @@ async fn publish(ctx: &Ctx, name: &PackageName, body: PublishBody) -> Result<Res
         )));
     }
 
-    let publisher = ctx.identity.name().to_owned();
+    let publisher = ctx.caller.identity.name().to_owned();
     let mut dist_out = match dist {
         Value::Object(m) => m,
         _ => Map::new(),

@@ -1,0 +1,273 @@
+//! The sparse index: `config.json` and index files, with policy applied on the way out.
+
+use batlehub_core::body::{self, Body};
+use batlehub_core::model::{Decision, LocalPackage, VersionRecord};
+use batlehub_core::policy::VersionFacts;
+use batlehub_core::{Document, Error, Identity, Mode, Permission, Result};
+use futures::StreamExt as _;
+use http::{HeaderValue, Response, StatusCode};
+use sha2::Digest as _;
+
+use crate::name::CrateName;
+use crate::service::Ctx;
+use crate::wire::{IndexConfig, IndexLine, LineFacts, parse_pubtime, pubtime};
+
+/// Cache key of the upstream `config.json`.
+const CONFIG_KEY: &str = "config.json";
+/// The largest upstream `config.json` read outside the document cache.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// Whether `name` is served from the local index here (dependency-confusion guard: in
+/// hybrid mode a name with a local crate never falls through to an upstream, even when
+/// policy hides every local version).
+pub(crate) async fn is_local(ctx: &Ctx, name: &CrateName) -> Result<bool> {
+    Ok(match ctx.registry.mode() {
+        Mode::Local => true,
+        Mode::Proxy => false,
+        Mode::Hybrid => {
+            ctx.registry
+                .index()
+                .package_exists(ctx.registry.name(), &name.key())
+                .await?
+        }
+    })
+}
+
+pub(crate) fn not_found(name: &CrateName) -> Error {
+    Error::NotFound(format!("crate `{name}` does not exist"))
+}
+
+/// The local crate stored under `name`'s key, with at least one version.
+pub(crate) async fn local_package(ctx: &Ctx, name: &CrateName) -> Result<Option<LocalPackage>> {
+    Ok(ctx
+        .registry
+        .index()
+        .package(ctx.registry.name(), &name.key())
+        .await?
+        .filter(|p| !p.versions.is_empty()))
+}
+
+/// The upstream index file of `name` (each spelling is its own upstream file), through the
+/// document cache.
+pub(crate) async fn upstream_index(ctx: &Ctx, name: &CrateName) -> Result<Option<Document>> {
+    ctx.registry
+        .upstream_document(
+            &format!("index/{}", name.lower()),
+            &name.index_path(),
+            "text/plain, */*",
+        )
+        .await
+}
+
+/// The non-empty lines of an upstream index file, with what policy needs from each.
+/// Lines that cannot be read are dropped (policy cannot vouch for them).
+pub(crate) fn upstream_lines<'a>(
+    name: &CrateName,
+    doc: &'a Document,
+) -> Result<Vec<(&'a str, LineFacts)>> {
+    let text = std::str::from_utf8(&doc.body).map_err(|_| {
+        Error::Upstream(format!("upstream sent an unreadable index file for {name}"))
+    })?;
+    Ok(text
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| !l.trim().is_empty())
+        .filter_map(|l| match serde_json::from_str::<LineFacts>(l) {
+            Ok(f) => Some((l, f)),
+            Err(e) => {
+                tracing::warn!(krate = %name, error = %e, "dropping unreadable upstream index line");
+                None
+            }
+        })
+        .collect())
+}
+
+/// The `config.json` of upstream `i`: from the document cache when the cached copy came
+/// from that upstream, else fetched directly.
+pub(crate) async fn upstream_config(ctx: &Ctx, i: usize) -> Result<IndexConfig> {
+    let parse = |bytes: &[u8]| {
+        serde_json::from_slice::<IndexConfig>(bytes).map_err(|e| {
+            tracing::warn!(error = %e, "upstream config.json is not a cargo index config");
+            Error::Upstream("the upstream's config.json is not a cargo index configuration".into())
+        })
+    };
+    if let Some(doc) = ctx
+        .registry
+        .upstream_document(CONFIG_KEY, "config.json", "application/json")
+        .await?
+        && doc.upstream == i
+    {
+        return parse(&doc.body);
+    }
+    let client = ctx
+        .registry
+        .upstream()
+        .ok_or_else(|| Error::internal("proxy without upstream client"))?;
+    let url = client.url_for(i, "config.json")?;
+    let resp = client.get(url, http::HeaderMap::new()).await?;
+    if !resp.status().is_success() {
+        return Err(Error::Upstream(format!(
+            "upstream answered {} for its config.json (is the upstream URL a sparse index root?)",
+            resp.status()
+        )));
+    }
+    if resp.content_length().is_some_and(|l| l > MAX_CONFIG_BYTES) {
+        return Err(Error::Upstream("upstream config.json is too large".into()));
+    }
+    let mut stream = resp.bytes_stream();
+    let mut buf = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Error::Upstream(format!("upstream body broke: {e}")))?;
+        if (buf.len() + chunk.len()) as u64 > MAX_CONFIG_BYTES {
+            return Err(Error::Upstream("upstream config.json is too large".into()));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    parse(&buf)
+}
+
+/// `GET /registry/config.json`.
+pub(crate) fn config(ctx: &Ctx) -> Result<Response<Body>> {
+    ctx.registry
+        .authorize(&ctx.identity, Permission::ReleasesRead, None)?;
+    let auth_required = ctx
+        .registry
+        .authorize(&Identity::Anonymous, Permission::ReleasesRead, None)
+        .is_err();
+    let config = IndexConfig::for_base(&ctx.base, auth_required);
+    let bytes = serde_json::to_vec(&config).map_err(Error::internal)?;
+    Ok(etagged(ctx, bytes, "application/json"))
+}
+
+/// `GET /registry/{prefix}/{name}`: one line per version; versions policy denies this caller
+/// are shown as yanked, so cargo keeps them in lockfiles but never selects them.
+pub(crate) async fn index_file(ctx: &Ctx, name: &CrateName) -> Result<Response<Body>> {
+    ctx.registry
+        .check_package(&ctx.caller, Permission::ReleasesRead, &name.key())
+        .await?;
+    let (text, stale) = if is_local(ctx, name).await? {
+        let pkg = local_package(ctx, name)
+            .await?
+            .ok_or_else(|| not_found(name))?;
+        (render_local(ctx, name, &pkg).await?, false)
+    } else {
+        let doc = upstream_index(ctx, name)
+            .await?
+            .ok_or_else(|| not_found(name))?;
+        (render_upstream(ctx, name, &doc).await?, doc.stale)
+    };
+    let mut resp = etagged(ctx, text.into_bytes(), "text/plain; charset=utf-8");
+    if stale {
+        resp.headers_mut()
+            .insert("x-batlehub-cache", HeaderValue::from_static("stale"));
+        resp.headers_mut().insert(
+            http::header::WARNING,
+            HeaderValue::from_static("110 - \"Response is Stale\""),
+        );
+    }
+    Ok(resp)
+}
+
+async fn decisions(ctx: &Ctx, name: &CrateName, facts: &[VersionFacts]) -> Result<Vec<Decision>> {
+    ctx.registry
+        .version_decisions(&ctx.caller, &name.key(), facts)
+        .await
+}
+
+/// The index line of a stored version: the metadata written at publish, with the current
+/// yanked flag (or policy's denial) and the publish time.
+pub(crate) fn local_line(v: &VersionRecord, denied: bool) -> Result<IndexLine> {
+    let mut line: IndexLine = serde_json::from_value(v.metadata.clone()).map_err(|e| {
+        Error::internal(format!(
+            "stored index line of {}@{} is unreadable: {e}",
+            v.package, v.version
+        ))
+    })?;
+    line.yanked = v.yanked || denied;
+    line.pubtime = Some(pubtime(v.published_at));
+    Ok(line)
+}
+
+async fn render_local(ctx: &Ctx, name: &CrateName, pkg: &LocalPackage) -> Result<String> {
+    let facts: Vec<VersionFacts> = pkg
+        .versions
+        .iter()
+        .map(|v| VersionFacts {
+            version: v.version.clone(),
+            published_at: Some(v.published_at),
+        })
+        .collect();
+    let decisions = decisions(ctx, name, &facts).await?;
+    let mut out = String::new();
+    for (v, d) in pkg.versions.iter().zip(decisions) {
+        let line = local_line(v, matches!(d, Decision::Deny(_)))?;
+        out.push_str(&serde_json::to_string(&line).map_err(Error::internal)?);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+async fn render_upstream(ctx: &Ctx, name: &CrateName, doc: &Document) -> Result<String> {
+    let lines = upstream_lines(name, doc)?;
+    let facts: Vec<VersionFacts> = lines
+        .iter()
+        .map(|(_, f)| VersionFacts {
+            version: f.vers.clone(),
+            published_at: f.pubtime.as_deref().and_then(parse_pubtime),
+        })
+        .collect();
+    let decisions = decisions(ctx, name, &facts).await?;
+    let mut out = String::new();
+    for ((raw, f), d) in lines.iter().zip(decisions) {
+        if matches!(d, Decision::Deny(_)) && !f.yanked {
+            // Only the yanked flag changes; every other field passes through untouched.
+            let mut value: serde_json::Value =
+                serde_json::from_str(raw).map_err(Error::internal)?;
+            if let Some(obj) = value.as_object_mut() {
+                obj.insert("yanked".into(), serde_json::Value::Bool(true));
+            }
+            out.push_str(&value.to_string());
+        } else {
+            out.push_str(raw);
+        }
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// A response with a strong ETag (sha256 of the bytes), answering 304 when the client's
+/// `If-None-Match` has it. No `Last-Modified`: policy makes the content depend on the clock,
+/// so only the content itself can say whether it changed.
+fn etagged(ctx: &Ctx, bytes: Vec<u8>, content_type: &'static str) -> Response<Body> {
+    let etag = format!("\"{}\"", hex::encode(sha2::Sha256::digest(&bytes)));
+    let matches = ctx
+        .parts
+        .headers
+        .get_all(http::header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == etag || t == "*");
+    let mut resp = if matches {
+        let mut r = Response::new(body::empty());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        let mut r = Response::new(body::full(bytes));
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static(content_type),
+        );
+        r
+    };
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(http::header::ETAG, v);
+    }
+    h.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+    resp
+}
