@@ -30,3 +30,8 @@ pub use batlehub_cargo as cargo;
 #[cfg(feature = "pypi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "pypi")))]
 pub use batlehub_pypi as pypi;
+
+/// The Maven repository protocol.
+#[cfg(feature = "maven")]
+#[cfg_attr(docsrs, doc(cfg(feature = "maven")))]
+pub use batlehub_maven as maven;

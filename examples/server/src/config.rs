@@ -303,7 +303,7 @@ pub struct RegistryToml {
 }
 
 /// The registry types this build serves.
-pub const REGISTRY_TYPES: &[&str] = &["npm", "cargo", "pypi"];
+pub const REGISTRY_TYPES: &[&str] = &["npm", "cargo", "pypi", "maven"];
 
 impl RegistryToml {
     /// A local registry of type `kind`, named after it, with defaults everywhere.
@@ -438,8 +438,8 @@ impl Config {
                 path: data_dir.join("blobs"),
             },
             auth: AuthConfig::default(),
-            registries: ["npm", "cargo", "pypi"]
-                .into_iter()
+            registries: REGISTRY_TYPES
+                .iter().copied()
                 .map(RegistryToml::local)
                 .collect(),
         }

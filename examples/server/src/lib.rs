@@ -105,6 +105,7 @@ pub async fn build_router(config: &Config) -> Result<Router, ConfigError> {
                 router.nest_service(&mount, batlehub::cargo::CargoService::new(registry, base))
             }
             "pypi" => router.nest_service(&mount, batlehub::pypi::PypiService::new(registry, base)),
+            "maven" => router.nest_service(&mount, batlehub::maven::MavenService::new(registry, base)),
             _ => router.nest_service(&mount, NpmService::new(registry, base)),
         };
     }
