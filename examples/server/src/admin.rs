@@ -32,6 +32,8 @@ pub struct AdminState {
     pub clock: Arc<dyn Clock>,
     /// Configured registry names.
     pub registries: Arc<BTreeSet<String>>,
+    /// Registry name -> type (`npm`, `cargo`, `pypi`, `maven`).
+    pub kinds: Arc<std::collections::BTreeMap<String, String>>,
     /// Token revocation hook (PAT cache).
     pub on_revoke: Option<RevokeHook>,
 }
@@ -92,6 +94,7 @@ pub fn router(state: AdminState) -> Router {
             "/registries/{registry}/visibility",
             get(get_visibility).put(set_visibility),
         )
+        .route("/registries/{registry}/yank", axum::routing::post(yank))
         .route("/blocks", get(list_blocks).post(add_block))
         .route("/blocks/{id}", delete(remove_block))
         .route("/audit", get(query_audit))
@@ -468,6 +471,67 @@ async fn set_visibility(
         None,
     );
     Ok(Json(json!({ "package": b.package, "visibility": b.visibility })).into_response())
+}
+
+// ---- yank -----------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct YankBody {
+    package: String,
+    version: String,
+    yanked: bool,
+    reason: Option<String>,
+}
+
+/// Yanks or restores a version (PEP 592 semantics for PyPI; the index's yanked flag for
+/// every type: resolvers skip yanked versions unless pinned exactly).
+async fn yank(
+    State(st): State<AdminState>,
+    identity: Option<Extension<Identity>>,
+    Path(registry): Path<String>,
+    Json(b): Json<YankBody>,
+) -> ApiResult {
+    let who = admin(identity)?;
+    st.registry(&registry)?;
+    check_package(&b.package)?;
+    batlehub::core::coords::check_segment("version", &b.version).map_err(|e| bad(e.to_string()))?;
+    let package = match st.kinds.get(&registry).map(String::as_str) {
+        Some("pypi") => {
+            batlehub::pypi::admin::set_yanked(
+                st.index.as_ref(),
+                &registry,
+                &b.package,
+                &b.version,
+                b.yanked,
+                b.reason.as_deref(),
+            )
+            .await?
+        }
+        _ => {
+            if !st
+                .index
+                .set_yanked(&registry, &b.package, &b.version, b.yanked)
+                .await?
+            {
+                return Err(ApiError(
+                    StatusCode::NOT_FOUND,
+                    format!("{} {} not found", b.package, b.version),
+                ));
+            }
+            b.package.clone()
+        }
+    };
+    let action = if b.yanked {
+        "admin.yank"
+    } else {
+        "admin.unyank"
+    };
+    st.record(&who, &registry, action, Some(&package), Some(&b.version));
+    Ok(
+        Json(json!({ "package": package, "version": b.version, "yanked": b.yanked }))
+            .into_response(),
+    )
 }
 
 // ---- blocks ----------------------------------------------------------------------------

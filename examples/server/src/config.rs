@@ -300,6 +300,9 @@ pub struct RegistryToml {
     pub quota: Option<batlehub::rules::QuotaConfig>,
     /// `[registries.rate_limit]`.
     pub rate_limit: Option<batlehub::rules::RateLimitConfig>,
+    /// PyPI: how versions refused by policy are shown, `hide` (default) or `yanked`
+    /// (listed as yanked with the rule's reason, so a pinned install prints it).
+    pub denied_versions: Option<String>,
 }
 
 /// The registry types this build serves.
@@ -325,6 +328,7 @@ impl RegistryToml {
             signing: None,
             quota: None,
             rate_limit: None,
+            denied_versions: None,
         }
     }
 
@@ -439,7 +443,8 @@ impl Config {
             },
             auth: AuthConfig::default(),
             registries: REGISTRY_TYPES
-                .iter().copied()
+                .iter()
+                .copied()
                 .map(RegistryToml::local)
                 .collect(),
         }
@@ -461,6 +466,15 @@ impl Config {
                     r.kind,
                     REGISTRY_TYPES.join(", ")
                 )));
+            }
+            match r.denied_versions.as_deref() {
+                None => {}
+                Some("hide" | "yanked") if r.kind == "pypi" => {}
+                Some(other) => {
+                    return Err(ConfigError(format!(
+                        "{at}.denied_versions: `{other}` is not valid here (pypi registries take hide or yanked)"
+                    )));
+                }
             }
             if r.mode.has_upstreams() && r.upstreams.is_empty() {
                 return Err(ConfigError(format!(

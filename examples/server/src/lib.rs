@@ -104,8 +104,19 @@ pub async fn build_router(config: &Config) -> Result<Router, ConfigError> {
             "cargo" => {
                 router.nest_service(&mount, batlehub::cargo::CargoService::new(registry, base))
             }
-            "pypi" => router.nest_service(&mount, batlehub::pypi::PypiService::new(registry, base)),
-            "maven" => router.nest_service(&mount, batlehub::maven::MavenService::new(registry, base)),
+            "pypi" => {
+                let denied = match r.denied_versions.as_deref() {
+                    Some("yanked") => batlehub::pypi::DeniedVersions::Yanked,
+                    _ => batlehub::pypi::DeniedVersions::Hide,
+                };
+                router.nest_service(
+                    &mount,
+                    batlehub::pypi::PypiService::new(registry, base).denied_versions(denied),
+                )
+            }
+            "maven" => {
+                router.nest_service(&mount, batlehub::maven::MavenService::new(registry, base))
+            }
             _ => router.nest_service(&mount, NpmService::new(registry, base)),
         };
     }
@@ -137,6 +148,13 @@ pub async fn build_router(config: &Config) -> Result<Router, ConfigError> {
         audit: hub.audit().clone(),
         clock: hub.clock(),
         registries: Arc::new(config.registries.iter().map(|r| r.name.clone()).collect()),
+        kinds: Arc::new(
+            config
+                .registries
+                .iter()
+                .map(|r| (r.name.clone(), r.kind.clone()))
+                .collect(),
+        ),
         on_revoke: Some(Arc::new(move |id: &str| pat.forget(id))),
     };
     router = router.nest("/api/v1/admin", admin::router(admin_state));

@@ -1,0 +1,348 @@
+//! A project's releases, from the local index or an upstream Simple API page, with policy
+//! decisions attached: the one model every read endpoint renders.
+
+use std::collections::BTreeMap;
+
+use batlehub_core::model::{Decision, LocalPackage};
+use batlehub_core::policy::VersionFacts;
+use batlehub_core::{Denial, Error, Mode, Result};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::name::{ProjectName, version_of};
+use crate::service::Ctx;
+use crate::version;
+use crate::wire::{self, DistFile, ProjectPage};
+
+/// One release (version) and its files.
+#[derive(Debug, Clone)]
+pub(crate) struct Release {
+    /// The version as stored or as the file names spell it (normalized when PEP 440).
+    pub(crate) version: String,
+    /// When it was published (local publish time; upstream: earliest `upload-time`).
+    pub(crate) published_at: Option<DateTime<Utc>>,
+    /// Its files; `url` is the upstream's absolute URL, empty for local files.
+    pub(crate) files: Vec<DistFile>,
+    /// Core metadata as JSON API `info` fields (local releases).
+    pub(crate) info: Option<Value>,
+    /// sha256 of a stored core metadata file of this release (local releases).
+    pub(crate) metadata_blob: Option<String>,
+    /// Why policy refuses it to this caller, if it does.
+    pub(crate) denied: Option<Denial>,
+}
+
+impl Release {
+    /// Whether every file is yanked (PEP 592 yanks releases, upstreams may yank files).
+    pub(crate) fn yanked(&self) -> Option<String> {
+        let mut reason = None;
+        for f in &self.files {
+            match &f.yanked {
+                Some(r) => {
+                    reason.get_or_insert_with(|| r.clone());
+                }
+                None => return None,
+            }
+        }
+        reason
+    }
+}
+
+/// A project as one request sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct Listing {
+    /// The normalized name.
+    pub(crate) name: ProjectName,
+    /// The display name (as published, or as the upstream spells it).
+    pub(crate) display: String,
+    /// Releases, lowest version first.
+    pub(crate) releases: Vec<Release>,
+    /// Built from a stale upstream copy.
+    pub(crate) stale: bool,
+    /// Served from the local index.
+    pub(crate) local: bool,
+}
+
+/// Whether `name` is served from the local index (hybrid: a name with a local package never
+/// falls through to an upstream).
+pub(crate) async fn is_local(ctx: &Ctx, name: &ProjectName) -> Result<bool> {
+    Ok(match ctx.registry.mode() {
+        Mode::Local => true,
+        Mode::Proxy => false,
+        Mode::Hybrid => {
+            ctx.registry
+                .index()
+                .package_exists(ctx.registry.name(), name.as_str())
+                .await?
+        }
+    })
+}
+
+/// The cache key of an upstream project page.
+pub(crate) fn page_key(name: &ProjectName) -> String {
+    format!("simple/{name}")
+}
+
+pub(crate) fn not_found(name: &ProjectName) -> Error {
+    Error::NotFound(format!("project `{name}` not found"))
+}
+
+/// Loads a project from wherever this registry gets it, before policy.
+pub(crate) async fn load(ctx: &Ctx, name: &ProjectName) -> Result<Option<Listing>> {
+    if is_local(ctx, name).await? {
+        let pkg = ctx
+            .registry
+            .index()
+            .package(ctx.registry.name(), name.as_str())
+            .await?;
+        return Ok(pkg
+            .filter(|p| !p.versions.is_empty())
+            .map(|p| from_local(name, &p)));
+    }
+    let Some(doc) = ctx
+        .registry
+        .upstream_document(&page_key(name), &format!("{name}/"), wire::UPSTREAM_ACCEPT)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let page = if wire::is_json(doc.content_type.as_deref(), &doc.body) {
+        wire::parse_json(&doc.body).map_err(|e| {
+            tracing::warn!(project = %name, error = %e, "upstream project page is not PEP 691 JSON");
+            Error::Upstream(format!("upstream sent an unreadable project page for {name}"))
+        })?
+    } else {
+        wire::parse_html(&String::from_utf8_lossy(&doc.body))
+    };
+    let client = ctx
+        .registry
+        .upstream()
+        .ok_or_else(|| Error::internal("proxy without upstream client"))?;
+    let page_url = client.url_for(doc.upstream, &format!("{name}/"))?;
+    let mut listing = from_upstream(name, page, &page_url);
+    listing.stale = doc.stale;
+    Ok(Some(listing))
+}
+
+fn from_local(name: &ProjectName, pkg: &LocalPackage) -> Listing {
+    let mut releases: Vec<Release> = pkg
+        .versions
+        .iter()
+        .map(|v| {
+            let requires_python = v
+                .metadata
+                .get("requires_python")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned);
+            let yanked = v.yanked.then(|| v.deprecated.clone().unwrap_or_default());
+            let files = v
+                .files
+                .iter()
+                .filter(|f| !f.filename.ends_with(".metadata"))
+                .map(|f| {
+                    let meta_name = format!("{}.metadata", f.filename);
+                    DistFile {
+                        filename: f.filename.clone(),
+                        url: String::new(),
+                        hashes: BTreeMap::from([("sha256".to_owned(), f.sha256.clone())]),
+                        requires_python: requires_python.clone(),
+                        yanked: yanked.clone(),
+                        // PEP 658 files are advertised for wheels only: an sdist's PKG-INFO
+                        // may not describe what building it produces.
+                        core_metadata: v
+                            .files
+                            .iter()
+                            .find(|m| m.filename == meta_name && f.filename.ends_with(".whl"))
+                            .map(|m| BTreeMap::from([("sha256".to_owned(), m.sha256.clone())])),
+                        size: Some(f.size),
+                        upload_time: Some(v.published_at),
+                    }
+                })
+                .collect();
+            // The core metadata file the JSON API reads the description from: a wheel's
+            // when there is one.
+            let metadata_blob = v
+                .files
+                .iter()
+                .filter(|m| m.filename.ends_with(".metadata"))
+                .min_by_key(|m| !m.filename.ends_with(".whl.metadata"))
+                .map(|m| m.sha256.clone());
+            Release {
+                version: v.version.clone(),
+                published_at: Some(v.published_at),
+                files,
+                info: Some(v.metadata.clone()),
+                metadata_blob,
+                denied: None,
+            }
+        })
+        .collect();
+    releases.sort_by(|a, b| version::compare(&a.version, &b.version));
+    let display = pkg
+        .versions
+        .last()
+        .and_then(|v| v.metadata.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or(name.as_str())
+        .to_owned();
+    Listing {
+        name: name.clone(),
+        display,
+        releases,
+        stale: false,
+        local: true,
+    }
+}
+
+fn from_upstream(name: &ProjectName, page: ProjectPage, page_url: &url::Url) -> Listing {
+    let mut by_version: BTreeMap<String, Release> = BTreeMap::new();
+    let mut seen = std::collections::HashSet::new();
+    for mut f in page.files {
+        if crate::name::check_filename(&f.filename).is_err() || !seen.insert(f.filename.clone()) {
+            continue;
+        }
+        let Some(version) = version_of(&f.filename, name) else {
+            tracing::debug!(project = %name, file = %f.filename, "skipping a file whose version cannot be read from its name");
+            continue;
+        };
+        match page_url.join(&f.url) {
+            Ok(u) => f.url = u.to_string(),
+            Err(_) => continue,
+        }
+        let release = by_version
+            .entry(version.clone())
+            .or_insert_with(|| Release {
+                version,
+                published_at: None,
+                files: Vec::new(),
+                info: None,
+                metadata_blob: None,
+                denied: None,
+            });
+        if let Some(t) = f.upload_time {
+            release.published_at = Some(release.published_at.map_or(t, |p| p.min(t)));
+        }
+        release.files.push(f);
+    }
+    for v in page.versions {
+        let v = version::Version::parse(&v).map_or(v, |p| p.normalized());
+        by_version.entry(v.clone()).or_insert_with(|| Release {
+            version: v,
+            published_at: None,
+            files: Vec::new(),
+            info: None,
+            metadata_blob: None,
+            denied: None,
+        });
+    }
+    let mut releases: Vec<Release> = by_version.into_values().collect();
+    releases.sort_by(|a, b| version::compare(&a.version, &b.version));
+    Listing {
+        display: if page.name.is_empty() {
+            name.as_str().to_owned()
+        } else {
+            page.name
+        },
+        name: name.clone(),
+        releases,
+        stale: false,
+        local: false,
+    }
+}
+
+/// Attaches this caller's policy decisions to every release.
+pub(crate) async fn apply_policy(ctx: &Ctx, listing: &mut Listing) -> Result<()> {
+    let facts: Vec<VersionFacts> = listing
+        .releases
+        .iter()
+        .map(|r| VersionFacts {
+            version: r.version.clone(),
+            published_at: r.published_at,
+        })
+        .collect();
+    let decisions = ctx
+        .registry
+        .version_decisions(&ctx.caller, listing.name.as_str(), &facts)
+        .await?;
+    for (release, decision) in listing.releases.iter_mut().zip(decisions) {
+        release.denied = match decision {
+            Decision::Deny(d) => Some(d),
+            Decision::Allow => None,
+        };
+    }
+    Ok(())
+}
+
+/// Percent-encodes a file name for a URL path segment.
+pub(crate) fn encode_segment(s: &str) -> String {
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+        .add(b' ')
+        .add(b'"')
+        .add(b'#')
+        .add(b'%')
+        .add(b'/')
+        .add(b'?')
+        .add(b'<')
+        .add(b'>')
+        .add(b'\\')
+        .add(b'^')
+        .add(b'`')
+        .add(b'{')
+        .add(b'|')
+        .add(b'}');
+    percent_encoding::utf8_percent_encode(s, SET).to_string()
+}
+
+/// The URL this registry serves a file of `name` at.
+pub(crate) fn file_url(base: &str, name: &ProjectName, filename: &str) -> String {
+    format!("{base}/packages/{name}/{}", encode_segment(filename))
+}
+
+impl Listing {
+    /// Releases the caller may see, with denied ones dropped or (with
+    /// [`DeniedVersions::Yanked`](crate::DeniedVersions::Yanked)) marked yanked.
+    pub(crate) fn visible(&self, denied: crate::DeniedVersions) -> Vec<Release> {
+        self.releases
+            .iter()
+            .filter_map(|r| match (&r.denied, denied) {
+                (None, _) => Some(r.clone()),
+                (Some(d), crate::DeniedVersions::Yanked) => {
+                    let mut r = r.clone();
+                    for f in &mut r.files {
+                        f.yanked = Some(d.reason.clone());
+                    }
+                    Some(r)
+                }
+                (Some(_), _) => None,
+            })
+            .collect()
+    }
+
+    /// The project page this caller gets, file URLs pointing at this registry.
+    pub(crate) fn page(&self, ctx: &Ctx) -> ProjectPage {
+        let visible = self.visible(ctx.denied);
+        let files = visible
+            .iter()
+            .flat_map(|r| r.files.iter())
+            .map(|f| DistFile {
+                url: file_url(&ctx.base, &self.name, &f.filename),
+                ..f.clone()
+            })
+            .collect();
+        ProjectPage {
+            name: self.name.as_str().to_owned(),
+            files,
+            versions: visible.into_iter().map(|r| r.version).collect(),
+        }
+    }
+
+    /// The release holding `filename`, and the file.
+    pub(crate) fn find_file(&self, filename: &str) -> Option<(&Release, &DistFile)> {
+        self.releases.iter().find_map(|r| {
+            r.files
+                .iter()
+                .find(|f| f.filename == filename)
+                .map(|f| (r, f))
+        })
+    }
+}

@@ -1,0 +1,173 @@
+//! The Simple repository API: the project list and project pages.
+
+use std::collections::BTreeMap;
+
+use batlehub_core::body::Body;
+use batlehub_core::{Mode, Permission, Result};
+use http::{HeaderValue, Response, StatusCode};
+
+use crate::handlers::project::{self, not_found};
+use crate::name::{ProjectName, normalize};
+use crate::service::{Ctx, mark_stale, redirect, typed};
+use crate::wire::{self, Format};
+
+/// How many local packages are read per index query when listing projects.
+const PAGE: u32 = 1000;
+
+fn format(ctx: &Ctx) -> Format {
+    wire::negotiate(
+        ctx.parts
+            .headers
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok()),
+    )
+}
+
+/// The page in the negotiated form, with `Vary: Accept` and an `ETag` (a matching
+/// `If-None-Match` gets 304: proxies of this registry and pip's cache revalidate cheaply).
+fn negotiated(
+    ctx: &Ctx,
+    html: impl FnOnce() -> String,
+    json_doc: impl FnOnce() -> serde_json::Value,
+) -> Response<Body> {
+    let format = format(ctx);
+    let body: Vec<u8> = match format {
+        Format::Json => serde_json::to_vec(&json_doc()).unwrap_or_default(),
+        _ => html().into_bytes(),
+    };
+    let etag = format!(
+        "\"{}\"",
+        &batlehub_core::digest::Digests::of(&body).sha256_hex()[..32]
+    );
+    let fresh = ctx
+        .parts
+        .headers
+        .get(http::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().trim_start_matches("W/") == etag)
+        });
+    let mut resp = if fresh {
+        typed(StatusCode::NOT_MODIFIED, Vec::new(), format.content_type())
+    } else {
+        typed(StatusCode::OK, body, format.content_type())
+    };
+    let h = resp.headers_mut();
+    h.insert(http::header::VARY, HeaderValue::from_static("Accept"));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(http::header::ETAG, v);
+    }
+    resp
+}
+
+/// `GET /simple/`: every project this caller may see (local first, then the upstream's).
+pub(crate) async fn index(ctx: &Ctx, slash: bool) -> Result<Response<Body>> {
+    if !slash {
+        return Ok(redirect(&format!("{}/simple/", ctx.base)));
+    }
+    ctx.registry
+        .authorize(&ctx.identity, Permission::ReleasesRead, None)?;
+    let mut projects: BTreeMap<String, String> = BTreeMap::new();
+    let reg = ctx.registry.name();
+    let index = ctx.registry.index();
+    if ctx.registry.mode() != Mode::Proxy {
+        let mut offset = 0;
+        loop {
+            let hits = index.search(reg, "", offset, PAGE).await?;
+            let n = hits.len();
+            for hit in hits {
+                let display = hit
+                    .metadata
+                    .get("name")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or(&hit.name)
+                    .to_owned();
+                projects.insert(hit.name, display);
+            }
+            if n < PAGE as usize {
+                break;
+            }
+            offset += PAGE;
+        }
+        // Hidden and blocked packages are absent from the list.
+        let mut suspects: Vec<String> = index
+            .restricted_packages(reg)
+            .await?
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        suspects.extend(
+            index
+                .list_blocks(Some(reg))
+                .await?
+                .into_iter()
+                .filter(|b| b.versions.is_none())
+                .map(|b| b.package),
+        );
+        for name in suspects {
+            if projects.contains_key(&name)
+                && ctx
+                    .registry
+                    .check_package(&ctx.caller, Permission::ReleasesRead, &name)
+                    .await
+                    .is_err()
+            {
+                projects.remove(&name);
+            }
+        }
+    }
+    let mut stale = false;
+    if ctx.registry.mode().has_upstreams() {
+        match ctx
+            .registry
+            .upstream_document("simple-index", "", wire::UPSTREAM_ACCEPT)
+            .await
+        {
+            Ok(Some(doc)) => {
+                stale = doc.stale;
+                for display in wire::parse_index(doc.content_type.as_deref(), &doc.body) {
+                    if ProjectName::parse(&display).is_ok() {
+                        projects.entry(normalize(&display)).or_insert(display);
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(e) if ctx.registry.mode() == Mode::Hybrid => {
+                tracing::warn!(error = %e, "upstream project list failed; listing local projects only");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let list: Vec<(String, String)> = projects.into_iter().collect();
+    let mut resp = negotiated(
+        ctx,
+        || wire::render_index_html(&list),
+        || wire::render_index_json(&list),
+    );
+    mark_stale(&mut resp, stale);
+    Ok(resp)
+}
+
+/// `GET /simple/{project}/`: the project page, policy applied.
+pub(crate) async fn project(ctx: &Ctx, raw: &str, slash: bool) -> Result<Response<Body>> {
+    let name = ProjectName::parse(raw)?;
+    if name.as_str() != raw || !slash {
+        return Ok(redirect(&format!("{}/simple/{name}/", ctx.base)));
+    }
+    ctx.registry
+        .check_package(&ctx.caller, Permission::ReleasesRead, name.as_str())
+        .await?;
+    let mut listing = project::load(ctx, &name)
+        .await?
+        .ok_or_else(|| not_found(&name))?;
+    project::apply_policy(ctx, &mut listing).await?;
+    let page = listing.page(ctx);
+    let mut resp = negotiated(
+        ctx,
+        || wire::render_html(&page),
+        || wire::render_json(&page),
+    );
+    mark_stale(&mut resp, listing.stale);
+    Ok(resp)
+}
