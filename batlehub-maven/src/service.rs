@@ -7,12 +7,29 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use batlehub_core::body::{self, Body, BoxError};
-use batlehub_core::{BaseUrl, Registry};
+use batlehub_core::{
+    BaseUrl, Caller, Error, Hub, Identity, Mode, Registry, RegistryConfig, Result,
+};
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use futures::StreamExt as _;
+use futures::stream::BoxStream;
+use http::request::Parts;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt as _;
 use tower_service::Service;
 
-/// Serves one maven registry instance (local, proxy or hybrid).
+use crate::handlers;
+use crate::routes::{self, Route};
+
+/// Serves one maven registry instance (local, proxy or hybrid) at whatever path it is
+/// mounted; the repository root (what `settings.xml` and `distributionManagement` name)
+/// is `maven2/` below the mount point.
+///
+/// `Service<Request<B>>` for any body `B`, with `Error = Infallible`: every failure becomes
+/// a plain-text response with the right status. Authentication is read from the
+/// [`Identity`] request extension that `batlehub_auth::AuthLayer` inserts (Maven sends
+/// HTTP Basic with the token as password, and only after a `401` challenge, which this
+/// service sends whenever credentials are needed); a request without one is anonymous.
 #[derive(Clone, Debug)]
 pub struct MavenService {
     inner: Arc<Inner>,
@@ -24,6 +41,18 @@ struct Inner {
     base: BaseUrl,
 }
 
+/// A request body as a stream of chunks.
+pub(crate) type BodyStream = BoxStream<'static, std::result::Result<Bytes, BoxError>>;
+
+/// Everything a handler needs about one request.
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    pub(crate) registry: Registry,
+    pub(crate) identity: Identity,
+    pub(crate) caller: Caller,
+    pub(crate) parts: Parts,
+}
+
 impl MavenService {
     /// Serves `registry`, building absolute URLs with `base`.
     #[must_use]
@@ -31,6 +60,31 @@ impl MavenService {
         Self {
             inner: Arc::new(Inner { registry, base }),
         }
+    }
+
+    /// A local registry named `name`, mounted at `mount_path`.
+    ///
+    /// # Errors
+    /// When the registry cannot be built (bad name).
+    pub fn local(hub: &Hub, name: &str, mount_path: &str) -> std::result::Result<Self, String> {
+        let registry = hub.registry(RegistryConfig::new(name, Mode::Local))?;
+        Ok(Self::new(registry, BaseUrl::derived(mount_path)))
+    }
+
+    /// A proxy of the Maven repository whose root (the folder holding the group paths) is
+    /// `upstream`, named `name`, mounted at `mount_path`.
+    ///
+    /// # Errors
+    /// When the registry cannot be built (bad name or upstream URL).
+    pub fn proxy(
+        hub: &Hub,
+        name: &str,
+        upstream: &str,
+        mount_path: &str,
+    ) -> std::result::Result<Self, String> {
+        let registry =
+            hub.registry(RegistryConfig::new(name, Mode::Proxy).upstreams([upstream]))?;
+        Ok(Self::new(registry, BaseUrl::derived(mount_path)))
     }
 
     /// The registry instance served.
@@ -47,18 +101,137 @@ where
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+    type Future =
+        Pin<Box<dyn Future<Output = std::result::Result<Response<Body>, Infallible>> + Send>>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<std::result::Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, _req: Request<B>) -> Self::Future {
-        let _ = &self.inner.base;
-        Box::pin(async move {
-            let mut resp = Response::new(body::full("not implemented yet\n"));
-            *resp.status_mut() = StatusCode::NOT_IMPLEMENTED;
-            Ok(resp)
-        })
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let inner = self.inner.clone();
+        Box::pin(async move { Ok(inner.handle(req).await) })
     }
+}
+
+impl Inner {
+    async fn handle<B>(&self, req: Request<B>) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let (parts, body) = req.into_parts();
+        let head = parts.method == Method::HEAD;
+        let identity = parts
+            .extensions
+            .get::<Identity>()
+            .cloned()
+            .unwrap_or_default();
+        let caller = Caller {
+            identity: identity.clone(),
+            client_ip: self.base.client_ip(&parts),
+        };
+        let ctx = Ctx {
+            registry: self.registry.clone(),
+            identity,
+            caller,
+            parts,
+        };
+        let body: BodyStream = body
+            .into_data_stream()
+            .map(|r| r.map_err(Into::into))
+            .boxed();
+        let mut resp = match self.registry.admit(&ctx.caller).await {
+            Ok(outcome) => {
+                let mut resp = match dispatch(ctx, body).await {
+                    Ok(r) => r,
+                    Err(e) => crate::error::to_response(&e, self.registry.now()),
+                };
+                resp.headers_mut().extend(outcome.headers);
+                resp
+            }
+            Err(e) => crate::error::to_response(&e, self.registry.now()),
+        };
+        resp.headers_mut().insert(
+            http::header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        if head {
+            *resp.body_mut() = body::empty();
+        }
+        resp
+    }
+}
+
+async fn dispatch(ctx: Ctx, body: BodyStream) -> Result<Response<Body>> {
+    let route = routes::parse(ctx.parts.uri.path())?;
+    let method = ctx.parts.method.clone();
+    if method == Method::GET || method == Method::HEAD {
+        return match route {
+            Route::Metadata {
+                coords,
+                version,
+                checksum,
+            } => handlers::read::metadata(&ctx, &coords, version.as_deref(), checksum).await,
+            Route::File {
+                coords,
+                version,
+                file,
+                checksum,
+            } => handlers::read::file(&ctx, &coords, &version, &file, checksum).await,
+        };
+    }
+    if method == Method::PUT {
+        return handlers::deploy::put(&ctx, route, body).await;
+    }
+    Err(Error::MethodNotAllowed(format!(
+        "{method} is not supported here; Maven repositories take GET, HEAD and PUT"
+    )))
+}
+
+/// Reads a small request body, refusing more than `limit` bytes.
+pub(crate) async fn read_limited(ctx: &Ctx, mut body: BodyStream, limit: usize) -> Result<Bytes> {
+    let too_large =
+        || Error::PayloadTooLarge(format!("request body exceeds the limit of {limit} bytes"));
+    if content_length(&ctx.parts).is_some_and(|l| l > limit as u64) {
+        return Err(too_large());
+    }
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let chunk =
+            chunk.map_err(|e| Error::BadRequest(format!("request body could not be read: {e}")))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// The declared `Content-Length`, when there is a valid one.
+pub(crate) fn content_length(parts: &Parts) -> Option<u64> {
+    parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// A response with a body and content type.
+pub(crate) fn bytes_response(
+    status: StatusCode,
+    content_type: &'static str,
+    bytes: impl Into<Bytes>,
+) -> Response<Body> {
+    let bytes: Bytes = bytes.into();
+    let len = bytes.len();
+    let mut resp = Response::new(body::full(bytes));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
+    h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
+    resp
 }

@@ -29,7 +29,11 @@ fn request(path: &str, token: Option<&str>) -> Request<Body> {
 /// Publishes `bench-pkg@1.0.0` as `plain` through the layered service.
 async fn publish<S>(svc: &S)
 where
-    S: tower::Service<Request<Body>, Response = http::Response<Body>, Error = std::convert::Infallible> + Clone,
+    S: tower::Service<
+            Request<Body>,
+            Response = http::Response<Body>,
+            Error = std::convert::Infallible,
+        > + Clone,
 {
     use base64::Engine as _;
     let tarball = {
@@ -39,7 +43,9 @@ where
         h.set_size(manifest.len() as u64);
         h.set_mode(0o644);
         h.set_cksum();
-        builder.append_data(&mut h, "package/package.json", &manifest[..]).expect("append");
+        builder
+            .append_data(&mut h, "package/package.json", &manifest[..])
+            .expect("append");
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         std::io::Write::write_all(&mut gz, &builder.into_inner().expect("tar")).expect("gz");
         gz.finish().expect("gz")
@@ -51,7 +57,9 @@ where
     });
     let req = Request::put("/bench-pkg")
         .header("authorization", "Bearer plain-secret-token")
-        .body(batlehub::core::body::full(serde_json::to_vec(&body).expect("json")))
+        .body(batlehub::core::body::full(
+            serde_json::to_vec(&body).expect("json"),
+        ))
         .expect("request");
     let resp = svc.clone().oneshot(req).await.expect("infallible");
     assert!(resp.status().is_success(), "{}", resp.status());
@@ -145,9 +153,12 @@ fn benches(c: &mut Criterion) {
         b.to_async(&rt).iter(|| run(Some(pat.clone())))
     });
     // A realistic request: a local packument read from the index and rendered.
-    g.bench_function("packument_anonymous", |b| b.to_async(&rt).iter(|| run_path("/bench-pkg", None)));
+    g.bench_function("packument_anonymous", |b| {
+        b.to_async(&rt).iter(|| run_path("/bench-pkg", None))
+    });
     g.bench_function("packument_argon2_token_cached", |b| {
-        b.to_async(&rt).iter(|| run_path("/bench-pkg", Some("argon2-secret-token".into())))
+        b.to_async(&rt)
+            .iter(|| run_path("/bench-pkg", Some("argon2-secret-token".into())))
     });
     g.finish();
 }

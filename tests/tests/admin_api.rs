@@ -246,8 +246,12 @@ async fn namespaces_owners_visibility() {
 
     // Yank through the admin API: 200 for a version that exists, 404 otherwise.
     let yank = |v: &str| json!({"package": "bob-pkg", "version": v, "yanked": true});
-    let r = post("/registries/npm/yank".into(), yank("1.0.0")).await.expect("req");
+    let r = post("/registries/npm/yank".into(), yank("1.0.0"))
+        .await
+        .expect("req");
     assert_eq!(r.status(), 200);
-    let r = post("/registries/npm/yank".into(), yank("9.9.9")).await.expect("req");
+    let r = post("/registries/npm/yank".into(), yank("9.9.9"))
+        .await
+        .expect("req");
     assert_eq!(r.status(), 404);
 }

@@ -16,8 +16,11 @@ use crate::service::{Ctx, json};
 use crate::wire::PublishBody;
 
 async fn writable(ctx: &Ctx, name: &PackageName) -> Result<()> {
-    ctx.registry
-        .authorize(&ctx.caller.identity, Permission::Publish, Some(name.as_str()))?;
+    ctx.registry.authorize(
+        &ctx.caller.identity,
+        Permission::Publish,
+        Some(name.as_str()),
+    )?;
     ctx.registry.ensure_publishable()
 }
 

@@ -328,8 +328,11 @@ struct TimesOnly {
 
 /// `GET /{name}/-/{file}`.
 pub(crate) async fn tarball(ctx: &Ctx, name: &PackageName, file: &str) -> Result<Response<Body>> {
-    ctx.registry
-        .authorize(&ctx.caller.identity, Permission::SourceRead, Some(name.as_str()))?;
+    ctx.registry.authorize(
+        &ctx.caller.identity,
+        Permission::SourceRead,
+        Some(name.as_str()),
+    )?;
     let version = name
         .version_of_file(file)
         .ok_or_else(|| Error::NotFound(format!("`{file}` is not a tarball of `{name}`")))?;

@@ -1,0 +1,361 @@
+//! Reads: artifacts, their checksums, and generated `maven-metadata.xml`, with policy
+//! applied on the way out.
+
+use batlehub_core::body::Body;
+use batlehub_core::model::Decision;
+use batlehub_core::policy::VersionFacts;
+use batlehub_core::{Artifact, Error, Mode, Permission, Result};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http::{HeaderValue, Response, StatusCode};
+
+use crate::checksum::Algo;
+use crate::handlers::{complete_builds, file_visible, last_updated, proxy, version_visible};
+use crate::name::{Coords, parse_file};
+use crate::service::{Ctx, bytes_response};
+use crate::version;
+use crate::wire::{self, SnapshotFile};
+
+/// `GET {group}/{artifact}[/{version}]/maven-metadata.xml[.checksum]`.
+pub(crate) async fn metadata(
+    ctx: &Ctx,
+    coords: &Coords,
+    version: Option<&str>,
+    checksum: Option<Algo>,
+) -> Result<Response<Body>> {
+    ctx.registry
+        .check_package(&ctx.caller, Permission::ReleasesRead, &coords.key())
+        .await?;
+    let xml: Bytes = match version {
+        None => artifact_metadata(ctx, coords).await?.into(),
+        Some(v) => snapshot_metadata(ctx, coords, v).await?,
+    };
+    Ok(match checksum {
+        Some(algo) => bytes_response(StatusCode::OK, "text/plain", algo.of(&xml)),
+        None => {
+            let mut resp = bytes_response(StatusCode::OK, "text/xml", xml);
+            resp.headers_mut().insert(
+                http::header::CACHE_CONTROL,
+                HeaderValue::from_static("no-cache"),
+            );
+            resp
+        }
+    })
+}
+
+/// Artifact-level metadata: local versions (complete ones) plus, in proxy and hybrid
+/// modes, the upstream's; versions policy denies are removed and `latest`/`release`
+/// recomputed from what is left.
+pub(crate) async fn artifact_metadata(ctx: &Ctx, coords: &Coords) -> Result<String> {
+    let key = coords.key();
+    let mode = ctx.registry.mode();
+    let local = if mode == Mode::Proxy {
+        None
+    } else {
+        ctx.registry
+            .index()
+            .package(ctx.registry.name(), &key)
+            .await?
+    };
+    let mut entries: Vec<(String, Option<DateTime<Utc>>)> = Vec::new();
+    if let Some(pkg) = &local {
+        for v in pkg.versions.iter().filter(|v| version_visible(coords, v)) {
+            entries.push((v.version.clone(), Some(v.published_at)));
+        }
+    }
+    let mut upstream_updated = None;
+    // A package whose versions all lack their POM is not there yet.
+    let mut found = !entries.is_empty();
+    if mode.has_upstreams() {
+        let fetched = proxy::upstream_metadata(ctx, coords).await;
+        let fetched = match fetched {
+            Ok(m) => m,
+            // A hybrid registry still serves its own versions when the upstream fails.
+            Err(e) if local.is_some() => {
+                tracing::warn!(error = %e, %coords, "upstream metadata failed; serving local versions");
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(meta) = fetched {
+            found = true;
+            upstream_updated = meta.last_updated.filter(|s| s.len() == 14);
+            for v in meta.versions {
+                if crate::name::check_version(&v).is_err() || entries.iter().any(|(e, _)| *e == v) {
+                    continue;
+                }
+                let at = proxy::pom_time(ctx, coords, &v).await?;
+                entries.push((v, at));
+            }
+        }
+    }
+    if !found {
+        return Err(Error::NotFound(format!("no artifact {coords} here")));
+    }
+    learn_times(ctx, coords, &mut entries).await?;
+    let facts: Vec<VersionFacts> = entries
+        .iter()
+        .map(|(v, at)| VersionFacts {
+            version: v.clone(),
+            published_at: *at,
+        })
+        .collect();
+    let decisions = ctx
+        .registry
+        .version_decisions(&ctx.caller, &key, &facts)
+        .await?;
+    let mut newest: Option<DateTime<Utc>> = None;
+    let mut versions = Vec::new();
+    for ((v, at), d) in entries.into_iter().zip(decisions) {
+        if matches!(d, Decision::Allow) {
+            if local.is_some() {
+                newest = newest.max(at);
+            }
+            versions.push(v);
+        }
+    }
+    version::sort(&mut versions);
+    let local_updated = newest.map(last_updated);
+    let updated = match (local_updated, upstream_updated) {
+        (Some(a), Some(b)) => a.max(b),
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => "19700101000000".to_owned(),
+    };
+    Ok(wire::render_artifact_metadata(
+        &coords.group,
+        &coords.artifact,
+        &versions,
+        &updated,
+    ))
+}
+
+/// The most upstream POMs fetched for one metadata request to learn publish times.
+const MAX_TIME_LOOKUPS: usize = 8;
+
+/// For upstream versions of unknown publish time that policy would refuse if they had just
+/// been published (a release-age gate is in force), fetches their POMs (newest first, at
+/// most [`MAX_TIME_LOOKUPS`]) so the gate sees their `Last-Modified`.
+async fn learn_times(
+    ctx: &Ctx,
+    coords: &Coords,
+    entries: &mut [(String, Option<DateTime<Utc>>)],
+) -> Result<()> {
+    let unknown: Vec<usize> = (0..entries.len())
+        .filter(|&i| entries[i].1.is_none())
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let now = ctx.registry.now();
+    let probe: Vec<VersionFacts> = unknown
+        .iter()
+        .map(|&i| VersionFacts {
+            version: entries[i].0.clone(),
+            published_at: Some(now),
+        })
+        .collect();
+    let decisions = ctx
+        .registry
+        .version_decisions(&ctx.caller, &coords.key(), &probe)
+        .await?;
+    let mut wanted: Vec<usize> = unknown
+        .into_iter()
+        .zip(decisions)
+        .filter(|(_, d)| matches!(d, Decision::Deny(_)))
+        .map(|(i, _)| i)
+        .collect();
+    wanted.sort_by(|&a, &b| version::compare(&entries[b].0, &entries[a].0));
+    wanted.truncate(MAX_TIME_LOOKUPS);
+    let times = futures::future::join_all(
+        wanted
+            .iter()
+            .map(|&i| proxy::fetch_pom_time(ctx, coords, &entries[i].0)),
+    )
+    .await;
+    for (i, t) in wanted.into_iter().zip(times) {
+        entries[i].1 = t;
+    }
+    Ok(())
+}
+
+/// Version-level metadata of a SNAPSHOT: the newest complete build and, per
+/// classifier and extension, its newest file.
+async fn snapshot_metadata(ctx: &Ctx, coords: &Coords, version: &str) -> Result<Bytes> {
+    let key = coords.key();
+    let local = if ctx.registry.mode() == Mode::Proxy {
+        None
+    } else {
+        ctx.registry
+            .index()
+            .version(ctx.registry.name(), &key, version)
+            .await?
+    };
+    let Some(v) = local else {
+        if ctx.registry.mode().has_upstreams() {
+            return proxy::upstream_snapshot_metadata(ctx, coords, version)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("no {coords}:{version} here")));
+        }
+        return Err(Error::NotFound(format!("no {coords}:{version} here")));
+    };
+    let builds = complete_builds(coords, &v);
+    if builds.is_empty() || v.yanked {
+        return Err(Error::NotFound(format!("no {coords}:{version} here")));
+    }
+    let facts = VersionFacts {
+        version: version.to_owned(),
+        published_at: Some(v.published_at),
+    };
+    if let Some(Decision::Deny(d)) = ctx
+        .registry
+        .version_decisions(&ctx.caller, &key, std::slice::from_ref(&facts))
+        .await?
+        .into_iter()
+        .next()
+    {
+        return Err(Error::Denied(d));
+    }
+    let latest = builds
+        .iter()
+        .flatten()
+        .max_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)))
+        .cloned();
+    let mut files: Vec<(Option<(String, u32)>, SnapshotFile)> = Vec::new();
+    for f in &v.files {
+        let Some(name) = parse_file(&coords.artifact, version, &f.filename) else {
+            continue;
+        };
+        if !builds.contains(&name.build) {
+            continue;
+        }
+        let entry = SnapshotFile {
+            classifier: name.classifier.clone(),
+            extension: name.extension.clone(),
+            value: name.value(version),
+            updated: name.build.as_ref().map_or_else(
+                || last_updated(v.published_at),
+                |(ts, _)| ts.replace('.', ""),
+            ),
+        };
+        let rank = |b: &Option<(String, u32)>| b.as_ref().map(|(ts, n)| (*n, ts.clone()));
+        match files
+            .iter_mut()
+            .find(|(_, e)| e.classifier == entry.classifier && e.extension == entry.extension)
+        {
+            Some(slot) if rank(&slot.0) < rank(&name.build) => *slot = (name.build, entry),
+            Some(_) => {}
+            None => files.push((name.build, entry)),
+        }
+    }
+    let mut files: Vec<SnapshotFile> = files.into_iter().map(|(_, f)| f).collect();
+    files.sort_by(|a, b| (&a.extension, &a.classifier).cmp(&(&b.extension, &b.classifier)));
+    let updated = latest.as_ref().map_or_else(
+        || last_updated(v.published_at),
+        |(ts, _)| ts.replace('.', ""),
+    );
+    Ok(wire::render_snapshot_metadata(
+        &coords.group,
+        &coords.artifact,
+        version,
+        latest.as_ref().map(|(ts, n)| (ts.as_str(), *n)),
+        &files,
+        &updated,
+    )
+    .into())
+}
+
+/// `GET {group}/{artifact}/{version}/{file}[.checksum]`.
+pub(crate) async fn file(
+    ctx: &Ctx,
+    coords: &Coords,
+    version: &str,
+    file: &str,
+    checksum: Option<Algo>,
+) -> Result<Response<Body>> {
+    let name = parse_file(&coords.artifact, version, file)
+        .ok_or_else(|| Error::NotFound(format!("no file {file} in {coords}:{version}")))?;
+    let permission = if name.classifier == "sources" {
+        Permission::SourceRead
+    } else {
+        Permission::ReleasesRead
+    };
+    ctx.registry
+        .check_package(&ctx.caller, permission, &coords.key())
+        .await?;
+    let (artifact, modified) = open(ctx, coords, version, file, permission).await?;
+    if let Some(algo) = checksum {
+        let hex = algo.of_body(artifact.body).await?;
+        return Ok(bytes_response(StatusCode::OK, "text/plain", hex));
+    }
+    let content_type = match name.extension.as_str() {
+        "pom" => "text/xml",
+        "jar" => "application/java-archive",
+        e if e.ends_with(".asc") => "text/plain",
+        _ => "application/octet-stream",
+    };
+    let mut resp = Response::new(artifact.body);
+    let h = resp.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
+    if let Some(size) = artifact.size {
+        h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(size));
+    }
+    if let Some(etag) = artifact
+        .sha256
+        .as_deref()
+        .and_then(|s| HeaderValue::from_str(&format!("\"{s}\"")).ok())
+    {
+        h.insert(http::header::ETAG, etag);
+    }
+    if let Some(lm) = modified.and_then(|at| {
+        HeaderValue::from_str(&at.format("%a, %d %b %Y %H:%M:%S GMT").to_string()).ok()
+    }) {
+        h.insert(http::header::LAST_MODIFIED, lm);
+    }
+    Ok(resp)
+}
+
+/// Opens a file: a stored one (visible and allowed), else, with upstreams, the upstream's.
+async fn open(
+    ctx: &Ctx,
+    coords: &Coords,
+    version: &str,
+    file: &str,
+    permission: Permission,
+) -> Result<(Artifact, Option<DateTime<Utc>>)> {
+    let key = coords.key();
+    let mode = ctx.registry.mode();
+    let not_found = || Error::NotFound(format!("no file {file} in {coords}:{version}"));
+    if mode != Mode::Proxy {
+        let stored = ctx
+            .registry
+            .index()
+            .version(ctx.registry.name(), &key, version)
+            .await?;
+        if let Some(v) = stored {
+            if let Some(f) = v.files.iter().find(|f| f.filename == file)
+                && file_visible(coords, &v, file)
+            {
+                let facts = VersionFacts {
+                    version: version.to_owned(),
+                    published_at: Some(v.published_at),
+                };
+                ctx.registry
+                    .check_download(&ctx.caller, permission, &key, &facts)
+                    .await?;
+                return Ok((
+                    ctx.registry.open_blob(&f.sha256).await?,
+                    Some(v.published_at),
+                ));
+            }
+            // A local version never falls through to an upstream.
+            return Err(not_found());
+        }
+    }
+    if mode.has_upstreams() {
+        return proxy::file(ctx, coords, version, file, permission).await;
+    }
+    Err(not_found())
+}

@@ -1,0 +1,218 @@
+//! Proxy and hybrid registries against a wiremock upstream: checksum-verified artifacts,
+//! metadata filtered by policy (publish time from the POM's `Last-Modified`), hybrid merge.
+
+mod common;
+
+use common::{TestApp, pom, redact, sha1_hex};
+use http::StatusCode;
+use sha2::Digest as _;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const OLD: &str = "Wed, 01 Jan 2025 00:00:00 GMT";
+/// One hour before the harness clock's start.
+const RECENT: &str = "Fri, 02 Jan 2026 02:04:05 GMT";
+
+async fn mount(
+    server: &MockServer,
+    p: &str,
+    body: impl Into<Vec<u8>>,
+    last_modified: Option<&str>,
+) {
+    let mut resp = ResponseTemplate::new(200).set_body_bytes(body.into());
+    if let Some(lm) = last_modified {
+        resp = resp.insert_header("last-modified", lm);
+    }
+    Mock::given(method("GET"))
+        .and(path(format!("/repo/{p}")))
+        .respond_with(resp)
+        .mount(server)
+        .await;
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+async fn upstream() -> MockServer {
+    let server = MockServer::start().await;
+    mount(
+        &server,
+        "org/example/lib/maven-metadata.xml",
+        "<metadata><groupId>org.example</groupId><artifactId>lib</artifactId><versioning><latest>2.0</latest><release>2.0</release><versions><version>1.0</version><version>2.0</version></versions><lastUpdated>20251231000000</lastUpdated></versioning></metadata>",
+        None,
+    )
+    .await;
+    for (v, lm) in [("1.0", OLD), ("2.0", RECENT)] {
+        let dir = format!("org/example/lib/{v}");
+        let pom = pom("org.example", "lib", v);
+        mount(
+            &server,
+            &format!("{dir}/lib-{v}.pom"),
+            pom.clone(),
+            Some(lm),
+        )
+        .await;
+        mount(
+            &server,
+            &format!("{dir}/lib-{v}.pom.sha1"),
+            sha1_hex(pom.as_bytes()),
+            None,
+        )
+        .await;
+        let jar = format!("jar {v}");
+        mount(
+            &server,
+            &format!("{dir}/lib-{v}.jar"),
+            jar.clone(),
+            Some(lm),
+        )
+        .await;
+        mount(
+            &server,
+            &format!("{dir}/lib-{v}.jar.sha256"),
+            sha256_hex(jar.as_bytes()),
+            None,
+        )
+        .await;
+    }
+    server
+}
+
+#[tokio::test]
+async fn proxy_serves_verified_artifacts() {
+    let server = upstream().await;
+    // A jar whose published checksum is wrong.
+    let dir = "org/example/lib/1.0";
+    mount(
+        &server,
+        &format!("{dir}/lib-1.0-tests.jar"),
+        "tampered",
+        None,
+    )
+    .await;
+    mount(
+        &server,
+        &format!("{dir}/lib-1.0-tests.jar.sha1"),
+        sha1_hex(b"original"),
+        None,
+    )
+    .await;
+    let app = TestApp::proxy(&format!("{}/repo/", server.uri()))
+        .build()
+        .await;
+
+    let (s, h, b) = app.get("/maven2/org/example/lib/1.0/lib-1.0.jar").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(&b[..], b"jar 1.0");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    let (s, sum) = app
+        .text("/maven2/org/example/lib/1.0/lib-1.0.jar.sha1")
+        .await;
+    assert_eq!((s, sum), (StatusCode::OK, sha1_hex(b"jar 1.0")));
+    let (s, b) = app.text("/maven2/org/example/lib/1.0/lib-1.0.pom").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(b.contains("<artifactId>lib</artifactId>"));
+
+    // The transfer fails (the last chunk is held back until the digest is checked), and
+    // nothing is cached: the next request fails the same way.
+    for _ in 0..2 {
+        let (s, body) = app
+            .get_raw("/maven2/org/example/lib/1.0/lib-1.0-tests.jar")
+            .await;
+        assert!(
+            s == StatusCode::BAD_GATEWAY || body.is_err(),
+            "{s}: {body:?}"
+        );
+    }
+    let (s, _, _) = app.get("/maven2/org/example/lib/9.9/lib-9.9.jar").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    let (s, b) = app
+        .put("/maven2/org/example/lib/3.0/lib-3.0.jar", "x", "bob")
+        .await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{b}");
+}
+
+#[tokio::test]
+async fn age_gate_filters_metadata_and_refuses_downloads() {
+    let server = upstream().await;
+    {
+        // Metadata first: the POMs' Last-Modified is looked up for the gate.
+        let app = TestApp::proxy(&format!("{}/repo/", server.uri()))
+            .rules("[[rules]]\nkind = \"release_age_gate\"\nmin_age_secs = 86400\n")
+            .build()
+            .await;
+        let (s, xml) = app.text("/maven2/org/example/lib/maven-metadata.xml").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(
+            xml.contains("<latest>1.0</latest>") && !xml.contains("2.0"),
+            "{xml}"
+        );
+    }
+    let app = TestApp::proxy(&format!("{}/repo/", server.uri()))
+        .rules("[[rules]]\nkind = \"release_age_gate\"\nmin_age_secs = 86400\n")
+        .build()
+        .await;
+    // 2.0's POM was published an hour ago: refused, with the reason.
+    let (s, h, b) = app.get("/maven2/org/example/lib/2.0/lib-2.0.jar").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(h.contains_key("retry-after"));
+    insta::assert_snapshot!("age_gate_refused", String::from_utf8_lossy(&b));
+    // Metadata hides it and recomputes latest/release.
+    let (s, xml) = app.text("/maven2/org/example/lib/maven-metadata.xml").await;
+    assert_eq!(s, StatusCode::OK);
+    insta::assert_snapshot!("proxy_metadata_gated", redact(&xml));
+    let (s, _, _) = app.get("/maven2/org/example/lib/1.0/lib-1.0.jar").await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn hybrid_merges_local_versions() {
+    let server = upstream().await;
+    let app = TestApp::hybrid(&format!("{}/repo/", server.uri()))
+        .build()
+        .await;
+    app.deploy_release("org.example", "lib", "3.0", "bob").await;
+    let (s, xml) = app.text("/maven2/org/example/lib/maven-metadata.xml").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(xml.contains("<latest>3.0</latest>"), "{xml}");
+    for v in ["1.0", "2.0", "3.0"] {
+        assert!(xml.contains(&format!("<version>{v}</version>")), "{xml}");
+    }
+    let (s, _, b) = app.get("/maven2/org/example/lib/3.0/lib-3.0.jar").await;
+    assert_eq!((s, &b[..]), (StatusCode::OK, &b"jar of lib 3.0"[..]));
+    let (s, _, b) = app.get("/maven2/org/example/lib/1.0/lib-1.0.jar").await;
+    assert_eq!((s, &b[..]), (StatusCode::OK, &b"jar 1.0"[..]));
+}
+
+#[tokio::test]
+async fn proxy_passes_snapshot_metadata_through() {
+    let server = upstream().await;
+    let meta = "<metadata modelVersion=\"1.1.0\"><groupId>org.example</groupId><artifactId>lib</artifactId><version>3.0-SNAPSHOT</version><versioning><snapshot><timestamp>20260101.000000</timestamp><buildNumber>4</buildNumber></snapshot></versioning></metadata>";
+    mount(
+        &server,
+        "org/example/lib/3.0-SNAPSHOT/maven-metadata.xml",
+        meta,
+        None,
+    )
+    .await;
+    mount(
+        &server,
+        "org/example/other/3.0-SNAPSHOT/maven-metadata.xml",
+        "<!DOCTYPE x [<!ENTITY a \"b\">]><metadata/>",
+        None,
+    )
+    .await;
+    let app = TestApp::proxy(&format!("{}/repo/", server.uri()))
+        .build()
+        .await;
+    let (s, xml) = app
+        .text("/maven2/org/example/lib/3.0-SNAPSHOT/maven-metadata.xml")
+        .await;
+    assert_eq!((s, xml.as_str()), (StatusCode::OK, meta));
+    let (s, _) = app
+        .text("/maven2/org/example/other/3.0-SNAPSHOT/maven-metadata.xml")
+        .await;
+    assert_eq!(s, StatusCode::BAD_GATEWAY);
+}
