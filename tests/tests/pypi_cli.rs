@@ -607,4 +607,55 @@ async fn age_gate_skips_a_young_version_and_a_direct_download_explains_why() {
         "the gated file is never fetched"
     );
     stop_server(proxy).await;
+
+    // With `denied_versions = "yanked"` the refused version stays listed as yanked with the
+    // rule's reason: the resolver still skips it, and an exact pin shows why it is refused.
+    let yanking = start_server(&format!(
+        "{}\n[[registries]]\nname = \"pypi\"\ntype = \"pypi\"\nmode = \"proxy\"\nupstreams = [\"{}/simple/\"]\n\
+         denied_versions = \"yanked\"\n[[registries.rules]]\nkind = \"release_age_gate\"\nmin_age_secs = 86400\n",
+        storage_toml(&tmp.path().join("proxy-yanked")),
+        upstream.uri()
+    ))
+    .await;
+    let index = format!("{}simple/", registry_url(&yanking, "pypi"));
+    let pip_at = |target: PathBuf, spec: &'static str| {
+        let (index, home) = (index.clone(), home.clone());
+        async move {
+            let target = target.to_str().expect("utf-8").to_owned();
+            run(
+                &home,
+                "python",
+                &[
+                    "-m",
+                    "pip",
+                    "install",
+                    "--no-cache-dir",
+                    "--index-url",
+                    &index,
+                    "--target",
+                    &target,
+                    spec,
+                ],
+            )
+            .await
+        }
+    };
+    let target = tmp.path().join("y1");
+    pip_at(target.clone(), "e2e-gated").await.success();
+    assert_eq!(
+        import_from(&home, &target, "import e2e_gated; print(e2e_gated.VALUE)")
+            .await
+            .trim(),
+        "e2e-gated@1.0",
+        "the yanked 1.1 is skipped by the resolver"
+    );
+    let pinned = pip_at(tmp.path().join("y2"), "e2e-gated==1.1")
+        .await
+        .failure();
+    let text = pinned.combined_lower();
+    assert!(
+        text.contains("release-age gate") && text.contains("eligible from"),
+        "{pinned}"
+    );
+    stop_server(yanking).await;
 }
