@@ -12,6 +12,7 @@ pub mod hub;
 pub mod model;
 pub mod policy;
 pub mod registry;
+pub mod serve;
 pub mod store;
 pub mod upstream;
 pub mod versions;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use batlehub_core::body::{self, Body, BoxError};
+use batlehub_core::serve::{Incoming, respond};
 use batlehub_core::{
     BaseUrl, Caller, Error, Hub, Identity, Mode, Registry, RegistryConfig, Result,
 };
@@ -120,46 +121,29 @@ impl Inner {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let (parts, body) = req.into_parts();
-        let head = parts.method == Method::HEAD;
-        let identity = parts
-            .extensions
-            .get::<Identity>()
-            .cloned()
-            .unwrap_or_default();
-        let caller = Caller {
-            identity: identity.clone(),
-            client_ip: self.base.client_ip(&parts),
-        };
+        let (mut parts, body) = req.into_parts();
+        let incoming = Incoming::take(&mut parts, &self.base);
+        let head = incoming.head;
         let ctx = Ctx {
             registry: self.registry.clone(),
-            identity,
-            caller,
+            identity: incoming.caller.identity.clone(),
+            caller: incoming.caller,
             parts,
         };
         let body: BodyStream = body
             .into_data_stream()
             .map(|r| r.map_err(Into::into))
             .boxed();
-        let mut resp = match self.registry.admit(&ctx.caller).await {
-            Ok(outcome) => {
-                let mut resp = match dispatch(ctx, body).await {
-                    Ok(r) => r,
-                    Err(e) => crate::error::to_response(&e, self.registry.now()),
-                };
-                resp.headers_mut().extend(outcome.headers);
-                resp
-            }
-            Err(e) => crate::error::to_response(&e, self.registry.now()),
-        };
-        resp.headers_mut().insert(
-            http::header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        );
-        if head {
-            *resp.body_mut() = body::empty();
-        }
-        resp
+        let admitted = self.registry.admit(&ctx.caller).await;
+        let registry = self.registry.clone();
+        respond(
+            &registry,
+            admitted,
+            head,
+            || async move { dispatch(ctx, body).await },
+            crate::error::to_response,
+        )
+        .await
     }
 }
 

@@ -7,9 +7,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use batlehub_core::body::{self, Body, BoxError};
-use batlehub_core::{
-    BaseUrl, Caller, Error, Hub, Identity, Mode, Registry, RegistryConfig, Result,
-};
+use batlehub_core::serve::{Incoming, respond};
+use batlehub_core::{BaseUrl, Caller, Error, Hub, Mode, Registry, RegistryConfig, Result};
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
@@ -25,7 +24,7 @@ use crate::routes::{self, Route};
 /// `Service<Request<B>>` for any body `B`, with `Error = Infallible`: every failure becomes
 /// an npm-style `{"error": "..."}` response. Mount it with axum's `Router::nest_service`, or
 /// call it from hyper's `service_fn`. Authentication is read from the
-/// [`Identity`] request extension that `batlehub_auth::AuthLayer` inserts; a request without
+/// [`Identity`](batlehub_core::Identity) request extension that `batlehub_auth::AuthLayer` inserts; a request without
 /// one is anonymous.
 #[derive(Clone, Debug)]
 pub struct NpmService {
@@ -114,37 +113,23 @@ impl Inner {
         B::Error: Into<BoxError>,
     {
         let (mut parts, body) = req.into_parts();
-        let head = parts.method == Method::HEAD;
-        let identity = parts.extensions.remove::<Identity>().unwrap_or_default();
-        let caller = Caller {
-            identity,
-            client_ip: self.base.client_ip(&parts),
-        };
+        let incoming = Incoming::take(&mut parts, &self.base);
+        let head = incoming.head;
         let ctx = Ctx {
             registry: self.registry.clone(),
-            caller,
-            base: self.base.resolve(&parts),
+            caller: incoming.caller,
+            base: incoming.base,
             parts,
         };
-        let mut resp = match self.registry.admit(&ctx.caller).await {
-            Ok(outcome) => {
-                let mut resp = match self.dispatch(ctx, body).await {
-                    Ok(r) => r,
-                    Err(e) => crate::error::to_response(&e, self.registry.now()),
-                };
-                resp.headers_mut().extend(outcome.headers);
-                resp
-            }
-            Err(e) => crate::error::to_response(&e, self.registry.now()),
-        };
-        resp.headers_mut().insert(
-            http::header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        );
-        if head {
-            *resp.body_mut() = body::empty();
-        }
-        resp
+        let admitted = self.registry.admit(&ctx.caller).await;
+        respond(
+            &self.registry,
+            admitted,
+            head,
+            || self.dispatch(ctx, body),
+            crate::error::to_response,
+        )
+        .await
     }
 
     async fn dispatch<B>(&self, ctx: Ctx, body: B) -> Result<Response<Body>>
