@@ -52,13 +52,14 @@ mode = "proxy"
 upstreams = ["http://127.0.0.1:$PORT_A/proxy/npm/"]
 TOML
 
-start() { # config -> pid
+LAST=""
+start() { # config; sets LAST to the pid
   RUST_LOG=warn "$BIN" --config "$1" >"$1.log" 2>&1 &
-  local pid=$!
-  PIDS+=("$pid")
+  LAST=$!
+  PIDS+=("$LAST")
   local port; port=$(grep -o '127.0.0.1:[0-9]*' "$1" | head -n1)
-  for _ in $(seq 1 100); do curl -sf "http://$port/healthz" >/dev/null && break; sleep 0.1; done
-  echo "$pid"
+  for _ in $(seq 1 100); do curl -sf "http://$port/healthz" >/dev/null && return 0; sleep 0.1; done
+  echo "FAIL: no server answered on $port"; tail -n 20 "$1.log"; exit 1
 }
 kib() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/status"; }
 
@@ -78,9 +79,14 @@ json.dump(body, open(sys.argv[2], "w"))
 PY
 TGZ_BYTES=$(stat -c %s "$WORK/big.tgz")
 
-A=$(start "$WORK/a.toml")
-curl -sf -X PUT -H 'authorization: Bearer bench-token-123' -H 'content-type: application/json' \
-  --data-binary @"$WORK/body.json" "http://127.0.0.1:$PORT_A/proxy/npm/big-blob" >/dev/null
+start "$WORK/a.toml"; A=$LAST
+code=$(curl -s -o "$WORK/put.out" -w '%{http_code}' -X PUT -H 'authorization: Bearer bench-token-123' \
+  -H 'content-type: application/json' --data-binary @"$WORK/body.json" "http://127.0.0.1:$PORT_A/proxy/npm/big-blob")
+if [ "$code" != 200 ]; then
+  echo "FAIL: publishing the tarball answered $code: $(head -c 500 "$WORK/put.out")"
+  tail -n 20 "$WORK/a.toml.log"
+  exit 1
+fi
 rm -f "$WORK/body.json"
 URL="http://127.0.0.1:$PORT_B/proxy/npm/big-blob/-/big-blob-1.0.0.tgz"
 
@@ -99,10 +105,10 @@ measure() { # pid label -> prints and checks
   [ "$delta" -le "$LIMIT_MIB" ] || { echo "FAIL: $label grew by $delta MiB"; exit 1; }
 }
 
-B=$(start "$WORK/b.toml")
+start "$WORK/b.toml"; B=$LAST
 measure "$B" "proxy miss (stream+hash+store)"
 kill "$B"; wait "$B" 2>/dev/null || true
-B=$(start "$WORK/b.toml")
+start "$WORK/b.toml"; B=$LAST
 kill "$A"   # the upstream is gone: the cache must serve it
 measure "$B" "cached download, fresh process"
 echo "OK: ${SIZE_MIB} MiB artifact ($TGZ_BYTES bytes) streamed without memory growth beyond ${LIMIT_MIB} MiB"
