@@ -9,6 +9,7 @@ pub mod coords;
 pub mod digest;
 pub mod error;
 pub mod hub;
+pub mod memo;
 pub mod model;
 pub mod policy;
 pub mod registry;
@@ -23,6 +24,7 @@ pub use body::Body;
 pub use clock::{Clock, FakeClock, SystemClock};
 pub use error::{Denial, Error, Result};
 pub use hub::{Hub, HubBuilder};
+pub use memo::MemoCache;
 pub use model::{Identity, Mode, Permission, Principal, Role};
 pub use policy::{
     AllowAll, Caller, DefaultPolicy, Outcome, Policy, PolicyCx, PublishFacts, Signature,

@@ -19,6 +19,7 @@ use crate::body::{self, Body};
 use crate::clock::Clock;
 use crate::digest::{Digests, ExpectedDigest, MultiHasher};
 use crate::error::{Error, Result};
+use crate::memo::MemoCache;
 use crate::model::{
     Access, AuditEvent, CachedArtifact, CachedDocument, Decision, Identity, Mode, NewVersion,
     Owner, Permission,
@@ -26,6 +27,9 @@ use crate::model::{
 use crate::policy::{Caller, Outcome, Policy, PolicyCx, PublishFacts, VersionFacts};
 use crate::store::{Index, Storage, blob_path};
 use crate::upstream::{UpstreamClient, UpstreamOptions};
+
+/// Blobs up to this size are kept in the storage's memory cache once read.
+pub const SMALL_BLOB_BYTES: u64 = 1024 * 1024;
 
 /// Configuration of one registry instance.
 #[derive(Debug, Clone)]
@@ -86,6 +90,8 @@ pub struct Document {
     pub upstream: usize,
     /// When it was fetched or last revalidated.
     pub fetched_at: DateTime<Utc>,
+    /// sha256 (hex) of `body`: a key for values derived from it (see [`Registry::memo`]).
+    pub sha256: String,
 }
 
 /// An artifact ready to stream to a client.
@@ -176,7 +182,6 @@ impl Registry {
         };
         Ok(Self {
             inner: Arc::new(Inner {
-                config,
                 storage,
                 policy,
                 clock,
@@ -184,8 +189,34 @@ impl Registry {
                 upstream,
                 doc_flights: Mutex::new(HashMap::new()),
                 artifact_flights: Mutex::new(HashMap::new()),
+                config,
             }),
         })
+    }
+
+    /// The in-memory cache of values derived from content (documents, parsed and rendered
+    /// metadata). Key entries by content digest so that they never go stale.
+    #[must_use]
+    pub fn memo(&self) -> &MemoCache {
+        &self.inner.storage.memo
+    }
+
+    /// A stored document's bytes, from memory when recently read.
+    async fn document_body(&self, sha256: &str) -> Result<Option<Bytes>> {
+        let key = format!("doc:{sha256}");
+        if let Some(hit) = self.memo().get::<Bytes>(&key) {
+            return Ok(Some(Bytes::clone(&hit)));
+        }
+        let body = self
+            .inner
+            .storage
+            .blobs
+            .read_all(&blob_path(sha256))
+            .await?;
+        if let Some(b) = &body {
+            self.memo().insert(key, Arc::new(b.clone()), b.len());
+        }
+        Ok(body)
     }
 
     /// The instance name.
@@ -617,18 +648,51 @@ impl Registry {
     /// # Errors
     /// [`Error::NotFound`] when the blob is missing; storage errors.
     pub async fn open_blob(&self, sha256: &str) -> Result<Artifact> {
-        let reader = self
-            .inner
-            .storage
-            .blobs
-            .reader(&blob_path(sha256))
+        self.read_blob(sha256)
             .await?
-            .ok_or_else(|| Error::storage(format!("blob {sha256} is referenced but missing")))?;
-        Ok(Artifact {
-            size: Some(reader.size),
+            .ok_or_else(|| Error::storage(format!("blob {sha256} is referenced but missing")))
+    }
+
+    /// A blob ready to stream: blobs up to [`SMALL_BLOB_BYTES`] are kept in the memory cache
+    /// after their first read and served from there; larger ones stream from the store.
+    async fn read_blob(&self, sha256: &str) -> Result<Option<Artifact>> {
+        let key = format!("blob:{sha256}");
+        if let Some(hit) = self.memo().get::<Bytes>(&key) {
+            return Ok(Some(Artifact {
+                size: Some(hit.len() as u64),
+                sha256: Some(sha256.to_owned()),
+                body: body::full(Bytes::clone(&hit)),
+            }));
+        }
+        let Some(reader) = self.inner.storage.blobs.reader(&blob_path(sha256)).await? else {
+            return Ok(None);
+        };
+        let size = reader.size;
+        if size > SMALL_BLOB_BYTES {
+            return Ok(Some(Artifact {
+                size: Some(size),
+                sha256: Some(sha256.to_owned()),
+                body: body::from_stream(reader.stream),
+            }));
+        }
+        let mut buf = bytes::BytesMut::with_capacity(usize::try_from(size).unwrap_or(0));
+        let mut stream = reader.stream;
+        while let Some(chunk) = stream.next().await {
+            let chunk =
+                chunk.map_err(|e| Error::storage(format!("blob {sha256} read failed: {e}")))?;
+            buf.extend_from_slice(&chunk);
+            if buf.len() as u64 > size {
+                return Err(Error::storage(format!("blob {sha256} grew while read")));
+            }
+        }
+        let bytes = buf.freeze();
+        self.memo()
+            .insert(key, Arc::new(bytes.clone()), bytes.len());
+        Ok(Some(Artifact {
+            size: Some(bytes.len() as u64),
             sha256: Some(sha256.to_owned()),
-            body: body::from_stream(reader.stream),
-        })
+            body: body::full(bytes),
+        }))
     }
 
     // ---- upstream documents -----------------------------------------------------------
@@ -663,12 +727,7 @@ impl Registry {
             let ttl =
                 chrono::Duration::from_std(self.inner.config.metadata_ttl).unwrap_or_default();
             if age < ttl
-                && let Some(body) = self
-                    .inner
-                    .storage
-                    .blobs
-                    .read_all(&blob_path(&cached.sha256))
-                    .await?
+                && let Some(body) = self.document_body(&cached.sha256).await?
             {
                 return Ok(Some(Document {
                     body,
@@ -676,6 +735,7 @@ impl Registry {
                     stale: false,
                     upstream: cached.upstream as usize,
                     fetched_at: cached.fetched_at,
+                    sha256: cached.sha256,
                 }));
             }
         }
@@ -743,7 +803,7 @@ impl Registry {
             let status = resp.status();
             if status == StatusCode::NOT_MODIFIED {
                 if let Some(c) = cached.as_ref()
-                    && let Some(body) = blobs.read_all(&blob_path(&c.sha256)).await?
+                    && let Some(body) = self.document_body(&c.sha256).await?
                 {
                     let now = self.now();
                     index.touch_cached_document(self.name(), key, now).await?;
@@ -753,6 +813,7 @@ impl Registry {
                         stale: false,
                         upstream: i,
                         fetched_at: now,
+                        sha256: c.sha256.clone(),
                     }));
                 }
                 failures.push(format!("{url}: 304 without a cached copy"));
@@ -794,7 +855,7 @@ impl Registry {
             }
             let now = self.now();
             let doc = CachedDocument {
-                sha256,
+                sha256: sha256.clone(),
                 size: body.len() as u64,
                 etag,
                 last_modified,
@@ -809,13 +870,14 @@ impl Registry {
                 stale: false,
                 upstream: i,
                 fetched_at: now,
+                sha256,
             }));
         }
         if failures.is_empty() && not_found > 0 {
             return Ok(None);
         }
         if let Some(c) = cached
-            && let Some(body) = blobs.read_all(&blob_path(&c.sha256)).await?
+            && let Some(body) = self.document_body(&c.sha256).await?
         {
             tracing::warn!(registry = %self.name(), key, ?failures, "every upstream failed; serving stale copy");
             return Ok(Some(Document {
@@ -824,6 +886,7 @@ impl Registry {
                 stale: true,
                 upstream: c.upstream as usize,
                 fetched_at: c.fetched_at,
+                sha256: c.sha256,
             }));
         }
         tracing::warn!(registry = %self.name(), key, ?failures, "every upstream failed");
@@ -843,18 +906,8 @@ impl Registry {
         let Some(cached) = self.index().cached_artifact(self.name(), key).await? else {
             return Ok(None);
         };
-        match self
-            .inner
-            .storage
-            .blobs
-            .reader(&blob_path(&cached.sha256))
-            .await?
-        {
-            Some(reader) => Ok(Some(Artifact {
-                size: Some(reader.size),
-                sha256: Some(cached.sha256),
-                body: body::from_stream(reader.stream),
-            })),
+        match self.read_blob(&cached.sha256).await? {
+            Some(artifact) => Ok(Some(artifact)),
             None => {
                 tracing::warn!(registry = %self.name(), key, "cached artifact's blob is missing; refetching");
                 Ok(None)

@@ -14,6 +14,7 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
 use crate::error::Result;
+use crate::memo::MemoCache;
 use crate::model::{
     AuditEvent, AuditQuery, Block, CachedArtifact, CachedDocument, FileRecord, LocalPackage,
     Namespace, NewVersion, Owner, PackageSummary, TokenRecord, Usage, VersionRecord, Visibility,
@@ -293,19 +294,38 @@ pub trait Index: Send + Sync + Debug + 'static {
     fn query_audit<'a>(&'a self, query: &'a AuditQuery) -> BoxFuture<'a, Result<Vec<AuditEvent>>>;
 }
 
-/// The blob store and the index, together.
+/// The blob store and the index, together, with the in-memory cache of hot content.
 #[derive(Debug, Clone)]
 pub struct Storage {
     /// Artifact and document bytes.
     pub blobs: Arc<dyn BlobStore>,
     /// Packages, versions, caches.
     pub index: Arc<dyn Index>,
+    /// Hot content held in memory, shared by every registry on this storage: small blobs,
+    /// upstream documents and the forms protocol services derive from them, keyed by
+    /// content digest (see [`Registry::memo`](crate::Registry::memo)).
+    pub memo: Arc<MemoCache>,
 }
 
+/// The default budget of [`Storage::memo`]: 64 MiB.
+pub const DEFAULT_MEMORY_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 impl Storage {
-    /// Combines a blob store and an index.
+    /// Combines a blob store and an index, with a memory cache of
+    /// [`DEFAULT_MEMORY_CACHE_BYTES`].
     pub fn new(blobs: Arc<dyn BlobStore>, index: Arc<dyn Index>) -> Self {
-        Self { blobs, index }
+        Self {
+            blobs,
+            index,
+            memo: Arc::new(MemoCache::new(DEFAULT_MEMORY_CACHE_BYTES)),
+        }
+    }
+
+    /// Sets the memory cache's budget (0 turns it off).
+    #[must_use]
+    pub fn with_memory_cache(mut self, bytes: usize) -> Self {
+        self.memo = Arc::new(MemoCache::new(bytes));
+        self
     }
 }
 

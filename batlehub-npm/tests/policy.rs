@@ -497,3 +497,97 @@ async fn audit_answers_who_downloaded_a_version_in_a_window() {
         2
     );
 }
+
+/// A proxied packument is parsed and rendered once and then served from memory; the
+/// policy still decides on every request: a clock that moves past the age gate, a block
+/// added or removed, and a caller who bypasses the gate each see the right document at once.
+#[tokio::test]
+async fn proxy_memory_cache_never_outlives_a_policy_change() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let up = MockServer::start().await;
+    let old: &[u8] = b"old tarball bytes";
+    let young: &[u8] = b"young tarball bytes";
+    let mut doc =
+        common::upstream_packument("memo", &up.uri(), &[("1.0.0", old), ("2.0.0", young)]);
+    let published = common::start_time() - chrono::Duration::hours(1);
+    doc["time"]["2.0.0"] = json!(published.to_rfc3339());
+    Mock::given(method("GET"))
+        .and(path("/memo"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(doc))
+        .expect(1)
+        .mount(&up)
+        .await;
+    for (v, bytes) in [("1.0.0", old), ("2.0.0", young)] {
+        Mock::given(method("GET"))
+            .and(path(format!("/memo/-/memo-{v}.tgz")))
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(bytes))
+            .expect(1)
+            .mount(&up)
+            .await;
+    }
+    let app = TestApp::proxy(&format!("{}/", up.uri()))
+        .ttl(7 * DAY as u64)
+        .rules("[[rules]]\nkind = \"release_age_gate\"\nmin_age_secs = 86400\n")
+        .build()
+        .await;
+
+    for _ in 0..2 {
+        let (s, doc) = app.json("/memo").await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(doc["dist-tags"]["latest"], "1.0.0", "{doc}");
+        assert!(doc["versions"].get("2.0.0").is_none());
+        let (_, _, b) = app.send(get_corgi("/memo")).await;
+        let corgi: Value = serde_json::from_slice(&b).expect("json");
+        assert!(corgi["versions"].get("2.0.0").is_none(), "{corgi}");
+        assert!(corgi["versions"].get("1.0.0").is_some());
+    }
+    // The admin bypasses the gate; the anonymous rendering is not reused for them.
+    let (_, _, admin) = app.get_as("/memo", "admin").await;
+    assert_eq!(admin["dist-tags"]["latest"], "2.0.0");
+    assert!(admin.get("policyRestrictions").is_none());
+    assert_eq!(
+        app.get("/memo/-/memo-2.0.0.tgz").await.0,
+        StatusCode::FORBIDDEN
+    );
+    for _ in 0..2 {
+        let (s, _, b) = app.get("/memo/-/memo-1.0.0.tgz").await;
+        assert_eq!((s, b.as_ref()), (StatusCode::OK, old));
+    }
+
+    // A day later the young version is eligible, from the same cached document.
+    app.clock.advance(chrono::Duration::seconds(DAY));
+    let (_, doc) = app.json("/memo").await;
+    assert_eq!(doc["dist-tags"]["latest"], "2.0.0", "{doc}");
+    assert!(doc.get("policyRestrictions").is_none());
+    let (s, _, b) = app.get("/memo/-/memo-2.0.0.tgz").await;
+    assert_eq!((s, b.as_ref()), (StatusCode::OK, young));
+
+    // A block applies on the next request, and so does its removal.
+    let index = app.storage.index.clone();
+    index
+        .add_block(&block("m1", "memo", Some("2.0.0"), "CVE-2026-0002"))
+        .await
+        .expect("block");
+    let (_, doc) = app.json("/memo").await;
+    assert_eq!(doc["dist-tags"]["latest"], "1.0.0", "{doc}");
+    assert!(
+        doc["policyRestrictions"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("CVE-2026-0002")
+    );
+    let (s, _, b) = app.get("/memo/-/memo-2.0.0.tgz").await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "cached bytes are not served past a block"
+    );
+    assert!(String::from_utf8_lossy(&b).contains("CVE-2026-0002"));
+    index.remove_block("m1").await.expect("unblock");
+    let (_, doc) = app.json("/memo").await;
+    assert_eq!(doc["dist-tags"]["latest"], "2.0.0");
+    assert_eq!(app.get("/memo/-/memo-2.0.0.tgz").await.0, StatusCode::OK);
+    // `expect(1)` on every upstream path: one packument fetch, one download per tarball.
+}

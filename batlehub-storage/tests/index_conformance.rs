@@ -1534,6 +1534,58 @@ const CASES: &[(&str, Case)] = &[
     ("audit_log", |i, r| Box::pin(audit_log(i, r))),
 ];
 
+/// Two indexes on one database (two replicas): what one caches, the other's writes clear.
+async fn replicas_see_each_others_writes(writer: &SqlIndex, reader: &SqlIndex) {
+    let reg = "replicas";
+    // Warm the reader's cache with the state before the writes.
+    assert!(reader.blocks_for(reg, "pkg").await.unwrap().is_empty());
+    assert_eq!(
+        reader.visibility(reg, "pkg").await.unwrap(),
+        Visibility::Public
+    );
+    assert!(reader.namespaces(reg).await.unwrap().is_empty());
+    assert!(!reader.package_exists(reg, "pkg").await.unwrap());
+
+    writer
+        .add_block(&block("replica-block", reg, "pkg", None, 1))
+        .await
+        .unwrap();
+    writer
+        .set_visibility(reg, "pkg", Visibility::Internal)
+        .await
+        .unwrap();
+    writer
+        .add_namespace(&Namespace {
+            registry: reg.to_owned(),
+            prefix: "@team/".to_owned(),
+            group: "team".to_owned(),
+        })
+        .await
+        .unwrap();
+    writer
+        .publish(&new(reg, &version("pkg", "1.0.0", t(1), &[]), &[]))
+        .await
+        .unwrap();
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let seen = (
+            reader.blocks_for(reg, "pkg").await.unwrap().len(),
+            reader.visibility(reg, "pkg").await.unwrap(),
+            reader.namespaces(reg).await.unwrap().len(),
+            reader.package_exists(reg, "pkg").await.unwrap(),
+        );
+        if seen == (1, Visibility::Internal, 1, true) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the other replica still serves its cached state: {seen:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// Runs every case, each in its own registry, and returns how many ran.
 async fn run_suite(backend: &str, index: &dyn Index) -> usize {
     for (name, case) in CASES {
@@ -1673,6 +1725,14 @@ async fn postgres() {
         let index = SqlIndex::from_pg_pool(pool).await.unwrap();
         assert_eq!(index.dialect(), "postgres");
         run_suite("postgres", &index).await;
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .connect_with(options.clone())
+            .await
+            .unwrap();
+        let replica = SqlIndex::from_pg_pool(pool).await.unwrap();
+        replicas_see_each_others_writes(&index, &replica).await;
+        replica.close().await;
         index.close().await;
         // Migrations are idempotent.
         let pool = PgPoolOptions::new()

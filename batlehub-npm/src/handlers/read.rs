@@ -5,12 +5,17 @@ use batlehub_core::digest::ExpectedDigest;
 use batlehub_core::model::Decision;
 use batlehub_core::policy::VersionFacts;
 use batlehub_core::{Artifact, Error, Mode, Permission, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http::{HeaderValue, Response, StatusCode};
 use serde_json::{Map, Value, json};
+use sha2::Digest as _;
 
 use crate::name::PackageName;
-use crate::service::{Ctx, json, json_typed};
+use crate::service::{Ctx, json};
 use crate::wire::{self, CORGI};
 
 /// Where a package's metadata comes from for this request.
@@ -59,12 +64,80 @@ pub(crate) async fn load(ctx: &Ctx, name: &PackageName) -> Result<Option<Loaded>
     Ok(doc.map(Loaded::Upstream))
 }
 
-/// The full packument as stored or fetched, tarball URLs pointing here, before policy;
-/// and whether it is stale.
-async fn raw_packument(ctx: &Ctx, name: &PackageName) -> Result<(Value, bool)> {
-    match load(ctx, name).await? {
-        Some(Loaded::Local(pkg)) => Ok((wire::local_packument(&ctx.base, name, &pkg), false)),
-        Some(Loaded::Upstream(doc)) => {
+/// A packument parsed, its tarball URLs pointing here, before policy, with what policy
+/// needs to know of each version. Upstream packuments are prepared once per document
+/// digest and base URL and shared (see [`prepared`]); their renderings are kept beside them.
+pub(crate) struct Prepared {
+    /// The memo key of a shared preparation (content digest, base URL, name).
+    id: Option<String>,
+    doc: Value,
+    facts: Vec<VersionFacts>,
+    times: HashMap<String, Option<DateTime<Utc>>>,
+    full: OnceLock<Bytes>,
+    corgi: OnceLock<Bytes>,
+}
+
+impl Prepared {
+    fn new(id: Option<String>, doc: Value) -> Self {
+        let facts: Vec<VersionFacts> = doc
+            .get("versions")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.keys()
+                    .map(|v| VersionFacts {
+                        version: v.clone(),
+                        published_at: published_at(&doc, v),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let times = doc
+            .get("time")
+            .and_then(Value::as_object)
+            .map(|t| {
+                t.keys()
+                    .map(|v| (v.clone(), published_at(&doc, v)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            id,
+            doc,
+            facts,
+            times,
+            full: OnceLock::new(),
+            corgi: OnceLock::new(),
+        }
+    }
+
+    /// When `version` was published, as the packument says.
+    fn published(&self, version: &str) -> Option<DateTime<Utc>> {
+        self.times.get(version).copied().flatten()
+    }
+
+    /// The serialized document (full or abbreviated), rendered once.
+    fn rendered(&self, corgi: bool) -> Bytes {
+        if corgi {
+            self.corgi
+                .get_or_init(|| to_bytes(&wire::abbreviate(&self.doc)))
+                .clone()
+        } else {
+            self.full.get_or_init(|| to_bytes(&self.doc)).clone()
+        }
+    }
+}
+
+fn to_bytes(v: &Value) -> Bytes {
+    Bytes::from(serde_json::to_vec(v).unwrap_or_default())
+}
+
+/// The upstream packument `doc` prepared for this request's base URL, shared by every
+/// request that sees the same document bytes.
+fn prepared(ctx: &Ctx, name: &PackageName, doc: &batlehub_core::Document) -> Result<Arc<Prepared>> {
+    let key = format!("npm:{}:{}:{}", doc.sha256, ctx.base, name.as_str());
+    ctx.registry
+        .memo()
+        .get_or_try(&key, doc.body.len().saturating_mul(6), || {
             let mut value: Value = serde_json::from_slice(&doc.body).map_err(|e| {
                 tracing::warn!(package = %name, error = %e, "upstream packument is not JSON");
                 Error::Upstream(format!("upstream sent an unreadable packument for {name}"))
@@ -75,10 +148,35 @@ async fn raw_packument(ctx: &Ctx, name: &PackageName) -> Result<(Value, bool)> {
                 )));
             }
             wire::rewrite_tarballs(&mut value, &ctx.base, name);
-            Ok((value, doc.stale))
-        }
+            Ok(Prepared::new(Some(key.clone()), value))
+        })
+}
+
+/// The packument as stored or fetched, prepared; and whether it is stale.
+async fn load_prepared(ctx: &Ctx, name: &PackageName) -> Result<(Arc<Prepared>, bool)> {
+    match load(ctx, name).await? {
+        Some(Loaded::Local(pkg)) => Ok((
+            Arc::new(Prepared::new(
+                None,
+                wire::local_packument(&ctx.base, name, &pkg),
+            )),
+            false,
+        )),
+        Some(Loaded::Upstream(doc)) => Ok((prepared(ctx, name, &doc)?, doc.stale)),
         None => Err(not_found(name)),
     }
+}
+
+/// The full packument as stored or fetched, tarball URLs pointing here, before policy;
+/// and whether it is stale.
+async fn raw_packument(ctx: &Ctx, name: &PackageName) -> Result<(Value, bool)> {
+    let (prepared, stale) = load_prepared(ctx, name).await?;
+    Ok((owned(prepared), stale))
+}
+
+/// The document of `prepared`, cloned only when it is shared.
+fn owned(prepared: Arc<Prepared>) -> Value {
+    Arc::try_unwrap(prepared).map_or_else(|shared| shared.doc.clone(), |p| p.doc)
 }
 
 fn published_at(doc: &Value, version: &str) -> Option<DateTime<Utc>> {
@@ -97,15 +195,10 @@ pub(crate) async fn full_packument(ctx: &Ctx, name: &PackageName) -> Result<(Val
     ctx.registry
         .check_package(&ctx.caller, Permission::ReleasesRead, name.as_str())
         .await?;
-    let (mut doc, stale) = raw_packument(ctx, name).await?;
+    let (prepared, stale) = load_prepared(ctx, name).await?;
     // `npm unpublish` and `npm deprecate` read `?write=true` and send the document back:
     // owners get every version, so that hidden ones are not dropped by the round trip.
-    let write = ctx
-        .parts
-        .uri
-        .query()
-        .is_some_and(|q| q.split('&').any(|p| p == "write=true"));
-    if write
+    if wants_write(ctx)
         && is_local(ctx, name).await?
         && ctx
             .registry
@@ -113,32 +206,14 @@ pub(crate) async fn full_packument(ctx: &Ctx, name: &PackageName) -> Result<(Val
             .await
             .is_ok()
     {
-        return Ok((doc, stale));
+        return Ok((owned(prepared), stale));
     }
-    let versions: Vec<String> = doc
-        .get("versions")
-        .and_then(Value::as_object)
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default();
-    let facts: Vec<VersionFacts> = versions
-        .iter()
-        .map(|v| VersionFacts {
-            version: v.clone(),
-            published_at: published_at(&doc, v),
-        })
-        .collect();
     let decisions = ctx
         .registry
-        .version_decisions(&ctx.caller, name.as_str(), &facts)
+        .version_decisions(&ctx.caller, name.as_str(), &prepared.facts)
         .await?;
-    let denied: Vec<(String, String)> = versions
-        .iter()
-        .zip(decisions)
-        .filter_map(|(v, d)| match d {
-            Decision::Deny(denial) => Some((v.clone(), denial.reason)),
-            Decision::Allow => None,
-        })
-        .collect();
+    let denied = denials(&prepared.facts, decisions);
+    let mut doc = owned(prepared);
     if !denied.is_empty() {
         apply_denials(&mut doc, &denied);
     }
@@ -227,16 +302,87 @@ pub(crate) fn mark_stale(resp: &mut Response<Body>, stale: bool) {
     }
 }
 
+fn wants_write(ctx: &Ctx) -> bool {
+    ctx.parts
+        .uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p == "write=true"))
+}
+
 /// `GET /{name}`.
+///
+/// The hot path: the prepared packument is shared, the policy decides per version from
+/// in-memory facts, and when it denies nothing the rendering made for the first request is
+/// served as is. Denials are rendered once per distinct set of denials.
 pub(crate) async fn packument(ctx: &Ctx, name: &PackageName) -> Result<Response<Body>> {
-    let (full, stale) = full_packument(ctx, name).await?;
-    let mut resp = if wants_corgi(ctx) {
-        json_typed(StatusCode::OK, &wire::abbreviate(&full), CORGI)
-    } else {
-        json(StatusCode::OK, &full)
+    let corgi = wants_corgi(ctx);
+    let content_type = if corgi { CORGI } else { "application/json" };
+    if wants_write(ctx) {
+        let (full, stale) = full_packument(ctx, name).await?;
+        let mut resp = json(StatusCode::OK, &full);
+        mark_stale(&mut resp, stale);
+        return Ok(resp);
+    }
+    ctx.registry
+        .check_package(&ctx.caller, Permission::ReleasesRead, name.as_str())
+        .await?;
+    let (prepared, stale) = load_prepared(ctx, name).await?;
+    let decisions = ctx
+        .registry
+        .version_decisions(&ctx.caller, name.as_str(), &prepared.facts)
+        .await?;
+    let denied = denials(&prepared.facts, decisions);
+    let render_denied = || {
+        let mut doc = prepared.doc.clone();
+        apply_denials(&mut doc, &denied);
+        if corgi {
+            to_bytes(&wire::abbreviate(&doc))
+        } else {
+            to_bytes(&doc)
+        }
     };
+    let bytes = if denied.is_empty() {
+        prepared.rendered(corgi)
+    } else if let Some(id) = &prepared.id {
+        let mut fingerprint = sha2::Sha256::new();
+        for (v, reason) in &denied {
+            fingerprint.update(v.as_bytes());
+            fingerprint.update([0]);
+            fingerprint.update(reason.as_bytes());
+            fingerprint.update([0]);
+        }
+        let key = format!(
+            "{id}:denied:{corgi}:{}",
+            hex::encode(fingerprint.finalize())
+        );
+        let rendered = ctx.registry.memo().get_or_try::<_, Error>(
+            &key,
+            prepared.rendered(false).len() * 2,
+            || Ok(render_denied()),
+        )?;
+        Bytes::clone(&rendered)
+    } else {
+        render_denied()
+    };
+    let mut resp = Response::new(batlehub_core::body::full(bytes));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
     mark_stale(&mut resp, stale);
     Ok(resp)
+}
+
+/// The denied versions and their reasons, in document order.
+fn denials(facts: &[VersionFacts], decisions: Vec<Decision>) -> Vec<(String, String)> {
+    facts
+        .iter()
+        .zip(decisions)
+        .filter_map(|(f, d)| match d {
+            Decision::Deny(denial) => Some((f.version.clone(), denial.reason)),
+            Decision::Allow => None,
+        })
+        .collect()
 }
 
 /// `GET /{name}/{version-or-tag}`.
@@ -320,12 +466,6 @@ fn artifact_response(artifact: Artifact, signature: Option<(&str, &str)>) -> Res
     resp
 }
 
-#[derive(serde::Deserialize)]
-struct TimesOnly {
-    #[serde(default)]
-    time: std::collections::HashMap<String, Value>,
-}
-
 /// `GET /{name}/-/{file}`.
 pub(crate) async fn tarball(ctx: &Ctx, name: &PackageName, file: &str) -> Result<Response<Body>> {
     ctx.registry.authorize(
@@ -367,18 +507,10 @@ pub(crate) async fn tarball(ctx: &Ctx, name: &PackageName, file: &str) -> Result
         .upstream_document(&packument_key(name), &name.escaped(), "application/json")
         .await?
         .ok_or_else(|| not_found(name))?;
-    let times: TimesOnly = serde_json::from_slice(&doc.body).map_err(|_| {
-        Error::Upstream(format!("upstream sent an unreadable packument for {name}"))
-    })?;
-    let published = times
-        .time
-        .get(version)
-        .and_then(Value::as_str)
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|d| d.with_timezone(&Utc));
+    let prepared = prepared(ctx, name, &doc)?;
     let facts = VersionFacts {
         version: version.to_owned(),
-        published_at: published,
+        published_at: prepared.published(version),
     };
     ctx.registry
         .check_download(&ctx.caller, Permission::SourceRead, name.as_str(), &facts)

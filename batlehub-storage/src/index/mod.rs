@@ -1,10 +1,13 @@
 //! [`Index`] over SQL: SQLite (embedded) or PostgreSQL, one implementation for both.
 
+mod cache;
 mod db;
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use batlehub_core::model::{
@@ -23,6 +26,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use self::cache::{Change, ReadCache};
 use self::db::{Pool, Row, Tx, stmt, stmt_built};
 use crate::error::StorageError;
 
@@ -82,6 +86,7 @@ const AUDIT_MAX_LIMIT: u32 = 10_000;
 #[derive(Debug, Clone)]
 pub struct SqlIndex {
     pool: Pool,
+    cache: Arc<ReadCache>,
 }
 
 impl SqlIndex {
@@ -144,6 +149,7 @@ impl SqlIndex {
         migrator(SQLITE_MIGRATIONS).run(&pool).await?;
         Ok(Self {
             pool: Pool::Sqlite(pool),
+            cache: Arc::default(),
         })
     }
 
@@ -154,8 +160,11 @@ impl SqlIndex {
     /// Fails when a migration fails.
     pub async fn from_pg_pool(pool: PgPool) -> Result<Self, StorageError> {
         migrator(POSTGRES_MIGRATIONS).run(&pool).await?;
+        let cache = Arc::default();
+        cache::listen(pool.clone(), &cache);
         Ok(Self {
             pool: Pool::Postgres(pool),
+            cache,
         })
     }
 
@@ -170,6 +179,9 @@ impl SqlIndex {
 
     /// Closes every connection; later calls fail.
     pub async fn close(&self) {
+        if let Some(task) = self.cache.listener.lock().take() {
+            task.abort();
+        }
         self.pool.close().await;
     }
 }
@@ -552,6 +564,42 @@ impl SqlIndex {
 }
 
 /// Commits on `Ok(true)`; rolls back on `Ok(false)` (nothing changed) and on errors.
+impl SqlIndex {
+    /// Runs a write, then forgets what it changed here and announces it to other replicas.
+    async fn changed<T>(
+        &self,
+        change: Change,
+        write: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let out = write.await;
+        if out.is_ok() {
+            self.cache.invalidate(change);
+            if let Pool::Postgres(pool) = &self.pool
+                && let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(cache::CHANNEL)
+                    .bind(change.as_str())
+                    .execute(pool)
+                    .await
+            {
+                tracing::warn!(error = %e, "could not announce an index change to other replicas");
+            }
+        }
+        out
+    }
+
+    /// Runs a write of a cache row, then forgets the row's cached copy.
+    async fn forget<T, V: Clone>(
+        &self,
+        memo: &cache::Memo<V>,
+        key: String,
+        write: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let out = write.await;
+        memo.remove(&key);
+        out
+    }
+}
+
 async fn finish(tx: Tx, outcome: Result<bool>) -> Result<bool> {
     if let Ok(true) = outcome {
         tx.commit().await.map_err(db_err)?;
@@ -580,18 +628,24 @@ impl Index for SqlIndex {
         registry: &'a str,
         name: &'a str,
     ) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(async move {
-            let row = self
-                .pool
-                .fetch_optional(
-                    stmt("SELECT 1 AS found FROM packages WHERE registry = $1 AND name = $2")
-                        .text(registry)
-                        .text(name),
-                )
-                .await
-                .map_err(db_err)?;
-            Ok(row.is_some())
-        })
+        Box::pin(
+            self.cache
+                .exists
+                .get_or(cache::key(registry, name), async move {
+                    let row = self
+                        .pool
+                        .fetch_optional(
+                            stmt(
+                                "SELECT 1 AS found FROM packages WHERE registry = $1 AND name = $2",
+                            )
+                            .text(registry)
+                            .text(name),
+                        )
+                        .await
+                        .map_err(db_err)?;
+                    Ok(row.is_some())
+                }),
+        )
     }
 
     fn package<'a>(
@@ -683,11 +737,11 @@ impl Index for SqlIndex {
     }
 
     fn publish<'a>(&'a self, new: &'a NewVersion) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
+        Box::pin(self.changed(Change::Packages, async move {
             let mut tx = self.pool.begin().await.map_err(db_err)?;
             let outcome = Self::publish_tx(&mut tx, new).await.map(|()| true);
             finish(tx, outcome).await.map(|_| ())
-        })
+        }))
     }
 
     fn add_file<'a>(
@@ -697,7 +751,7 @@ impl Index for SqlIndex {
         version: &'a str,
         file: &'a FileRecord,
     ) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(async move {
+        Box::pin(self.changed(Change::Packages, async move {
             let mut tx = self.pool.begin().await.map_err(db_err)?;
             let outcome: Result<bool> = async {
                 let tx = &mut tx;
@@ -742,7 +796,7 @@ impl Index for SqlIndex {
             }
             .await;
             finish(tx, outcome).await
-        })
+        }))
     }
 
     fn set_yanked<'a>(
@@ -752,7 +806,7 @@ impl Index for SqlIndex {
         version: &'a str,
         yanked: bool,
     ) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(async move {
+        Box::pin(self.changed(Change::Packages, async move {
             let mut tx = self.pool.begin().await.map_err(db_err)?;
             let outcome: Result<bool> = async {
                 let tx = &mut tx;
@@ -777,7 +831,7 @@ impl Index for SqlIndex {
             }
             .await;
             finish(tx, outcome).await
-        })
+        }))
     }
 
     fn set_deprecated<'a>(
@@ -787,7 +841,7 @@ impl Index for SqlIndex {
         version: &'a str,
         message: Option<&'a str>,
     ) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(async move {
+        Box::pin(self.changed(Change::Packages, async move {
             let mut tx = self.pool.begin().await.map_err(db_err)?;
             let outcome: Result<bool> = async {
                 let tx = &mut tx;
@@ -812,7 +866,7 @@ impl Index for SqlIndex {
             }
             .await;
             finish(tx, outcome).await
-        })
+        }))
     }
 
     fn delete_version<'a>(
@@ -821,7 +875,7 @@ impl Index for SqlIndex {
         name: &'a str,
         version: &'a str,
     ) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(async move {
+        Box::pin(self.changed(Change::Packages, async move {
             let mut tx = self.pool.begin().await.map_err(db_err)?;
             let outcome: Result<bool> = async {
                 let tx = &mut tx;
@@ -869,7 +923,7 @@ impl Index for SqlIndex {
             }
             .await;
             finish(tx, outcome).await
-        })
+        }))
     }
 
     fn delete_package<'a>(
@@ -877,7 +931,7 @@ impl Index for SqlIndex {
         registry: &'a str,
         name: &'a str,
     ) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(async move {
+        Box::pin(self.changed(Change::Packages, async move {
             let mut tx = self.pool.begin().await.map_err(db_err)?;
             let outcome: Result<bool> = async {
                 let tx = &mut tx;
@@ -902,7 +956,7 @@ impl Index for SqlIndex {
             }
             .await;
             finish(tx, outcome).await
-        })
+        }))
     }
 
     fn tags<'a>(
@@ -938,7 +992,7 @@ impl Index for SqlIndex {
         tag: &'a str,
         version: &'a str,
     ) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(async move {
+        Box::pin(self.changed(Change::Packages, async move {
             let mut tx = self.pool.begin().await.map_err(db_err)?;
             let outcome: Result<bool> = async {
                 let tx = &mut tx;
@@ -967,7 +1021,7 @@ impl Index for SqlIndex {
             }
             .await;
             finish(tx, outcome).await
-        })
+        }))
     }
 
     fn remove_tag<'a>(
@@ -976,7 +1030,7 @@ impl Index for SqlIndex {
         name: &'a str,
         tag: &'a str,
     ) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(async move {
+        Box::pin(self.changed(Change::Packages, async move {
             let mut tx = self.pool.begin().await.map_err(db_err)?;
             let outcome: Result<bool> = async {
                 let tx = &mut tx;
@@ -997,7 +1051,7 @@ impl Index for SqlIndex {
             }
             .await;
             finish(tx, outcome).await
-        })
+        }))
     }
 
     fn search<'a>(
@@ -1052,35 +1106,39 @@ impl Index for SqlIndex {
         registry: &'a str,
         key: &'a str,
     ) -> BoxFuture<'a, Result<Option<CachedDocument>>> {
-        Box::pin(async move {
-            let Some(row) = self
-                .pool
-                .fetch_optional(
-                    stmt(
-                        "SELECT sha256, size, etag, last_modified, content_type, upstream, \
+        Box::pin(
+            self.cache
+                .documents
+                .get_some_or(cache::key(registry, key), async move {
+                    let Some(row) = self
+                        .pool
+                        .fetch_optional(
+                            stmt(
+                                "SELECT sha256, size, etag, last_modified, content_type, upstream, \
                          fetched_at FROM cached_documents WHERE registry = $1 AND key = $2",
-                    )
-                    .text(registry)
-                    .text(key),
-                )
-                .await
-                .map_err(db_err)?
-            else {
-                return Ok(None);
-            };
-            let upstream = row.int("upstream").map_err(db_err)?;
-            Ok(Some(CachedDocument {
-                sha256: row.text("sha256").map_err(db_err)?,
-                size: to_u64(row.int("size").map_err(db_err)?)?,
-                etag: row.opt_text("etag").map_err(db_err)?,
-                last_modified: row.opt_text("last_modified").map_err(db_err)?,
-                content_type: row.opt_text("content_type").map_err(db_err)?,
-                upstream: u32::try_from(upstream).map_err(|_| {
-                    Error::storage(format_args!("upstream index {upstream} out of range"))
-                })?,
-                fetched_at: row.time("fetched_at").map_err(db_err)?,
-            }))
-        })
+                            )
+                            .text(registry)
+                            .text(key),
+                        )
+                        .await
+                        .map_err(db_err)?
+                    else {
+                        return Ok(None);
+                    };
+                    let upstream = row.int("upstream").map_err(db_err)?;
+                    Ok(Some(CachedDocument {
+                        sha256: row.text("sha256").map_err(db_err)?,
+                        size: to_u64(row.int("size").map_err(db_err)?)?,
+                        etag: row.opt_text("etag").map_err(db_err)?,
+                        last_modified: row.opt_text("last_modified").map_err(db_err)?,
+                        content_type: row.opt_text("content_type").map_err(db_err)?,
+                        upstream: u32::try_from(upstream).map_err(|_| {
+                            Error::storage(format_args!("upstream index {upstream} out of range"))
+                        })?,
+                        fetched_at: row.time("fetched_at").map_err(db_err)?,
+                    }))
+                }),
+        )
     }
 
     fn put_cached_document<'a>(
@@ -1089,11 +1147,14 @@ impl Index for SqlIndex {
         key: &'a str,
         doc: &'a CachedDocument,
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            self.pool
-                .execute(
-                    stmt(
-                        "INSERT INTO cached_documents (registry, key, sha256, size, etag, \
+        Box::pin(self.forget(
+            &self.cache.documents,
+            cache::key(registry, key),
+            async move {
+                self.pool
+                    .execute(
+                        stmt(
+                            "INSERT INTO cached_documents (registry, key, sha256, size, etag, \
                          last_modified, content_type, upstream, fetched_at) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                          ON CONFLICT (registry, key) DO UPDATE SET \
@@ -1101,21 +1162,22 @@ impl Index for SqlIndex {
                          last_modified = excluded.last_modified, \
                          content_type = excluded.content_type, upstream = excluded.upstream, \
                          fetched_at = excluded.fetched_at",
+                        )
+                        .text(registry)
+                        .text(key)
+                        .text(&doc.sha256)
+                        .int(to_i64(doc.size)?)
+                        .opt_text(doc.etag.as_deref())
+                        .opt_text(doc.last_modified.as_deref())
+                        .opt_text(doc.content_type.as_deref())
+                        .int(i64::from(doc.upstream))
+                        .time(doc.fetched_at),
                     )
-                    .text(registry)
-                    .text(key)
-                    .text(&doc.sha256)
-                    .int(to_i64(doc.size)?)
-                    .opt_text(doc.etag.as_deref())
-                    .opt_text(doc.last_modified.as_deref())
-                    .opt_text(doc.content_type.as_deref())
-                    .int(i64::from(doc.upstream))
-                    .time(doc.fetched_at),
-                )
-                .await
-                .map_err(db_err)?;
-            Ok(())
-        })
+                    .await
+                    .map_err(db_err)?;
+                Ok(())
+            },
+        ))
     }
 
     fn touch_cached_document<'a>(
@@ -1124,21 +1186,25 @@ impl Index for SqlIndex {
         key: &'a str,
         at: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            self.pool
-                .execute(
-                    stmt(
-                        "UPDATE cached_documents SET fetched_at = $3 \
+        Box::pin(self.forget(
+            &self.cache.documents,
+            cache::key(registry, key),
+            async move {
+                self.pool
+                    .execute(
+                        stmt(
+                            "UPDATE cached_documents SET fetched_at = $3 \
                          WHERE registry = $1 AND key = $2",
+                        )
+                        .text(registry)
+                        .text(key)
+                        .time(at),
                     )
-                    .text(registry)
-                    .text(key)
-                    .time(at),
-                )
-                .await
-                .map_err(db_err)?;
-            Ok(())
-        })
+                    .await
+                    .map_err(db_err)?;
+                Ok(())
+            },
+        ))
     }
 
     fn cached_artifact<'a>(
@@ -1146,28 +1212,32 @@ impl Index for SqlIndex {
         registry: &'a str,
         key: &'a str,
     ) -> BoxFuture<'a, Result<Option<CachedArtifact>>> {
-        Box::pin(async move {
-            let Some(row) = self
-                .pool
-                .fetch_optional(
-                    stmt(
-                        "SELECT sha256, size, fetched_at FROM cached_artifacts \
+        Box::pin(
+            self.cache
+                .artifacts
+                .get_some_or(cache::key(registry, key), async move {
+                    let Some(row) = self
+                        .pool
+                        .fetch_optional(
+                            stmt(
+                                "SELECT sha256, size, fetched_at FROM cached_artifacts \
                          WHERE registry = $1 AND key = $2",
-                    )
-                    .text(registry)
-                    .text(key),
-                )
-                .await
-                .map_err(db_err)?
-            else {
-                return Ok(None);
-            };
-            Ok(Some(CachedArtifact {
-                sha256: row.text("sha256").map_err(db_err)?,
-                size: to_u64(row.int("size").map_err(db_err)?)?,
-                fetched_at: row.time("fetched_at").map_err(db_err)?,
-            }))
-        })
+                            )
+                            .text(registry)
+                            .text(key),
+                        )
+                        .await
+                        .map_err(db_err)?
+                    else {
+                        return Ok(None);
+                    };
+                    Ok(Some(CachedArtifact {
+                        sha256: row.text("sha256").map_err(db_err)?,
+                        size: to_u64(row.int("size").map_err(db_err)?)?,
+                        fetched_at: row.time("fetched_at").map_err(db_err)?,
+                    }))
+                }),
+        )
     }
 
     fn put_cached_artifact<'a>(
@@ -1176,8 +1246,11 @@ impl Index for SqlIndex {
         key: &'a str,
         artifact: &'a CachedArtifact,
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            self.pool
+        Box::pin(self.forget(
+            &self.cache.artifacts,
+            cache::key(registry, key),
+            async move {
+                self.pool
                 .execute(
                     stmt(
                         "INSERT INTO cached_artifacts (registry, key, sha256, size, fetched_at) \
@@ -1193,8 +1266,9 @@ impl Index for SqlIndex {
                 )
                 .await
                 .map_err(db_err)?;
-            Ok(())
-        })
+                Ok(())
+            },
+        ))
     }
 
     // ---- access control and policy state ---------------------------------------------
@@ -1347,32 +1421,36 @@ impl Index for SqlIndex {
     }
 
     fn namespaces<'a>(&'a self, registry: &'a str) -> BoxFuture<'a, Result<Vec<Namespace>>> {
-        Box::pin(async move {
-            let rows = self
-                .pool
-                .fetch_all(
-                    stmt(
-                        "SELECT prefix, group_name FROM namespaces WHERE registry = $1 \
+        Box::pin(
+            self.cache
+                .namespaces
+                .get_or(registry.to_owned(), async move {
+                    let rows = self
+                        .pool
+                        .fetch_all(
+                            stmt(
+                                "SELECT prefix, group_name FROM namespaces WHERE registry = $1 \
                          ORDER BY prefix",
-                    )
-                    .text(registry),
-                )
-                .await
-                .map_err(db_err)?;
-            rows.iter()
-                .map(|row| {
-                    Ok(Namespace {
-                        registry: registry.to_owned(),
-                        prefix: row.text("prefix").map_err(db_err)?,
-                        group: row.text("group_name").map_err(db_err)?,
-                    })
-                })
-                .collect()
-        })
+                            )
+                            .text(registry),
+                        )
+                        .await
+                        .map_err(db_err)?;
+                    rows.iter()
+                        .map(|row| {
+                            Ok(Namespace {
+                                registry: registry.to_owned(),
+                                prefix: row.text("prefix").map_err(db_err)?,
+                                group: row.text("group_name").map_err(db_err)?,
+                            })
+                        })
+                        .collect()
+                }),
+        )
     }
 
     fn add_namespace<'a>(&'a self, namespace: &'a Namespace) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(async move {
+        Box::pin(self.changed(Change::Namespaces, async move {
             let n = self
                 .pool
                 .execute(
@@ -1387,7 +1465,7 @@ impl Index for SqlIndex {
                 .await
                 .map_err(db_err)?;
             Ok(n > 0)
-        })
+        }))
     }
 
     fn remove_namespace<'a>(
@@ -1395,7 +1473,7 @@ impl Index for SqlIndex {
         registry: &'a str,
         prefix: &'a str,
     ) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(async move {
+        Box::pin(self.changed(Change::Namespaces, async move {
             let n = self
                 .pool
                 .execute(
@@ -1406,7 +1484,7 @@ impl Index for SqlIndex {
                 .await
                 .map_err(db_err)?;
             Ok(n > 0)
-        })
+        }))
     }
 
     fn visibility<'a>(
@@ -1414,19 +1492,25 @@ impl Index for SqlIndex {
         registry: &'a str,
         package: &'a str,
     ) -> BoxFuture<'a, Result<Visibility>> {
-        Box::pin(async move {
-            let row = self
-                .pool
-                .fetch_optional(
-                    stmt("SELECT level FROM visibility WHERE registry = $1 AND package = $2")
-                        .text(registry)
-                        .text(package),
-                )
-                .await
-                .map_err(db_err)?;
-            row.as_ref()
-                .map_or(Ok(Visibility::Public), visibility_from_row)
-        })
+        Box::pin(
+            self.cache
+                .visibility
+                .get_or(cache::key(registry, package), async move {
+                    let row = self
+                        .pool
+                        .fetch_optional(
+                            stmt(
+                                "SELECT level FROM visibility WHERE registry = $1 AND package = $2",
+                            )
+                            .text(registry)
+                            .text(package),
+                        )
+                        .await
+                        .map_err(db_err)?;
+                    row.as_ref()
+                        .map_or(Ok(Visibility::Public), visibility_from_row)
+                }),
+        )
     }
 
     fn restricted_packages<'a>(
@@ -1462,7 +1546,7 @@ impl Index for SqlIndex {
         package: &'a str,
         visibility: Visibility,
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
+        Box::pin(self.changed(Change::Visibility, async move {
             self.pool
                 .execute(
                     stmt(
@@ -1476,7 +1560,7 @@ impl Index for SqlIndex {
                 .await
                 .map_err(db_err)?;
             Ok(())
-        })
+        }))
     }
 
     fn blocks_for<'a>(
@@ -1484,8 +1568,11 @@ impl Index for SqlIndex {
         registry: &'a str,
         package: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Block>>> {
-        Box::pin(async move {
-            let rows = self
+        Box::pin(
+            self.cache
+                .blocks
+                .get_or(cache::key(registry, package), async move {
+                    let rows = self
                 .pool
                 .fetch_all(
                     stmt(
@@ -1498,8 +1585,9 @@ impl Index for SqlIndex {
                 )
                 .await
                 .map_err(db_err)?;
-            rows.iter().map(block_from_row).collect()
-        })
+                    rows.iter().map(block_from_row).collect()
+                }),
+        )
     }
 
     fn list_blocks<'a>(&'a self, registry: Option<&'a str>) -> BoxFuture<'a, Result<Vec<Block>>> {
@@ -1521,7 +1609,7 @@ impl Index for SqlIndex {
     }
 
     fn add_block<'a>(&'a self, block: &'a Block) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
+        Box::pin(self.changed(Change::Blocks, async move {
             self.pool
                 .execute(
                     stmt(
@@ -1546,18 +1634,18 @@ impl Index for SqlIndex {
                     }
                 })?;
             Ok(())
-        })
+        }))
     }
 
     fn remove_block<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(async move {
+        Box::pin(self.changed(Change::Blocks, async move {
             let n = self
                 .pool
                 .execute(stmt("DELETE FROM blocks WHERE id = $1").text(id))
                 .await
                 .map_err(db_err)?;
             Ok(n > 0)
-        })
+        }))
     }
 
     fn rate_hit<'a>(

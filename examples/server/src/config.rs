@@ -73,6 +73,14 @@ pub struct StorageConfig {
     /// Blob directory for `filesystem`.
     #[serde(default = "default_blob_path")]
     pub path: PathBuf,
+    /// Memory for hot content (small artifacts, metadata documents and their renderings),
+    /// shared by every registry; 0 turns the memory cache off. Default 64.
+    #[serde(default = "default_memory_cache_mib")]
+    pub memory_cache_mib: usize,
+}
+
+fn default_memory_cache_mib() -> usize {
+    64
 }
 
 fn default_storage_type() -> String {
@@ -88,6 +96,7 @@ impl Default for StorageConfig {
         Self {
             kind: default_storage_type(),
             path: default_blob_path(),
+            memory_cache_mib: default_memory_cache_mib(),
         }
     }
 }
@@ -440,6 +449,7 @@ impl Config {
             storage: StorageConfig {
                 kind: "filesystem".into(),
                 path: data_dir.join("blobs"),
+                memory_cache_mib: default_memory_cache_mib(),
             },
             auth: AuthConfig::default(),
             registries: REGISTRY_TYPES

@@ -47,7 +47,8 @@ pub async fn build_router(config: &Config) -> Result<Router, ConfigError> {
     };
     let storage = batlehub::storage::open(&db_url, blobs)
         .await
-        .map_err(|e| ConfigError(format!("database: {e}")))?;
+        .map_err(|e| ConfigError(format!("database: {e}")))?
+        .with_memory_cache(config.storage.memory_cache_mib.saturating_mul(1024 * 1024));
     let hub = Hub::builder()
         .storage(storage)
         .build()

@@ -1,0 +1,150 @@
+//! An in-memory cache of immutable values derived from content-addressed bytes.
+//!
+//! Keys name content (a sha256 plus whatever else the value depends on), so an entry never
+//! goes stale: a changed document has a new digest and a new key. Entries are weighted
+//! (bytes, roughly) and the cache empties itself when its budget is exceeded, which keeps
+//! memory bounded without bookkeeping on the hot path.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+type Entry = (Arc<dyn Any + Send + Sync>, usize);
+
+/// A bounded map from content keys to shared, immutable values of any type.
+pub struct MemoCache {
+    budget: usize,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    used: usize,
+    map: HashMap<String, Entry>,
+}
+
+impl fmt::Debug for MemoCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.state.lock();
+        f.debug_struct("MemoCache")
+            .field("budget", &self.budget)
+            .field("used", &s.used)
+            .field("entries", &s.map.len())
+            .finish()
+    }
+}
+
+impl MemoCache {
+    /// A cache holding at most about `budget` bytes (as weighed by the callers).
+    #[must_use]
+    pub fn new(budget: usize) -> Self {
+        Self {
+            budget,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// The value cached under `key`, if it is a `T`.
+    #[must_use]
+    pub fn get<T: Any + Send + Sync>(&self, key: &str) -> Option<Arc<T>> {
+        let hit = self.state.lock().map.get(key).map(|(v, _)| v.clone())?;
+        hit.downcast().ok()
+    }
+
+    /// Stores `value` under `key`, weighing `weight` bytes; a value heavier than a quarter of
+    /// the budget is not kept.
+    pub fn insert<T: Any + Send + Sync>(&self, key: String, value: Arc<T>, weight: usize) {
+        if weight > self.budget / 4 {
+            return;
+        }
+        let mut s = self.state.lock();
+        if s.used + weight > self.budget {
+            // Evict in the map's (arbitrary) order down to three quarters of the budget:
+            // random eviction, without bookkeeping on reads.
+            let target = self.budget / 4 * 3;
+            let mut freed = Vec::new();
+            let mut used = s.used;
+            for (k, (_, w)) in &s.map {
+                if used + weight <= target {
+                    break;
+                }
+                used -= w;
+                freed.push(k.clone());
+            }
+            for k in freed {
+                s.map.remove(&k);
+            }
+            s.used = used;
+        }
+        if let Some((_, old)) = s.map.insert(key, (value, weight)) {
+            s.used -= old;
+        }
+        s.used += weight;
+    }
+
+    /// The value under `key`, or `build`'s (stored when it succeeds).
+    ///
+    /// # Errors
+    /// `build`'s error.
+    pub fn get_or_try<T, E>(
+        &self,
+        key: &str,
+        weight: usize,
+        build: impl FnOnce() -> Result<T, E>,
+    ) -> Result<Arc<T>, E>
+    where
+        T: Any + Send + Sync,
+    {
+        if let Some(hit) = self.get(key) {
+            return Ok(hit);
+        }
+        let value = Arc::new(build()?);
+        self.insert(key.to_owned(), value.clone(), weight);
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_shared_and_typed() {
+        let c = MemoCache::new(1000);
+        let a = c
+            .get_or_try::<_, ()>("k", 10, || Ok(String::from("v")))
+            .expect("built");
+        let b = c
+            .get_or_try::<String, ()>("k", 10, || panic!("cached"))
+            .expect("cached");
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(c.get::<u32>("k").is_none(), "wrong type is a miss");
+    }
+
+    #[test]
+    fn the_budget_bounds_memory() {
+        let c = MemoCache::new(100);
+        for i in 0..50 {
+            c.insert(format!("k{i}"), Arc::new(i), 20);
+        }
+        let s = c.state.lock();
+        assert!(s.used <= 100, "used {}", s.used);
+        assert!(s.map.len() <= 5);
+        drop(s);
+        c.insert("huge".into(), Arc::new(0u8), 60);
+        assert!(
+            c.get::<u8>("huge").is_none(),
+            "over a quarter of the budget"
+        );
+    }
+
+    #[test]
+    fn errors_are_not_cached() {
+        let c = MemoCache::new(100);
+        assert!(c.get_or_try::<u8, _>("k", 1, || Err("no")).is_err());
+        assert_eq!(*c.get_or_try::<u8, ()>("k", 1, || Ok(7)).expect("built"), 7);
+    }
+}

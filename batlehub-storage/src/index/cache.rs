@@ -1,0 +1,230 @@
+//! The index's read cache: policy state and cache rows read on every request, held in
+//! memory and invalidated by the writes that change them.
+//!
+//! Every write through a [`SqlIndex`](super::SqlIndex) clears the entries it affects once
+//! its transaction has committed. Each map carries a generation counter: a read that
+//! started before an invalidation never stores what it read, so an entry is never older
+//! than the last write this process saw. With PostgreSQL, writes are also announced with
+//! `NOTIFY` and every replica's listener clears the same entries (and everything, when its
+//! listening connection drops and returns), so a block or visibility change made on one
+//! replica applies on the others as soon as the notification arrives. A SQLite file is
+//! expected to be opened by one process.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use batlehub_core::Result;
+use batlehub_core::model::{Block, CachedArtifact, CachedDocument, Namespace, Visibility};
+use parking_lot::Mutex;
+
+/// Entries per map before the map is emptied and refilled from the database.
+const MAX_ENTRIES: usize = 65_536;
+
+/// The `NOTIFY` channel writes are announced on.
+pub(crate) const CHANNEL: &str = "batlehub_index";
+
+/// One memoised query: keys to values, with a generation bumped on every invalidation.
+#[derive(Debug)]
+pub(crate) struct Memo<V> {
+    generation: AtomicU64,
+    map: Mutex<HashMap<String, V>>,
+}
+
+impl<V> Default for Memo<V> {
+    fn default() -> Self {
+        Self {
+            generation: AtomicU64::new(0),
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<V: Clone> Memo<V> {
+    /// The cached value of `key`, or `load`'s result (stored unless an invalidation ran
+    /// while it loaded).
+    pub(crate) async fn get_or<F>(&self, key: String, load: F) -> Result<V>
+    where
+        F: Future<Output = Result<V>>,
+    {
+        self.get_or_keep(key, load, |_| true).await
+    }
+
+    async fn get_or_keep<F>(&self, key: String, load: F, keep: fn(&V) -> bool) -> Result<V>
+    where
+        F: Future<Output = Result<V>>,
+    {
+        if let Some(v) = self.map.lock().get(&key) {
+            return Ok(v.clone());
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        let value = load.await?;
+        if !keep(&value) {
+            return Ok(value);
+        }
+        let mut map = self.map.lock();
+        if self.generation.load(Ordering::Acquire) == generation {
+            if map.len() >= MAX_ENTRIES {
+                map.clear();
+            }
+            map.insert(key, value.clone());
+        }
+        Ok(value)
+    }
+
+    /// Forgets `key`.
+    pub(crate) fn remove(&self, key: &str) {
+        let mut map = self.map.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        map.remove(key);
+    }
+
+    /// Forgets everything.
+    pub(crate) fn clear(&self) {
+        let mut map = self.map.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        map.clear();
+    }
+}
+
+impl<T: Clone> Memo<Option<T>> {
+    /// Like [`Memo::get_or`], remembering only rows that exist: a row another replica adds
+    /// is then seen at once.
+    pub(crate) async fn get_some_or<F>(&self, key: String, load: F) -> Result<Option<T>>
+    where
+        F: Future<Output = Result<Option<T>>>,
+    {
+        self.get_or_keep(key, load, Option::is_some).await
+    }
+}
+
+/// The key of a registry's entry.
+pub(crate) fn key(registry: &str, name: &str) -> String {
+    let mut k = String::with_capacity(registry.len() + name.len() + 1);
+    k.push_str(registry);
+    k.push('\0');
+    k.push_str(name);
+    k
+}
+
+/// What a write changed, as announced to other replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// Packages, versions, files, tags.
+    Packages,
+    /// Blocks.
+    Blocks,
+    /// Visibility.
+    Visibility,
+    /// Namespaces.
+    Namespaces,
+    /// Anything (after a lost notification connection).
+    All,
+}
+
+impl Change {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Packages => "packages",
+            Self::Blocks => "blocks",
+            Self::Visibility => "visibility",
+            Self::Namespaces => "namespaces",
+            Self::All => "all",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Self {
+        match s {
+            "packages" => Self::Packages,
+            "blocks" => Self::Blocks,
+            "visibility" => Self::Visibility,
+            "namespaces" => Self::Namespaces,
+            _ => Self::All,
+        }
+    }
+}
+
+/// The cached reads of one index.
+#[derive(Debug, Default)]
+pub(crate) struct ReadCache {
+    pub(crate) exists: Memo<bool>,
+    pub(crate) blocks: Memo<Vec<Block>>,
+    pub(crate) visibility: Memo<Visibility>,
+    pub(crate) namespaces: Memo<Vec<Namespace>>,
+    pub(crate) documents: Memo<Option<CachedDocument>>,
+    pub(crate) artifacts: Memo<Option<CachedArtifact>>,
+    /// Stops the PostgreSQL listener when the last handle of the index is dropped.
+    pub(crate) listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl ReadCache {
+    /// Forgets what `change` may have changed.
+    pub(crate) fn invalidate(&self, change: Change) {
+        match change {
+            Change::Packages => self.exists.clear(),
+            Change::Blocks => self.blocks.clear(),
+            Change::Visibility => self.visibility.clear(),
+            Change::Namespaces => self.namespaces.clear(),
+            Change::All => {
+                self.exists.clear();
+                self.blocks.clear();
+                self.visibility.clear();
+                self.namespaces.clear();
+                self.documents.clear();
+                self.artifacts.clear();
+            }
+        }
+    }
+}
+
+impl Drop for ReadCache {
+    fn drop(&mut self) {
+        if let Some(task) = self.listener.get_mut().take() {
+            task.abort();
+        }
+    }
+}
+
+/// Listens for other replicas' writes and clears what they changed, until the cache is
+/// dropped. A dropped connection clears everything (notifications may have been missed).
+pub(crate) fn listen(pool: sqlx::PgPool, cache: &std::sync::Arc<ReadCache>) {
+    let weak = std::sync::Arc::downgrade(cache);
+    // A connection of its own, outside the index's pool, for as long as the index lives.
+    let own = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .connect_lazy_with(pool.connect_options().as_ref().clone());
+    drop(pool);
+    let task = tokio::spawn(async move {
+        let mut listener = loop {
+            match sqlx::postgres::PgListener::connect_with(&own).await {
+                Ok(mut l) => match l.listen(CHANNEL).await {
+                    Ok(()) => break l,
+                    Err(e) => tracing::warn!(error = %e, "index change listener: LISTEN failed"),
+                },
+                Err(e) => tracing::warn!(error = %e, "index change listener: connect failed"),
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        };
+        loop {
+            let change = match listener.try_recv().await {
+                Ok(Some(n)) => Change::parse(n.payload()),
+                Ok(None) => {
+                    tracing::warn!("index change listener reconnected; clearing the read cache");
+                    Change::All
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "index change listener failed; clearing the read cache");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    Change::All
+                }
+            };
+            let Some(cache) = weak.upgrade() else {
+                return;
+            };
+            cache.invalidate(change);
+        }
+    });
+    *cache.listener.lock() = Some(task);
+}
