@@ -49,8 +49,10 @@ pub(crate) async fn download(ctx: &Ctx, name: &CrateName, version: &str) -> Resu
     let doc = upstream_index(ctx, name)
         .await?
         .ok_or_else(|| not_found(name))?;
-    let line = upstream_lines(name, &doc)?
-        .into_iter()
+    let prepared = upstream_lines(ctx, name, &doc)?;
+    let line = prepared
+        .lines
+        .iter()
         .map(|(_, f)| f)
         .find(|f| f.vers == version)
         .ok_or_else(|| version_not_found(name, version))?;

@@ -4,6 +4,9 @@ use batlehub_core::body::{self, Body};
 use batlehub_core::model::{Decision, LocalPackage, VersionRecord};
 use batlehub_core::policy::VersionFacts;
 use batlehub_core::{Document, Error, Identity, Mode, Permission, Result};
+use std::sync::Arc;
+
+use bytes::Bytes;
 use futures::StreamExt as _;
 use http::{HeaderValue, Response, StatusCode};
 use sha2::Digest as _;
@@ -59,27 +62,62 @@ pub(crate) async fn upstream_index(ctx: &Ctx, name: &CrateName) -> Result<Option
         .await
 }
 
-/// The non-empty lines of an upstream index file, with what policy needs from each.
-/// Lines that cannot be read are dropped (policy cannot vouch for them).
-pub(crate) fn upstream_lines<'a>(
+/// An upstream index file read once per content digest: its readable lines with what
+/// policy and downloads need from each, and the file as served when policy denies nothing.
+pub(crate) struct UpstreamIndex {
+    /// Each line as the upstream wrote it, and its facts.
+    pub(crate) lines: Vec<(String, LineFacts)>,
+    facts: Vec<VersionFacts>,
+    plain: Bytes,
+    plain_etag: String,
+}
+
+/// The non-empty lines of an upstream index file, with what policy needs from each, kept
+/// in the registry's memory cache by digest. Lines that cannot be read are dropped (policy
+/// cannot vouch for them).
+pub(crate) fn upstream_lines(
+    ctx: &Ctx,
     name: &CrateName,
-    doc: &'a Document,
-) -> Result<Vec<(&'a str, LineFacts)>> {
-    let text = std::str::from_utf8(&doc.body).map_err(|_| {
-        Error::Upstream(format!("upstream sent an unreadable index file for {name}"))
-    })?;
-    Ok(text
-        .lines()
-        .map(|l| l.trim_end_matches('\r'))
-        .filter(|l| !l.trim().is_empty())
-        .filter_map(|l| match serde_json::from_str::<LineFacts>(l) {
-            Ok(f) => Some((l, f)),
-            Err(e) => {
-                tracing::warn!(krate = %name, error = %e, "dropping unreadable upstream index line");
-                None
+    doc: &Document,
+) -> Result<Arc<UpstreamIndex>> {
+    let key = format!("cargo-index:{}:{}", doc.sha256, name.lower());
+    ctx.registry
+        .memo()
+        .get_or_try(&key, doc.body.len().saturating_mul(3), || {
+            let text = std::str::from_utf8(&doc.body).map_err(|_| {
+                Error::Upstream(format!("upstream sent an unreadable index file for {name}"))
+            })?;
+            let lines: Vec<(String, LineFacts)> = text
+                .lines()
+                .map(|l| l.trim_end_matches('\r'))
+                .filter(|l| !l.trim().is_empty())
+                .filter_map(|l| match serde_json::from_str::<LineFacts>(l) {
+                    Ok(f) => Some((l.to_owned(), f)),
+                    Err(e) => {
+                        tracing::warn!(krate = %name, error = %e, "dropping unreadable upstream index line");
+                        None
+                    }
+                })
+                .collect();
+            let facts = lines
+                .iter()
+                .map(|(_, f)| VersionFacts {
+                    version: f.vers.clone(),
+                    published_at: f.pubtime.as_deref().and_then(parse_pubtime),
+                })
+                .collect();
+            let mut plain = String::new();
+            for (raw, _) in &lines {
+                plain.push_str(raw);
+                plain.push('\n');
             }
+            Ok(UpstreamIndex {
+                lines,
+                facts,
+                plain_etag: etag_of(plain.as_bytes()),
+                plain: Bytes::from(plain),
+            })
         })
-        .collect())
 }
 
 /// The `config.json` of upstream `i`: from the document cache when the cached copy came
@@ -136,7 +174,7 @@ pub(crate) fn config(ctx: &Ctx) -> Result<Response<Body>> {
         .is_err();
     let config = IndexConfig::for_base(&ctx.base, auth_required);
     let bytes = serde_json::to_vec(&config).map_err(Error::internal)?;
-    Ok(etagged(ctx, bytes, "application/json"))
+    Ok(etagged(ctx, bytes.into(), None, "application/json"))
 }
 
 /// `GET /registry/{prefix}/{name}`: one line per version; versions policy denies this caller
@@ -145,18 +183,19 @@ pub(crate) async fn index_file(ctx: &Ctx, name: &CrateName) -> Result<Response<B
     ctx.registry
         .check_package(&ctx.caller, Permission::ReleasesRead, &name.key())
         .await?;
-    let (text, stale) = if is_local(ctx, name).await? {
+    let (bytes, etag, stale) = if is_local(ctx, name).await? {
         let pkg = local_package(ctx, name)
             .await?
             .ok_or_else(|| not_found(name))?;
-        (render_local(ctx, name, &pkg).await?, false)
+        (render_local(ctx, name, &pkg).await?.into(), None, false)
     } else {
         let doc = upstream_index(ctx, name)
             .await?
             .ok_or_else(|| not_found(name))?;
-        (render_upstream(ctx, name, &doc).await?, doc.stale)
+        let (bytes, etag) = render_upstream(ctx, name, &doc).await?;
+        (bytes, etag, doc.stale)
     };
-    let mut resp = etagged(ctx, text.into_bytes(), "text/plain; charset=utf-8");
+    let mut resp = etagged(ctx, bytes, etag, "text/plain; charset=utf-8");
     if stale {
         resp.headers_mut()
             .insert("x-batlehub-cache", HeaderValue::from_static("stale"));
@@ -207,18 +246,19 @@ async fn render_local(ctx: &Ctx, name: &CrateName, pkg: &LocalPackage) -> Result
     Ok(out)
 }
 
-async fn render_upstream(ctx: &Ctx, name: &CrateName, doc: &Document) -> Result<String> {
-    let lines = upstream_lines(name, doc)?;
-    let facts: Vec<VersionFacts> = lines
-        .iter()
-        .map(|(_, f)| VersionFacts {
-            version: f.vers.clone(),
-            published_at: f.pubtime.as_deref().and_then(parse_pubtime),
-        })
-        .collect();
-    let decisions = decisions(ctx, name, &facts).await?;
+/// The index file as this caller may see it, and its ETag when already known.
+async fn render_upstream(
+    ctx: &Ctx,
+    name: &CrateName,
+    doc: &Document,
+) -> Result<(Bytes, Option<String>)> {
+    let prepared = upstream_lines(ctx, name, doc)?;
+    let decisions = decisions(ctx, name, &prepared.facts).await?;
+    if decisions.iter().all(|d| matches!(d, Decision::Allow)) {
+        return Ok((prepared.plain.clone(), Some(prepared.plain_etag.clone())));
+    }
     let mut out = String::new();
-    for ((raw, f), d) in lines.iter().zip(decisions) {
+    for ((raw, f), d) in prepared.lines.iter().zip(decisions) {
         if matches!(d, Decision::Deny(_)) && !f.yanked {
             // Only the yanked flag changes; every other field passes through untouched.
             let mut value: serde_json::Value =
@@ -232,14 +272,23 @@ async fn render_upstream(ctx: &Ctx, name: &CrateName, doc: &Document) -> Result<
         }
         out.push('\n');
     }
-    Ok(out)
+    Ok((out.into(), None))
+}
+
+fn etag_of(bytes: &[u8]) -> String {
+    format!("\"{}\"", hex::encode(sha2::Sha256::digest(bytes)))
 }
 
 /// A response with a strong ETag (sha256 of the bytes), answering 304 when the client's
 /// `If-None-Match` has it. No `Last-Modified`: policy makes the content depend on the clock,
 /// so only the content itself can say whether it changed.
-fn etagged(ctx: &Ctx, bytes: Vec<u8>, content_type: &'static str) -> Response<Body> {
-    let etag = format!("\"{}\"", hex::encode(sha2::Sha256::digest(&bytes)));
+fn etagged(
+    ctx: &Ctx,
+    bytes: Bytes,
+    etag: Option<String>,
+    content_type: &'static str,
+) -> Response<Body> {
+    let etag = etag.unwrap_or_else(|| etag_of(&bytes));
     let matches = ctx
         .parts
         .headers

@@ -105,20 +105,28 @@ pub(crate) async fn load(ctx: &Ctx, name: &ProjectName) -> Result<Option<Listing
     else {
         return Ok(None);
     };
-    let page = if wire::is_json(doc.content_type.as_deref(), &doc.body) {
-        wire::parse_json(&doc.body).map_err(|e| {
-            tracing::warn!(project = %name, error = %e, "upstream project page is not PEP 691 JSON");
-            Error::Upstream(format!("upstream sent an unreadable project page for {name}"))
-        })?
-    } else {
-        wire::parse_html(&String::from_utf8_lossy(&doc.body))
-    };
-    let client = ctx
+    // Parsed once per page digest and kept in the registry's memory cache.
+    let key = format!("pypi-page:{}:{}:{name}", doc.sha256, doc.upstream);
+    let parsed = ctx
         .registry
-        .upstream()
-        .ok_or_else(|| Error::internal("proxy without upstream client"))?;
-    let page_url = client.url_for(doc.upstream, &format!("{name}/"))?;
-    let mut listing = from_upstream(name, page, &page_url);
+        .memo()
+        .get_or_try(&key, doc.body.len().saturating_mul(4), || {
+            let page = if wire::is_json(doc.content_type.as_deref(), &doc.body) {
+                wire::parse_json(&doc.body).map_err(|e| {
+                    tracing::warn!(project = %name, error = %e, "upstream project page is not PEP 691 JSON");
+                    Error::Upstream(format!("upstream sent an unreadable project page for {name}"))
+                })?
+            } else {
+                wire::parse_html(&String::from_utf8_lossy(&doc.body))
+            };
+            let client = ctx
+                .registry
+                .upstream()
+                .ok_or_else(|| Error::internal("proxy without upstream client"))?;
+            let page_url = client.url_for(doc.upstream, &format!("{name}/"))?;
+            Ok::<_, Error>(from_upstream(name, page, &page_url))
+        })?;
+    let mut listing = Listing::clone(&parsed);
     listing.stale = doc.stale;
     Ok(Some(listing))
 }

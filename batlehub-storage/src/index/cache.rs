@@ -13,13 +13,23 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use batlehub_core::Result;
-use batlehub_core::model::{Block, CachedArtifact, CachedDocument, Namespace, Visibility};
+use batlehub_core::model::{
+    Block, CachedArtifact, CachedDocument, LocalPackage, Namespace, VersionRecord, Visibility,
+};
 use parking_lot::Mutex;
 
 /// Entries per map before the map is emptied and refilled from the database.
 const MAX_ENTRIES: usize = 65_536;
+
+/// Entries of the maps holding whole packages (a package can hold thousands of versions).
+const MAX_PACKAGES: usize = 1024;
+
+/// How long a missing cache row is remembered: another replica may add it meanwhile (this
+/// process's own writes clear it at once).
+const MISSING_TTL: Duration = Duration::from_secs(2);
 
 /// The `NOTIFY` channel writes are announced on.
 pub(crate) const CHANNEL: &str = "batlehub_index";
@@ -28,14 +38,22 @@ pub(crate) const CHANNEL: &str = "batlehub_index";
 #[derive(Debug)]
 pub(crate) struct Memo<V> {
     generation: AtomicU64,
-    map: Mutex<HashMap<String, V>>,
+    map: Mutex<HashMap<String, (V, Option<Instant>)>>,
+    capacity: usize,
 }
 
 impl<V> Default for Memo<V> {
     fn default() -> Self {
+        Self::with_capacity(MAX_ENTRIES)
+    }
+}
+
+impl<V> Memo<V> {
+    fn with_capacity(capacity: usize) -> Self {
         Self {
             generation: AtomicU64::new(0),
             map: Mutex::new(HashMap::new()),
+            capacity,
         }
     }
 }
@@ -47,27 +65,33 @@ impl<V: Clone> Memo<V> {
     where
         F: Future<Output = Result<V>>,
     {
-        self.get_or_keep(key, load, |_| true).await
+        self.get_or_for(key, load, |_| None).await
     }
 
-    async fn get_or_keep<F>(&self, key: String, load: F, keep: fn(&V) -> bool) -> Result<V>
+    /// Like `get_or`; `ttl` says how long a value may be kept (`None`: until invalidated).
+    async fn get_or_for<F>(
+        &self,
+        key: String,
+        load: F,
+        ttl: fn(&V) -> Option<Duration>,
+    ) -> Result<V>
     where
         F: Future<Output = Result<V>>,
     {
-        if let Some(v) = self.map.lock().get(&key) {
+        if let Some((v, expires)) = self.map.lock().get(&key)
+            && expires.is_none_or(|e| e > Instant::now())
+        {
             return Ok(v.clone());
         }
         let generation = self.generation.load(Ordering::Acquire);
         let value = load.await?;
-        if !keep(&value) {
-            return Ok(value);
-        }
+        let expires = ttl(&value).map(|t| Instant::now() + t);
         let mut map = self.map.lock();
         if self.generation.load(Ordering::Acquire) == generation {
-            if map.len() >= MAX_ENTRIES {
+            if map.len() >= self.capacity {
                 map.clear();
             }
-            map.insert(key, value.clone());
+            map.insert(key, (value.clone(), expires));
         }
         Ok(value)
     }
@@ -88,13 +112,14 @@ impl<V: Clone> Memo<V> {
 }
 
 impl<T: Clone> Memo<Option<T>> {
-    /// Like [`Memo::get_or`], remembering only rows that exist: a row another replica adds
-    /// is then seen at once.
+    /// Like [`Memo::get_or`], remembering a missing row for [`MISSING_TTL`] only: a row
+    /// another replica adds is seen soon after.
     pub(crate) async fn get_some_or<F>(&self, key: String, load: F) -> Result<Option<T>>
     where
         F: Future<Output = Result<Option<T>>>,
     {
-        self.get_or_keep(key, load, Option::is_some).await
+        self.get_or_for(key, load, |v| v.is_none().then_some(MISSING_TTL))
+            .await
     }
 }
 
@@ -145,9 +170,11 @@ impl Change {
 }
 
 /// The cached reads of one index.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct ReadCache {
     pub(crate) exists: Memo<bool>,
+    pub(crate) packages: Memo<Option<LocalPackage>>,
+    pub(crate) versions: Memo<Option<VersionRecord>>,
     pub(crate) blocks: Memo<Vec<Block>>,
     pub(crate) visibility: Memo<Visibility>,
     pub(crate) namespaces: Memo<Vec<Namespace>>,
@@ -157,16 +184,38 @@ pub(crate) struct ReadCache {
     pub(crate) listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
+impl Default for ReadCache {
+    fn default() -> Self {
+        Self {
+            exists: Memo::default(),
+            packages: Memo::with_capacity(MAX_PACKAGES),
+            versions: Memo::default(),
+            blocks: Memo::default(),
+            visibility: Memo::default(),
+            namespaces: Memo::default(),
+            documents: Memo::default(),
+            artifacts: Memo::default(),
+            listener: Mutex::new(None),
+        }
+    }
+}
+
 impl ReadCache {
     /// Forgets what `change` may have changed.
     pub(crate) fn invalidate(&self, change: Change) {
         match change {
-            Change::Packages => self.exists.clear(),
+            Change::Packages => {
+                self.exists.clear();
+                self.packages.clear();
+                self.versions.clear();
+            }
             Change::Blocks => self.blocks.clear(),
             Change::Visibility => self.visibility.clear(),
             Change::Namespaces => self.namespaces.clear(),
             Change::All => {
                 self.exists.clear();
+                self.packages.clear();
+                self.versions.clear();
                 self.blocks.clear();
                 self.visibility.clear();
                 self.namespaces.clear();

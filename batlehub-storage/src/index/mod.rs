@@ -653,28 +653,31 @@ impl Index for SqlIndex {
         registry: &'a str,
         name: &'a str,
     ) -> BoxFuture<'a, Result<Option<LocalPackage>>> {
-        Box::pin(async move {
-            let Some(row) = self
-                .pool
-                .fetch_optional(
-                    stmt(
-                        "SELECT created_at, updated_at FROM packages \
+        Box::pin(
+            self.cache
+                .packages
+                .get_or(cache::key(registry, name), async move {
+                    let Some(row) = self
+                        .pool
+                        .fetch_optional(
+                            stmt(
+                                "SELECT created_at, updated_at FROM packages \
                          WHERE registry = $1 AND name = $2",
-                    )
-                    .text(registry)
-                    .text(name),
-                )
-                .await
-                .map_err(db_err)?
-            else {
-                return Ok(None);
-            };
-            let record = PackageRecord {
-                name: name.to_owned(),
-                created_at: row.time("created_at").map_err(db_err)?,
-                updated_at: row.time("updated_at").map_err(db_err)?,
-            };
-            let rows = self
+                            )
+                            .text(registry)
+                            .text(name),
+                        )
+                        .await
+                        .map_err(db_err)?
+                    else {
+                        return Ok(None);
+                    };
+                    let record = PackageRecord {
+                        name: name.to_owned(),
+                        created_at: row.time("created_at").map_err(db_err)?,
+                        updated_at: row.time("updated_at").map_err(db_err)?,
+                    };
+                    let rows = self
                 .pool
                 .fetch_all(
                     stmt(
@@ -687,21 +690,22 @@ impl Index for SqlIndex {
                 )
                 .await
                 .map_err(db_err)?;
-            let mut files = self.files_of(registry, name, None).await?;
-            let versions = rows
-                .iter()
-                .map(|row| {
-                    let version = row.text("version").map_err(db_err)?;
-                    version_from_row(name, row, files.remove(&version).unwrap_or_default())
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let tags = self.tags(registry, name).await?;
-            Ok(Some(LocalPackage {
-                record,
-                versions,
-                tags,
-            }))
-        })
+                    let mut files = self.files_of(registry, name, None).await?;
+                    let versions = rows
+                        .iter()
+                        .map(|row| {
+                            let version = row.text("version").map_err(db_err)?;
+                            version_from_row(name, row, files.remove(&version).unwrap_or_default())
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    let tags = self.tags(registry, name).await?;
+                    Ok(Some(LocalPackage {
+                        record,
+                        versions,
+                        tags,
+                    }))
+                }),
+        )
     }
 
     fn version<'a>(
@@ -710,30 +714,33 @@ impl Index for SqlIndex {
         name: &'a str,
         version: &'a str,
     ) -> BoxFuture<'a, Result<Option<VersionRecord>>> {
-        Box::pin(async move {
-            let Some(row) = self
-                .pool
-                .fetch_optional(
-                    stmt(
-                        "SELECT version, published_at, yanked, deprecated, publisher, metadata \
+        Box::pin(self.cache.versions.get_or(
+            cache::key(registry, &format!("{name}\0{version}")),
+            async move {
+                let Some(row) = self
+                    .pool
+                    .fetch_optional(
+                        stmt(
+                            "SELECT version, published_at, yanked, deprecated, publisher, metadata \
                          FROM versions WHERE registry = $1 AND package = $2 AND version = $3",
+                        )
+                        .text(registry)
+                        .text(name)
+                        .text(version),
                     )
-                    .text(registry)
-                    .text(name)
-                    .text(version),
-                )
-                .await
-                .map_err(db_err)?
-            else {
-                return Ok(None);
-            };
-            let files = self
-                .files_of(registry, name, Some(version))
-                .await?
-                .remove(version)
-                .unwrap_or_default();
-            version_from_row(name, &row, files).map(Some)
-        })
+                    .await
+                    .map_err(db_err)?
+                else {
+                    return Ok(None);
+                };
+                let files = self
+                    .files_of(registry, name, Some(version))
+                    .await?
+                    .remove(version)
+                    .unwrap_or_default();
+                version_from_row(name, &row, files).map(Some)
+            },
+        ))
     }
 
     fn publish<'a>(&'a self, new: &'a NewVersion) -> BoxFuture<'a, Result<()>> {
