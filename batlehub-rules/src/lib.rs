@@ -10,7 +10,7 @@ pub use config::{
     Enforcement, GroupPool, PolicyConfig, QuotaConfig, RateLimitConfig, RuleConfig, SigningConfig,
     VersioningConfig,
 };
-pub use matching::{glob_match, group_matches, version_matches};
+pub use matching::{VersionSpec, glob_match, group_matches, version_matches};
 pub use policy::RegistryPolicy;
 pub use rbac::{Rbac, RbacConfig};
 

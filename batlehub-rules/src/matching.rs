@@ -50,25 +50,59 @@ pub fn group_matches(pattern: &str, group: &str) -> bool {
 /// `^1`, `~1.4`, `*`). Non-semver versions only match exactly.
 #[must_use]
 pub fn version_matches(spec: &str, version: &str) -> bool {
-    let spec = spec.trim();
-    if spec == version {
-        return true;
+    VersionSpec::parse(spec).matches(version)
+}
+
+/// A version spec parsed once, for matching many versions (see [`version_matches`]).
+#[derive(Debug, Clone)]
+pub struct VersionSpec {
+    text: String,
+    exact: Option<semver::Version>,
+    range: Option<semver::VersionReq>,
+}
+
+impl VersionSpec {
+    /// Parses `spec`; a spec that is neither a version nor a range matches only itself.
+    #[must_use]
+    pub fn parse(spec: &str) -> Self {
+        let text = spec.trim().to_owned();
+        let exact = semver::Version::parse(&text).ok();
+        let range = if exact.is_none() {
+            semver::VersionReq::parse(&text).ok()
+        } else {
+            None
+        };
+        Self { text, exact, range }
     }
-    let Ok(v) = semver::Version::parse(version) else {
-        return false;
-    };
-    if let Ok(exact) = semver::Version::parse(spec) {
-        return exact == v;
+
+    /// The spec as written (trimmed).
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.text
     }
-    match semver::VersionReq::parse(spec) {
-        Ok(req) => {
+
+    /// Whether `version` matches.
+    #[must_use]
+    pub fn matches(&self, version: &str) -> bool {
+        if self.text == version {
+            return true;
+        }
+        if self.exact.is_none() && self.range.is_none() {
+            return false;
+        }
+        let Ok(v) = semver::Version::parse(version) else {
+            return false;
+        };
+        if let Some(exact) = &self.exact {
+            return *exact == v;
+        }
+        self.range.as_ref().is_some_and(|req| {
             // semver's VersionReq skips pre-releases unless the range names one; a block of
             // `>=1.0.0` must still catch `1.5.0-beta`, so compare the release part too.
             req.matches(&v)
                 || (!v.pre.is_empty()
                     && req.matches(&semver::Version::new(v.major, v.minor, v.patch)))
-        }
-        Err(_) => false,
+        })
     }
 }
 

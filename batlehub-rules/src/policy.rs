@@ -13,7 +13,7 @@ use crate::Error as ConfigError;
 use crate::config::{
     Enforcement, PolicyConfig, QuotaConfig, RateLimitConfig, RuleConfig, SigningConfig,
 };
-use crate::matching::{glob_match, group_matches, version_matches};
+use crate::matching::{VersionSpec, glob_match, group_matches};
 use crate::rbac::Rbac;
 
 /// RBAC and the supply-chain rules of one registry.
@@ -39,8 +39,8 @@ struct AgeGate {
 #[derive(Debug, Clone)]
 struct VersionGate {
     package: String,
-    allow: Vec<String>,
-    block: Vec<String>,
+    allow: Vec<VersionSpec>,
+    block: Vec<VersionSpec>,
 }
 
 #[derive(Debug, Clone)]
@@ -143,8 +143,8 @@ impl RegistryPolicy {
                     }
                     policy.version_gates.push(VersionGate {
                         package: package.clone(),
-                        allow: allow.clone(),
-                        block: block.clone(),
+                        allow: allow.iter().map(|s| VersionSpec::parse(s)).collect(),
+                        block: block.iter().map(|s| VersionSpec::parse(s)).collect(),
                     });
                 }
             }
@@ -305,12 +305,11 @@ impl RegistryPolicy {
         cx: PolicyCx<'_>,
         package: &str,
         v: &VersionFacts,
-        blocks: &[batlehub_core::model::Block],
+        blocks: &[(VersionSpec, batlehub_core::model::Block)],
+        gates: &[&VersionGate],
     ) -> Option<Denial> {
-        for b in blocks {
-            if let Some(spec) = &b.versions
-                && version_matches(spec, &v.version)
-            {
+        for (spec, b) in blocks {
+            if spec.matches(&v.version) {
                 return Some(deny(
                     "block",
                     format!("{package}@{} is blocked: {}", v.version, b.reason),
@@ -318,28 +317,29 @@ impl RegistryPolicy {
                 ));
             }
         }
-        for g in self
-            .version_gates
-            .iter()
-            .filter(|g| glob_match(&g.package, package))
-        {
-            if let Some(spec) = g.block.iter().find(|s| version_matches(s, &v.version)) {
+        for g in gates {
+            if let Some(spec) = g.block.iter().find(|s| s.matches(&v.version)) {
                 return Some(deny(
                     "version_gate",
                     format!(
-                        "{package}@{} is refused by the version gate (blocked: {spec})",
-                        v.version
+                        "{package}@{} is refused by the version gate (blocked: {})",
+                        v.version,
+                        spec.as_str()
                     ),
                     None,
                 ));
             }
-            if !g.allow.is_empty() && !g.allow.iter().any(|s| version_matches(s, &v.version)) {
+            if !g.allow.is_empty() && !g.allow.iter().any(|s| s.matches(&v.version)) {
                 return Some(deny(
                     "version_gate",
                     format!(
                         "{package}@{} is not in the version gate's allow list ({})",
                         v.version,
-                        g.allow.join(", ")
+                        g.allow
+                            .iter()
+                            .map(VersionSpec::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                     None,
                 ));
@@ -622,19 +622,27 @@ impl Policy for RegistryPolicy {
         versions: &'a [VersionFacts],
     ) -> BoxFuture<'a, Result<Vec<Decision>>> {
         Box::pin(async move {
+            // Everything that does not depend on the version is worked out once.
             let blocks: Vec<_> = cx
                 .index
                 .blocks_for(cx.registry, package)
                 .await?
                 .into_iter()
-                .filter(|b| b.versions.is_some())
+                .filter_map(|b| Some((VersionSpec::parse(b.versions.as_deref()?), b)))
+                .collect();
+            let gates: Vec<&VersionGate> = self
+                .version_gates
+                .iter()
+                .filter(|g| glob_match(&g.package, package))
                 .collect();
             Ok(versions
                 .iter()
-                .map(|v| match self.version_denial(cx, package, v, &blocks) {
-                    Some(d) => Decision::Deny(d),
-                    None => Decision::Allow,
-                })
+                .map(
+                    |v| match self.version_denial(cx, package, v, &blocks, &gates) {
+                        Some(d) => Decision::Deny(d),
+                        None => Decision::Allow,
+                    },
+                )
                 .collect())
         })
     }
