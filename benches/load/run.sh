@@ -3,11 +3,20 @@
 #
 #   benches/load/run.sh            full run: c=64 and c=256, 10 s, 3 runs, medians
 #   QUICK=1 benches/load/run.sh    1 run of 3 s per row (a smoke test of the script)
+#   ONLY='tarball' BIN=target/release/batlehub-server KEEP=1 benches/load/run.sh
+#                                  some rows, a prebuilt server, servers left running
 #
-# Installs wrk and nginx (apt) when missing, builds the release server, seeds a local npm
-# registry, puts a proxy registry in front of it and warms its cache, saves every response
-# body under an nginx root, then drives both with the same wrk workload. Prints one table
-# and writes it to benches/results/<date>.md.
+# Installs wrk and nginx (apt) when missing, builds the release server, seeds local npm,
+# cargo, pypi and maven registries through their publish APIs (seed.py: a package with 200
+# versions and a ~100 KiB artifact each, plus a 10 MiB npm tarball), puts a proxy registry
+# in front of each (and `npm-rules`, the npm proxy with 10 policy rules) and warms their
+# caches, saves every response body under an nginx root at the same path, then drives both
+# with the same wrk workload: npm packument (full, abbreviated) and tarballs, cargo index
+# file and .crate, PyPI simple page (HTML, JSON) and wheel, maven-metadata.xml and jar, each
+# anonymous and with a token; the two 10-rules rows with the token only. Any failed warm-up
+# request or non-2xx answer under load stops the script, naming the URL or row. Prints the
+# table, a policy-and-auth-cost table (c=64) and memory figures, and writes them to
+# benches/results/<date>.md.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 QUICK=${QUICK:-0}
@@ -30,37 +39,64 @@ trap cleanup EXIT
 [ -n "${KEEP:-}" ] && trap - EXIT
 TOKEN=bench-token-123
 
-cat > "$WORK/up.toml" <<TOML
-[server]
-listen = "127.0.0.1:$PORT_UP"
-[storage]
-path = "$WORK/up/blobs"
-[[auth.tokens]]
-name = "bench"
-value = "$TOKEN"
-role = "admin"
-[[registries]]
-name = "npm"
-type = "npm"
-mode = "local"
+# Upstream instance: a local registry per protocol, seeded through the publish APIs.
+{
+  printf '[server]\nlisten = "127.0.0.1:%s"\n[storage]\npath = "%s"\n' "$PORT_UP" "$WORK/up/blobs"
+  printf '[[auth.tokens]]\nname = "bench"\nvalue = "%s"\nrole = "admin"\n' "$TOKEN"
+  for r in npm cargo pypi maven; do printf '[[registries]]\nname = "%s"\ntype = "%s"\nmode = "local"\n' "$r" "$r"; done
+} > "$WORK/up.toml"
+# The measured instance: a proxy registry per protocol in front of the local one, plus
+# `npm-rules`, the npm proxy again with 10 policy rules (no rate limit).
+U="http://127.0.0.1:$PORT_UP/proxy"
+proxy_toml() { # name type upstream
+  printf '[[registries]]\nname = "%s"\ntype = "%s"\nmode = "proxy"\nupstreams = ["%s"]\n[registries.cache]\nmetadata_ttl_secs = 3600\n' "$1" "$2" "$3"
+}
+{
+  printf '[server]\nlisten = "127.0.0.1:%s"\n[storage]\npath = "%s"\n' "$PORT_HUB" "$WORK/hub/blobs"
+  printf '[[auth.tokens]]\nname = "bench"\nvalue = "%s"\nrole = "user"\n' "$TOKEN"
+  proxy_toml npm npm "$U/npm/"
+  proxy_toml cargo cargo "$U/cargo/registry/"
+  proxy_toml pypi pypi "$U/pypi/simple/"
+  proxy_toml maven maven "$U/maven/maven2/"
+  proxy_toml npm-rules npm "$U/npm/"
+  cat <<'TOML'
+[registries.versioning]
+enforce_semver = true
+allow_prerelease = true
+[registries.quota]
+max_storage_bytes_per_user = 10737418240
+max_packages_per_user = 1000
+[[registries.rules]]
+kind = "release_age_gate"
+min_age_secs = 1
+[[registries.rules]]
+kind = "deny_latest"
+[[registries.rules]]
+kind = "version_gate"
+package = "bench-*"
+block = [">=99.0.0"]
+[[registries.rules]]
+kind = "version_gate"
+package = "bench-many"
+allow = [">=1.0.0, <2"]
+[[registries.rules]]
+kind = "version_gate"
+package = "event-stream"
+block = ["3.3.6"]
+[[registries.rules]]
+kind = "version_gate"
+package = "ua-parser-js"
+block = ["0.7.29", "0.8.0", "1.0.0"]
+[[registries.rules]]
+kind = "version_gate"
+package = "@acme/*"
+allow = ["^2"]
+[[registries.rules]]
+kind = "version_gate"
+package = "left-pad"
+block = ["<1.0.0"]
 TOML
-cat > "$WORK/hub.toml" <<TOML
-[server]
-listen = "127.0.0.1:$PORT_HUB"
-[storage]
-path = "$WORK/hub/blobs"
-[[auth.tokens]]
-name = "bench"
-value = "$TOKEN"
-role = "user"
-[[registries]]
-name = "npm"
-type = "npm"
-mode = "proxy"
-upstreams = ["http://127.0.0.1:$PORT_UP/proxy/npm/"]
-[registries.cache]
-metadata_ttl_secs = 3600
-TOML
+} > "$WORK/hub.toml"
 
 wait_http() { for _ in $(seq 1 200); do curl -sf "$1" >/dev/null && return 0; sleep 0.05; done; echo "no answer from $1" >&2; return 1; }
 LAST=""
@@ -76,28 +112,73 @@ COLD_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
 kill "$COLD"
 
 start "$WORK/up.toml"; UP=$LAST; wait_http "http://127.0.0.1:$PORT_UP/healthz"
-python3 "$ROOT/benches/load/seed.py" "http://127.0.0.1:$PORT_UP/proxy/npm" "$TOKEN" >/dev/null
+python3 "$ROOT/benches/load/seed.py" "$U" "$TOKEN" >/dev/null
 start "$WORK/hub.toml"; HUB=$LAST; wait_http "http://127.0.0.1:$PORT_HUB/healthz"
+sleep 1 # npm-rules' release_age_gate (1 s) must see every seeded version as old enough
 rss() { awk '/^VmRSS:/ { print int($2 / 1024) }' "/proc/$1/status"; }
 hwm() { awk '/^VmHWM:/ { print int($2 / 1024) }' "/proc/$1/status"; }
+die() { echo "run.sh: $*" >&2; exit 1; }
+# GET url [curl args...], saving the body to $OUT (default /dev/null); any non-2xx aborts.
+OUT=/dev/null
+get_ok() {
+  local url=$1 code; shift
+  code=$(curl -s -o "$OUT" -w '%{http_code}' "$@" "$url") || die "GET $url failed (curl exit $?)"
+  [[ "$code" == 2?? ]] || die "GET $url answered HTTP $code (expected 2xx)"
+}
 
-B="http://127.0.0.1:$PORT_HUB/proxy/npm"
-declare -a NAMES PATHS HDRS CONNS
-add() { NAMES+=("$1"); PATHS+=("$2"); HDRS+=("$3"); CONNS+=("$4"); }
+# Every workload is a path on the hub (under /proxy/<registry>/); nginx serves the bytes the
+# hub returned for it at the same path, one file per Accept variant (see SUFFIX below).
+H="http://127.0.0.1:$PORT_HUB"
+declare -a NAMES PATHS HDRS CONNS TOKS
+# ONLY=regex keeps the matching workloads (e.g. ONLY='tarball 100' while profiling).
+# add NAME PATH HEADER CONNS [TOKENS]: TOKENS "both" (anonymous and token, default) or "token".
+add() { [[ -n "${ONLY:-}" && ! "$1" =~ $ONLY ]] && return 0; NAMES+=("$1"); PATHS+=("$2"); HDRS+=("$3"); CONNS+=("$4"); TOKS+=("${5:-both}"); }
 CORGI="Accept: application/vnd.npm.install-v1+json"
-add "npm packument, full (200 versions)" "/bench-many" "" "64 256"
-add "npm packument, abbreviated" "/bench-many" "$CORGI" "64 256"
-add "npm tarball 100 KiB" "/bench-100k/-/bench-100k-1.0.0.tgz" "" "64 256"
-add "npm tarball 10 MiB" "/bench-10m/-/bench-10m-1.0.0.tgz" "" "8"
+PEP691="Accept: application/vnd.pypi.simple.v1+json"
+PEP503="Accept: text/html"
+# The saved file for a path requested with an Accept header gets the header's suffix; nginx
+# maps Accept to the same suffix and serves $uri$suffix.
+suffix() { case "$1" in *install-v1*) echo .corgi ;; *vnd.pypi.simple.v1+json*) echo .pypijson ;; *text/html*) echo .html ;; *) echo "" ;; esac; }
+# The wheel's URL as the proxy's simple page lists it.
+OUT="$WORK/wheel-page.json"; get_ok "$H/proxy/pypi/simple/bench-100k/" -H "$PEP691"; OUT=/dev/null
+WHEEL=$(python3 -c '
+import json, sys, urllib.parse
+u = urllib.parse.urlsplit(json.load(open(sys.argv[1]))["files"][0]["url"])
+assert u.netloc == sys.argv[2], u
+print(u.path)' "$WORK/wheel-page.json" "127.0.0.1:$PORT_HUB") || die "no wheel URL of this hub in $H/proxy/pypi/simple/bench-100k/"
+NPM=/proxy/npm CARGO=/proxy/cargo PYPI=/proxy/pypi MVN=/proxy/maven/maven2/com/example/bench
+add "npm packument, full (200 versions)" "$NPM/bench-many" "" "64 256"
+add "npm packument, abbreviated" "$NPM/bench-many" "$CORGI" "64 256"
+add "npm tarball 100 KiB" "$NPM/bench-100k/-/bench-100k-1.0.0.tgz" "" "64 256"
+add "npm tarball 10 MiB" "$NPM/bench-10m/-/bench-10m-1.0.0.tgz" "" "8"
+add "cargo index file (200 versions)" "$CARGO/registry/be/nc/bench-many" "" "64 256"
+add "cargo .crate 100 KiB" "$CARGO/api/v1/crates/bench-100k/1.0.0/download" "" "64 256"
+add "PyPI simple page, HTML (200 versions)" "$PYPI/simple/bench-many/" "$PEP503" "64 256"
+add "PyPI simple page, JSON (200 versions)" "$PYPI/simple/bench-many/" "$PEP691" "64 256"
+add "PyPI wheel 100 KiB" "$WHEEL" "" "64 256"
+add "maven-metadata.xml (200 versions)" "$MVN/bench-many/maven-metadata.xml" "" "64 256"
+add "maven jar 100 KiB" "$MVN/bench-100k/1.0.0/bench-100k-1.0.0.jar" "" "64 256"
+# Policy cost: the npm rows again through npm-rules (10 rules), with the token only.
+add "npm packument, full (200 versions), 10 rules" "/proxy/npm-rules/bench-many" "" "64" token
+add "npm tarball 100 KiB, 10 rules" "/proxy/npm-rules/bench-100k/-/bench-100k-1.0.0.tgz" "" "64" token
 
-# Warm the proxy and save the exact bytes for nginx.
+# Warm the proxies and save the exact bytes for nginx (at the same path, see suffix).
 mkdir -p "$WORK/www"
 for i in "${!NAMES[@]}"; do
   p=${PATHS[$i]}; h=${HDRS[$i]}
-  out="$WORK/www$p"; [ -n "$h" ] && out="$out.corgi"
-  mkdir -p "$(dirname "$out")"
-  if [ -n "$h" ]; then curl -sf -H "$h" "$B$p" -o "$out"; else curl -sf "$B$p" -o "$out"; fi
+  OUT="$WORK/www$p$(suffix "$h")"
+  mkdir -p "$(dirname "$OUT")"
+  args=()
+  [ -n "$h" ] && args+=(-H "$h")
+  [ "${TOKS[$i]}" = token ] && args+=(-H "Authorization: Bearer $TOKEN")
+  get_ok "$H$p" "${args[@]}"
 done
+OUT=/dev/null
+# The rules must filter nothing here, or the policy rows would measure a smaller document.
+if [ -f "$WORK/www/proxy/npm-rules/bench-many" ]; then
+  n=$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["versions"]))' "$WORK/www/proxy/npm-rules/bench-many")
+  [ "$n" = 200 ] || die "npm-rules lists $n of the 200 versions of bench-many (a rule hides some)"
+fi
 cat > "$WORK/nginx.conf" <<NGX
 worker_processes 1;
 pid $WORK/nginx.pid;
@@ -108,32 +189,52 @@ http {
   sendfile on;
   tcp_nopush on;
   keepalive_requests 1000000;
-  types { application/json json; application/octet-stream tgz; }
+  types { application/json json; application/octet-stream tgz crate whl jar; application/xml xml; text/html html; }
   default_type application/json;
+  map \$http_accept \$variant {
+    default "";
+    "~install-v1" ".corgi";
+    "~vnd\\.pypi\\.simple\\.v1\\+json" ".pypijson";
+    "~text/html" ".html";
+  }
   server {
     listen 127.0.0.1:$PORT_NGINX;
     root $WORK/www;
-    location / {
-      if (\$http_accept ~ "install-v1") { rewrite ^(.*)\$ \$1.corgi break; }
-    }
+    location / { try_files \$uri\$variant =404; }
   }
 }
 NGX
 "$NGINX" -c "$WORK/nginx.conf"
 N="http://127.0.0.1:$PORT_NGINX"
-wait_http "$N/bench-many"
+echo ok > "$WORK/www/ping"
+wait_http "$N/ping"
+# nginx must answer every row with the saved bytes (same Accept header, same file).
+for i in "${!NAMES[@]}"; do
+  p=${PATHS[$i]}; h=${HDRS[$i]}
+  OUT="$WORK/check"; args=(); [ -n "$h" ] && args+=(-H "$h")
+  get_ok "$N$p" "${args[@]}"
+  cmp -s "$WORK/check" "$WORK/www$p$(suffix "$h")" || die "nginx serves other bytes than saved for $N$p (${NAMES[$i]})"
+done
+OUT=/dev/null
 IDLE_RSS=$(rss "$HUB")
+[ -n "${KEEP:-}" ] && echo "KEEP: servers left running; work directory $WORK" >&2
 
-# wrk: prints req/s, p50 and p99 (ms) for one run.
+# wrk: prints req/s, p50 and p99 (ms) for one run. A run that saw any non-2xx/3xx answer,
+# or no answer at all, is recorded in $WORK/failed (with $ROW) and stops the script.
 run_wrk() { # url conns header token
-  local args=(-t2 -c"$2" -d"$DURATION" --latency)
+  local args=(-t2 -c"$2" -d"$DURATION" --latency) out
   [ -n "$3" ] && args+=(-H "$3")
   [ -n "$4" ] && args+=(-H "Authorization: Bearer $4")
-  wrk "${args[@]}" "$1" | awk '
+  out=$(wrk "${args[@]}" "$1")
+  if grep -q "Non-2xx or 3xx responses" <<<"$out"; then
+    echo "$ROW: $1: $(grep "Non-2xx or 3xx responses" <<<"$out")" >> "$WORK/failed"
+  fi
+  grep "Socket errors" <<<"$out" | sed "s|^ *|run.sh: warning: $ROW: $1: |" >&2 || true
+  awk '
     /Requests\/sec/ { rps = $2 }
     /^ +50%/ { p50 = $2 } /^ +99%/ { p99 = $2 }
     function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-    END { printf "%.0f %.2f %.2f\n", rps, ms(p50), ms(p99) }'
+    END { printf "%.0f %.2f %.2f\n", rps, ms(p50), ms(p99) }' <<<"$out"
 }
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 measure() { # url conns header token -> "rps p50 p99" medians
@@ -141,27 +242,50 @@ measure() { # url conns header token -> "rps p50 p99" medians
   for _ in $(seq 1 "$RUNS"); do read -r a b c < <(run_wrk "$@"); r+=("$a"); l50+=("$b"); l99+=("$c"); done
   echo "$(printf '%s\n' "${r[@]}" | median) $(printf '%s\n' "${l50[@]}" | median) $(printf '%s\n' "${l99[@]}" | median)"
 }
+checked() { # rps: stop on a recorded failure or a run without a single answer
+  [ -s "$WORK/failed" ] && die "non-2xx answers under load: $(cat "$WORK/failed")"
+  [ "${1:-0}" -gt 0 ] || die "$ROW: no successful request (0 req/s)"
+}
 
 echo 5 > "/proc/$HUB/clear_refs"
 DATE=$(date -u +%Y-%m-%d)
 TABLE="| workload | c | batlehub req/s | p50 ms | p99 ms | nginx req/s | p50 ms | p99 ms | ratio |
 |---|---|---|---|---|---|---|---|---|"
+declare -A RPS # "name|c|anonymous" or "name|c|token" -> batlehub req/s
 for i in "${!NAMES[@]}"; do
+  toks=("" "$TOKEN"); [ "${TOKS[$i]}" = token ] && toks=("$TOKEN")
   for c in ${CONNS[$i]}; do
-    for tok in "" "$TOKEN"; do
-      read -r hr h50 h99 < <(measure "$B${PATHS[$i]}" "$c" "${HDRS[$i]}" "$tok")
-      read -r nr n50 n99 < <(measure "$N${PATHS[$i]}" "$c" "${HDRS[$i]}" "")
-      ratio=$(awk -v a="$hr" -v b="$nr" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+    # nginx serves the same file with or without a token: measured once per row and c.
+    ROW="${NAMES[$i]}, c=$c, nginx"
+    read -r nr n50 n99 < <(measure "$N${PATHS[$i]}" "$c" "${HDRS[$i]}" ""); checked "$nr"
+    for tok in "${toks[@]}"; do
       label="${NAMES[$i]}"; [ -n "$tok" ] && label="$label, token"
+      ROW="$label, c=$c, batlehub"
+      read -r hr h50 h99 < <(measure "$H${PATHS[$i]}" "$c" "${HDRS[$i]}" "$tok"); checked "$hr"
+      who=anonymous; [ -n "$tok" ] && who=token
+      RPS["${NAMES[$i]}|$c|$who"]=$hr
+      ratio=$(awk -v a="$hr" -v b="$nr" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
       TABLE+="
 | $label | $c | $hr | $h50 | $h99 | $nr | $n50 | $n99 | $ratio |"
     done
   done
 done
 PEAK_RSS=$(hwm "$HUB")
-# 1 GiB through the 10 MiB artifact, then the resident size.
+# Policy and auth cost at c=64: the 10-rules rows (token) against the same workload on the
+# plain proxy, anonymous and with the token.
+COST="| workload (c=64) | anonymous, no rules req/s | token, no rules req/s | token, 10 rules req/s | ratio (10 rules + token / anonymous) |
+|---|---|---|---|---|"
+for i in "${!NAMES[@]}"; do
+  [[ "${NAMES[$i]}" == *", 10 rules" ]] || continue
+  base=${NAMES[$i]%, 10 rules}
+  anon=${RPS["$base|64|anonymous"]:-}; tokr=${RPS["$base|64|token"]:-}; rules=${RPS["${NAMES[$i]}|64|token"]:-}
+  ratio=$(awk -v a="$rules" -v b="$anon" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }')
+  COST+="
+| $base | ${anon:-n/a} | ${tokr:-n/a} | ${rules:-n/a} | $ratio |"
+done
+# 1 GiB through the 10 MiB artifact (the plain npm proxy), then the resident size.
 echo 5 > "/proc/$HUB/clear_refs"; BEFORE=$(rss "$HUB")
-for _ in $(seq 1 103); do curl -sf "$B/bench-10m/-/bench-10m-1.0.0.tgz" -o /dev/null; done
+for _ in $(seq 1 103); do get_ok "$H$NPM/bench-10m/-/bench-10m-1.0.0.tgz"; done
 AFTER_GIB=$(hwm "$HUB")
 
 REPORT="# Load benchmark, $DATE
@@ -169,6 +293,11 @@ REPORT="# Load benchmark, $DATE
 Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); wrk -t2, $DURATION per run, median of $RUNS runs; nginx: 1 worker, same bytes.
 
 $TABLE
+
+Policy and auth cost (npm, c=64): the \`npm-rules\` proxy (release-age gate, deny-latest,
+6 version gates, versioning, quota) against the plain npm proxy.
+
+$COST
 
 | memory / start-up | value |
 |---|---|
