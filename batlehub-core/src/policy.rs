@@ -109,6 +109,13 @@ pub trait Policy: Send + Sync + Debug + 'static {
         Box::pin(async move { Ok(vec![Decision::Allow; versions.len()]) })
     }
 
+    /// Whether [`Policy::versions`] looks at [`VersionFacts::published_at`]. Protocol
+    /// services skip work that only learns publish times (fetching upstream POMs, say)
+    /// when it does not. The default is `true`.
+    fn uses_publish_times(&self) -> bool {
+        true
+    }
+
     /// A request that names a tag (`latest`, a dist-tag) instead of a version.
     fn tag(&self, cx: PolicyCx<'_>, package: &str, tag: &str) -> Decision {
         let _ = (cx, package, tag);
@@ -140,6 +147,10 @@ impl Policy for AllowAll {
     fn decide(&self, _identity: &Identity, _access: &Access<'_>) -> Decision {
         Decision::Allow
     }
+
+    fn uses_publish_times(&self) -> bool {
+        false
+    }
 }
 
 /// The policy used when none is configured: anonymous callers read, authenticated users
@@ -148,6 +159,10 @@ impl Policy for AllowAll {
 pub struct DefaultPolicy;
 
 impl Policy for DefaultPolicy {
+    fn uses_publish_times(&self) -> bool {
+        false
+    }
+
     fn decide(&self, identity: &Identity, access: &Access<'_>) -> Decision {
         use crate::model::{Permission, Role};
         let allowed = match (identity, access.permission) {

@@ -368,6 +368,13 @@ impl Registry {
         self.inner.policy.package(self.cx(caller), package).await
     }
 
+    /// Whether this registry's policy decides on publish times (a release-age gate): when
+    /// not, protocol services need not work out when upstream versions were published.
+    #[must_use]
+    pub fn uses_publish_times(&self) -> bool {
+        self.inner.policy.uses_publish_times()
+    }
+
     /// One decision per version; denied versions are hidden from listings.
     ///
     /// # Errors

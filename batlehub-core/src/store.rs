@@ -89,6 +89,16 @@ pub trait Index: Send + Sync + Debug + 'static {
         registry: &'a str,
         name: &'a str,
     ) -> BoxFuture<'a, Result<Option<LocalPackage>>>;
+    /// Like [`Index::package`], shared: an index that caches packages hands out the same
+    /// `Arc` until the package changes, so callers can keep what they derive from it and
+    /// reuse it while [`Arc::ptr_eq`] holds.
+    fn package_shared<'a>(
+        &'a self,
+        registry: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Arc<LocalPackage>>>> {
+        Box::pin(async move { Ok(self.package(registry, name).await?.map(Arc::new)) })
+    }
     /// One version.
     fn version<'a>(
         &'a self,

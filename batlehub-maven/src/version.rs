@@ -91,8 +91,14 @@ pub(crate) fn compare(a: &str, b: &str) -> Ordering {
 }
 
 /// Sorts versions in Maven order, lowest first.
+#[cfg(test)]
 pub(crate) fn sort(versions: &mut [String]) {
-    versions.sort_by(|a, b| compare(a, b).then_with(|| a.cmp(b)));
+    versions.sort_by(|a, b| order(a, b));
+}
+
+/// The total order of [`sort`]: Maven's version order, ties broken by spelling.
+pub(crate) fn order(a: &str, b: &str) -> Ordering {
+    compare(a, b).then_with(|| a.cmp(b))
 }
 
 #[cfg(test)]

@@ -216,3 +216,46 @@ async fn proxy_passes_snapshot_metadata_through() {
         .await;
     assert_eq!(s, StatusCode::BAD_GATEWAY);
 }
+
+/// The generated metadata is kept in memory between requests; a block added afterwards and
+/// a version deployed locally (hybrid) still show on the very next request.
+#[tokio::test]
+async fn cached_metadata_follows_blocks_and_deploys() {
+    let server = upstream().await;
+    let app = TestApp::hybrid(&format!("{}/repo/", server.uri()))
+        .build()
+        .await;
+    let path = "/maven2/org/example/lib/maven-metadata.xml";
+    for _ in 0..2 {
+        let (s, xml) = app.text(path).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(xml.contains("<latest>2.0</latest>"), "{xml}");
+    }
+    app.storage
+        .index
+        .add_block(&batlehub_core::model::Block {
+            id: "b1".into(),
+            registry: app.registry.name().into(),
+            package: "org.example:lib".into(),
+            versions: Some("2.0".into()),
+            reason: "CVE-2026-0003".into(),
+            created_by: "admin".into(),
+            created_at: common::start_time(),
+        })
+        .await
+        .expect("block");
+    let (_, xml) = app.text(path).await;
+    assert!(
+        xml.contains("<latest>1.0</latest>") && !xml.contains("<version>2.0</version>"),
+        "{xml}"
+    );
+    app.deploy_release("org.example", "lib", "3.0", "bob").await;
+    let (_, xml) = app.text(path).await;
+    assert!(
+        xml.contains("<latest>3.0</latest>") && !xml.contains("<version>2.0</version>"),
+        "{xml}"
+    );
+    app.storage.index.remove_block("b1").await.expect("unblock");
+    let (_, xml) = app.text(path).await;
+    assert!(xml.contains("<version>2.0</version>"), "{xml}");
+}

@@ -647,6 +647,10 @@ impl Policy for RegistryPolicy {
         })
     }
 
+    fn uses_publish_times(&self) -> bool {
+        self.age_gate.is_some()
+    }
+
     fn tag(&self, cx: PolicyCx<'_>, package: &str, tag: &str) -> Decision {
         match &self.deny_latest {
             Some(bypass) if !bypass.contains(&cx.caller.identity.role()) => Decision::Deny(deny(

@@ -184,10 +184,8 @@ pub(crate) async fn index_file(ctx: &Ctx, name: &CrateName) -> Result<Response<B
         .check_package(&ctx.caller, Permission::ReleasesRead, &name.key())
         .await?;
     let (bytes, etag, stale) = if is_local(ctx, name).await? {
-        let pkg = local_package(ctx, name)
-            .await?
-            .ok_or_else(|| not_found(name))?;
-        (render_local(ctx, name, &pkg).await?.into(), None, false)
+        let (bytes, etag) = render_local(ctx, name).await?;
+        (bytes, etag, false)
     } else {
         let doc = upstream_index(ctx, name)
             .await?
@@ -227,19 +225,64 @@ pub(crate) fn local_line(v: &VersionRecord, denied: bool) -> Result<IndexLine> {
     Ok(line)
 }
 
-async fn render_local(ctx: &Ctx, name: &CrateName, pkg: &LocalPackage) -> Result<String> {
-    let facts: Vec<VersionFacts> = pkg
-        .versions
+/// A local crate's index file prepared from one state of the package, reused while the
+/// index hands out the same package (it hands out a new one after every change).
+struct LocalIndex {
+    package: Arc<LocalPackage>,
+    facts: Vec<VersionFacts>,
+    plain: Bytes,
+    plain_etag: String,
+}
+
+/// The index file of a local crate as this caller may see it, and its ETag when known.
+async fn render_local(ctx: &Ctx, name: &CrateName) -> Result<(Bytes, Option<String>)> {
+    let pkg = ctx
+        .registry
+        .index()
+        .package_shared(ctx.registry.name(), &name.key())
+        .await?
+        .filter(|p| !p.versions.is_empty())
+        .ok_or_else(|| not_found(name))?;
+    let key = format!("cargo-local:{}:{}", ctx.registry.name(), name.key());
+    let prepared = match ctx.registry.memo().get::<LocalIndex>(&key) {
+        Some(hit) if Arc::ptr_eq(&hit.package, &pkg) => hit,
+        _ => {
+            let facts = pkg
+                .versions
+                .iter()
+                .map(|v| VersionFacts {
+                    version: v.version.clone(),
+                    published_at: Some(v.published_at),
+                })
+                .collect();
+            let plain = local_lines(&pkg, &[])?;
+            let prepared = Arc::new(LocalIndex {
+                facts,
+                plain_etag: etag_of(plain.as_bytes()),
+                plain: Bytes::from(plain),
+                package: pkg.clone(),
+            });
+            let weight = prepared.plain.len().saturating_mul(4);
+            ctx.registry.memo().insert(key, prepared.clone(), weight);
+            prepared
+        }
+    };
+    let decisions = decisions(ctx, name, &prepared.facts).await?;
+    if decisions.iter().all(|d| matches!(d, Decision::Allow)) {
+        return Ok((prepared.plain.clone(), Some(prepared.plain_etag.clone())));
+    }
+    let denied: Vec<bool> = decisions
         .iter()
-        .map(|v| VersionFacts {
-            version: v.version.clone(),
-            published_at: Some(v.published_at),
-        })
+        .map(|d| matches!(d, Decision::Deny(_)))
         .collect();
-    let decisions = decisions(ctx, name, &facts).await?;
+    Ok((local_lines(&prepared.package, &denied)?.into(), None))
+}
+
+/// The index lines of `pkg`'s versions; `denied[i]` shows version `i` as yanked.
+fn local_lines(pkg: &LocalPackage, denied: &[bool]) -> Result<String> {
     let mut out = String::new();
-    for (v, d) in pkg.versions.iter().zip(decisions) {
-        let line = local_line(v, matches!(d, Decision::Deny(_)))?;
+    for (i, v) in pkg.versions.iter().enumerate() {
+        let line = local_line(v, denied.get(i).copied().unwrap_or(false))?;
         out.push_str(&serde_json::to_string(&line).map_err(Error::internal)?);
         out.push('\n');
     }

@@ -1,6 +1,8 @@
 //! Proxy and hybrid reads: upstream metadata, POM publish times, and artifacts checked
 //! against the upstream's `.sha256` (or `.sha1`) while they stream.
 
+use std::sync::Arc;
+
 use batlehub_core::body;
 use batlehub_core::digest::{Digests, ExpectedDigest};
 use batlehub_core::policy::VersionFacts;
@@ -31,12 +33,12 @@ fn check_names(meta: &Metadata, coords: &Coords, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// The upstream's artifact-level `maven-metadata.xml`, parsed; `None` when no upstream
-/// has the artifact.
+/// The upstream's artifact-level `maven-metadata.xml`, parsed (once per document digest),
+/// and the digest; `None` when no upstream has the artifact.
 pub(crate) async fn upstream_metadata(
     ctx: &crate::service::Ctx,
     coords: &Coords,
-) -> Result<Option<Metadata>> {
+) -> Result<Option<(Arc<Metadata>, String)>> {
     let Some(doc) = ctx
         .registry
         .upstream_document(
@@ -48,14 +50,21 @@ pub(crate) async fn upstream_metadata(
     else {
         return Ok(None);
     };
-    let meta = wire::parse_metadata(&doc.body).map_err(|e| {
-        Error::Upstream(format!(
-            "the upstream maven-metadata.xml of {coords} is unusable: {}",
-            e.client_message()
-        ))
-    })?;
-    check_names(&meta, coords, "maven-metadata.xml")?;
-    Ok(Some(meta))
+    let key = format!("maven-meta:{}:{}", doc.sha256, coords.path());
+    let meta = ctx
+        .registry
+        .memo()
+        .get_or_try(&key, doc.body.len().saturating_mul(2), || {
+            let meta = wire::parse_metadata(&doc.body).map_err(|e| {
+                Error::Upstream(format!(
+                    "the upstream maven-metadata.xml of {coords} is unusable: {}",
+                    e.client_message()
+                ))
+            })?;
+            check_names(&meta, coords, "maven-metadata.xml")?;
+            Ok::<_, Error>(meta)
+        })?;
+    Ok(Some((meta, doc.sha256)))
 }
 
 /// The upstream's version-level metadata of a SNAPSHOT, checked and passed through.

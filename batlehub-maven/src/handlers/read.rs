@@ -1,8 +1,10 @@
 //! Reads: artifacts, their checksums, and generated `maven-metadata.xml`, with policy
 //! applied on the way out.
 
+use std::sync::{Arc, OnceLock};
+
 use batlehub_core::body::Body;
-use batlehub_core::model::Decision;
+use batlehub_core::model::{Decision, LocalPackage};
 use batlehub_core::policy::VersionFacts;
 use batlehub_core::{Artifact, Error, Mode, Permission, Result};
 use bytes::Bytes;
@@ -27,7 +29,7 @@ pub(crate) async fn metadata(
         .check_package(&ctx.caller, Permission::ReleasesRead, &coords.key())
         .await?;
     let xml: Bytes = match version {
-        None => artifact_metadata(ctx, coords).await?.into(),
+        None => artifact_metadata(ctx, coords).await?,
         Some(v) => snapshot_metadata(ctx, coords, v).await?,
     };
     Ok(match checksum {
@@ -43,10 +45,102 @@ pub(crate) async fn metadata(
     })
 }
 
+/// One version of artifact-level metadata, before policy.
+struct MetaEntry {
+    version: String,
+    /// Publish time when known without a lookup (local versions).
+    at: Option<DateTime<Utc>>,
+    local: bool,
+}
+
+/// The versions of an artifact before policy, built from one state of the local package
+/// and one upstream document and sorted; kept in the memory cache and reused while both
+/// are unchanged.
+struct PreparedMeta {
+    local: Option<Arc<LocalPackage>>,
+    upstream_sha: Option<String>,
+    entries: Vec<MetaEntry>,
+    upstream_updated: Option<String>,
+    found: bool,
+    /// The document when policy denies nothing and no publish time is looked up.
+    all: OnceLock<Bytes>,
+}
+
+impl PreparedMeta {
+    fn build(
+        coords: &Coords,
+        local: Option<Arc<LocalPackage>>,
+        upstream: Option<(Arc<wire::Metadata>, String)>,
+    ) -> Self {
+        let mut entries: Vec<MetaEntry> = Vec::new();
+        if let Some(pkg) = &local {
+            for v in pkg.versions.iter().filter(|v| version_visible(coords, v)) {
+                entries.push(MetaEntry {
+                    version: v.version.clone(),
+                    at: Some(v.published_at),
+                    local: true,
+                });
+            }
+        }
+        // A package whose versions all lack their POM is not there yet.
+        let mut found = !entries.is_empty();
+        let mut upstream_updated = None;
+        let mut upstream_sha = None;
+        if let Some((meta, sha)) = upstream {
+            found = true;
+            upstream_sha = Some(sha);
+            upstream_updated = meta.last_updated.clone().filter(|s| s.len() == 14);
+            let known: std::collections::HashSet<String> =
+                entries.iter().map(|e| e.version.clone()).collect();
+            let mut seen = std::collections::HashSet::new();
+            for v in &meta.versions {
+                if crate::name::check_version(v).is_err() || known.contains(v) || !seen.insert(v) {
+                    continue;
+                }
+                entries.push(MetaEntry {
+                    version: v.clone(),
+                    at: None,
+                    local: false,
+                });
+            }
+        }
+        entries.sort_by(|a, b| version::order(&a.version, &b.version));
+        Self {
+            local,
+            upstream_sha,
+            entries,
+            upstream_updated,
+            found,
+            all: OnceLock::new(),
+        }
+    }
+
+    /// The document listing the entries `allowed` keeps (`facts` give their publish times).
+    fn render(&self, coords: &Coords, facts: &[VersionFacts], allowed: &[bool]) -> Bytes {
+        let mut newest: Option<DateTime<Utc>> = None;
+        let mut versions = Vec::new();
+        for ((e, f), keep) in self.entries.iter().zip(facts).zip(allowed) {
+            if *keep {
+                if self.local.is_some() {
+                    newest = newest.max(f.published_at);
+                }
+                versions.push(e.version.clone());
+            }
+        }
+        let local_updated = newest.map(last_updated);
+        let updated = match (local_updated, self.upstream_updated.clone()) {
+            (Some(a), Some(b)) => a.max(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => "19700101000000".to_owned(),
+        };
+        wire::render_artifact_metadata(&coords.group, &coords.artifact, &versions, &updated).into()
+    }
+}
+
 /// Artifact-level metadata: local versions (complete ones) plus, in proxy and hybrid
 /// modes, the upstream's; versions policy denies are removed and `latest`/`release`
 /// recomputed from what is left.
-pub(crate) async fn artifact_metadata(ctx: &Ctx, coords: &Coords) -> Result<String> {
+pub(crate) async fn artifact_metadata(ctx: &Ctx, coords: &Coords) -> Result<Bytes> {
     let key = coords.key();
     let mode = ctx.registry.mode();
     let local = if mode == Mode::Proxy {
@@ -54,21 +148,11 @@ pub(crate) async fn artifact_metadata(ctx: &Ctx, coords: &Coords) -> Result<Stri
     } else {
         ctx.registry
             .index()
-            .package(ctx.registry.name(), &key)
+            .package_shared(ctx.registry.name(), &key)
             .await?
     };
-    let mut entries: Vec<(String, Option<DateTime<Utc>>)> = Vec::new();
-    if let Some(pkg) = &local {
-        for v in pkg.versions.iter().filter(|v| version_visible(coords, v)) {
-            entries.push((v.version.clone(), Some(v.published_at)));
-        }
-    }
-    let mut upstream_updated = None;
-    // A package whose versions all lack their POM is not there yet.
-    let mut found = !entries.is_empty();
-    if mode.has_upstreams() {
-        let fetched = proxy::upstream_metadata(ctx, coords).await;
-        let fetched = match fetched {
+    let upstream = if mode.has_upstreams() {
+        match proxy::upstream_metadata(ctx, coords).await {
             Ok(m) => m,
             // A hybrid registry still serves its own versions when the upstream fails.
             Err(e) if local.is_some() => {
@@ -76,57 +160,68 @@ pub(crate) async fn artifact_metadata(ctx: &Ctx, coords: &Coords) -> Result<Stri
                 None
             }
             Err(e) => return Err(e),
-        };
-        if let Some(meta) = fetched {
-            found = true;
-            upstream_updated = meta.last_updated.filter(|s| s.len() == 14);
-            for v in meta.versions {
-                if crate::name::check_version(&v).is_err() || entries.iter().any(|(e, _)| *e == v) {
-                    continue;
-                }
-                let at = proxy::pom_time(ctx, coords, &v).await?;
-                entries.push((v, at));
-            }
         }
-    }
-    if !found {
+    } else {
+        None
+    };
+    let memo_key = format!("maven-artifact:{}:{}", ctx.registry.name(), coords.path());
+    let upstream_sha = upstream.as_ref().map(|(_, sha)| sha.as_str());
+    let prepared = match ctx.registry.memo().get::<PreparedMeta>(&memo_key) {
+        Some(hit)
+            if hit.upstream_sha.as_deref() == upstream_sha
+                && match (&hit.local, &local) {
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                    (None, None) => true,
+                    _ => false,
+                } =>
+        {
+            hit
+        }
+        _ => {
+            let prepared = Arc::new(PreparedMeta::build(coords, local, upstream));
+            let weight = prepared.entries.len().saturating_mul(256);
+            ctx.registry
+                .memo()
+                .insert(memo_key, prepared.clone(), weight);
+            prepared
+        }
+    };
+    if !prepared.found {
         return Err(Error::NotFound(format!("no artifact {coords} here")));
     }
-    learn_times(ctx, coords, &mut entries).await?;
-    let facts: Vec<VersionFacts> = entries
+    let mut facts: Vec<VersionFacts> = prepared
+        .entries
         .iter()
-        .map(|(v, at)| VersionFacts {
-            version: v.clone(),
-            published_at: *at,
+        .map(|e| VersionFacts {
+            version: e.version.clone(),
+            published_at: e.at,
         })
         .collect();
+    // Upstream publish times matter only to a policy that decides on them (an age gate).
+    let times = ctx.registry.uses_publish_times();
+    if times {
+        for (f, e) in facts.iter_mut().zip(&prepared.entries) {
+            if !e.local {
+                f.published_at = proxy::pom_time(ctx, coords, &e.version).await?;
+            }
+        }
+        learn_times(ctx, coords, &mut facts).await?;
+    }
     let decisions = ctx
         .registry
         .version_decisions(&ctx.caller, &key, &facts)
         .await?;
-    let mut newest: Option<DateTime<Utc>> = None;
-    let mut versions = Vec::new();
-    for ((v, at), d) in entries.into_iter().zip(decisions) {
-        if matches!(d, Decision::Allow) {
-            if local.is_some() {
-                newest = newest.max(at);
-            }
-            versions.push(v);
-        }
+    let allowed: Vec<bool> = decisions
+        .iter()
+        .map(|d| matches!(d, Decision::Allow))
+        .collect();
+    if allowed.iter().all(|a| *a) && (!times || prepared.local.is_none()) {
+        return Ok(prepared
+            .all
+            .get_or_init(|| prepared.render(coords, &facts, &allowed))
+            .clone());
     }
-    version::sort(&mut versions);
-    let local_updated = newest.map(last_updated);
-    let updated = match (local_updated, upstream_updated) {
-        (Some(a), Some(b)) => a.max(b),
-        (Some(a), None) | (None, Some(a)) => a,
-        (None, None) => "19700101000000".to_owned(),
-    };
-    Ok(wire::render_artifact_metadata(
-        &coords.group,
-        &coords.artifact,
-        &versions,
-        &updated,
-    ))
+    Ok(prepared.render(coords, &facts, &allowed))
 }
 
 /// The most upstream POMs fetched for one metadata request to learn publish times.
@@ -135,13 +230,9 @@ const MAX_TIME_LOOKUPS: usize = 8;
 /// For upstream versions of unknown publish time that policy would refuse if they had just
 /// been published (a release-age gate is in force), fetches their POMs (newest first, at
 /// most [`MAX_TIME_LOOKUPS`]) so the gate sees their `Last-Modified`.
-async fn learn_times(
-    ctx: &Ctx,
-    coords: &Coords,
-    entries: &mut [(String, Option<DateTime<Utc>>)],
-) -> Result<()> {
+async fn learn_times(ctx: &Ctx, coords: &Coords, entries: &mut [VersionFacts]) -> Result<()> {
     let unknown: Vec<usize> = (0..entries.len())
-        .filter(|&i| entries[i].1.is_none())
+        .filter(|&i| entries[i].published_at.is_none())
         .collect();
     if unknown.is_empty() {
         return Ok(());
@@ -150,7 +241,7 @@ async fn learn_times(
     let probe: Vec<VersionFacts> = unknown
         .iter()
         .map(|&i| VersionFacts {
-            version: entries[i].0.clone(),
+            version: entries[i].version.clone(),
             published_at: Some(now),
         })
         .collect();
@@ -164,16 +255,16 @@ async fn learn_times(
         .filter(|(_, d)| matches!(d, Decision::Deny(_)))
         .map(|(i, _)| i)
         .collect();
-    wanted.sort_by(|&a, &b| version::compare(&entries[b].0, &entries[a].0));
+    wanted.sort_by(|&a, &b| version::compare(&entries[b].version, &entries[a].version));
     wanted.truncate(MAX_TIME_LOOKUPS);
     let times = futures::future::join_all(
         wanted
             .iter()
-            .map(|&i| proxy::fetch_pom_time(ctx, coords, &entries[i].0)),
+            .map(|&i| proxy::fetch_pom_time(ctx, coords, &entries[i].version)),
     )
     .await;
     for (i, t) in wanted.into_iter().zip(times) {
-        entries[i].1 = t;
+        entries[i].published_at = t;
     }
     Ok(())
 }

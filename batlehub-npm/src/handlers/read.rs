@@ -1,13 +1,14 @@
 //! Reads: packuments, version manifests, tarballs — with policy applied on the way out.
 
-use batlehub_core::body::Body;
-use batlehub_core::digest::ExpectedDigest;
-use batlehub_core::model::Decision;
-use batlehub_core::policy::VersionFacts;
-use batlehub_core::{Artifact, Error, Mode, Permission, Result};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use batlehub_core::body::Body;
+use batlehub_core::digest::ExpectedDigest;
+use batlehub_core::model::{Decision, LocalPackage};
+use batlehub_core::policy::VersionFacts;
+use batlehub_core::{Artifact, Error, Mode, Permission, Result};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http::{HeaderValue, Response, StatusCode};
@@ -17,15 +18,6 @@ use sha2::Digest as _;
 use crate::name::PackageName;
 use crate::service::{Ctx, json};
 use crate::wire::{self, CORGI};
-
-/// Where a package's metadata comes from for this request.
-#[derive(Debug)]
-pub(crate) enum Loaded {
-    /// The local index.
-    Local(batlehub_core::model::LocalPackage),
-    /// An upstream document (raw), possibly served stale.
-    Upstream(batlehub_core::Document),
-}
 
 /// Whether `name` is served from the local index here (dependency-confusion guard: in
 /// hybrid mode a local name never falls through to an upstream, even when policy hides
@@ -45,23 +37,6 @@ pub(crate) async fn is_local(ctx: &Ctx, name: &PackageName) -> Result<bool> {
 
 pub(crate) fn packument_key(name: &PackageName) -> String {
     format!("packument/{}", name.as_str())
-}
-
-/// Loads a package's metadata from wherever this registry gets it.
-pub(crate) async fn load(ctx: &Ctx, name: &PackageName) -> Result<Option<Loaded>> {
-    if is_local(ctx, name).await? {
-        let pkg = ctx
-            .registry
-            .index()
-            .package(ctx.registry.name(), name.as_str())
-            .await?;
-        return Ok(pkg.filter(|p| !p.versions.is_empty()).map(Loaded::Local));
-    }
-    let doc = ctx
-        .registry
-        .upstream_document(&packument_key(name), &name.escaped(), "application/json")
-        .await?;
-    Ok(doc.map(Loaded::Upstream))
 }
 
 /// A packument parsed, its tarball URLs pointing here, before policy, with what policy
@@ -152,19 +127,59 @@ fn prepared(ctx: &Ctx, name: &PackageName, doc: &batlehub_core::Document) -> Res
         })
 }
 
+/// A local packument prepared from one state of the package: reused while the index
+/// hands out the same package (it hands out a new one after every change).
+type LocalPrepared = (Arc<LocalPackage>, Arc<Prepared>);
+
+/// The local packument of `name`, prepared once per package state and base URL.
+async fn local_prepared(ctx: &Ctx, name: &PackageName) -> Result<Option<Arc<Prepared>>> {
+    static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+    let Some(pkg) = ctx
+        .registry
+        .index()
+        .package_shared(ctx.registry.name(), name.as_str())
+        .await?
+        .filter(|p| !p.versions.is_empty())
+    else {
+        return Ok(None);
+    };
+    let key = format!(
+        "npm-local:{}:{}:{}",
+        ctx.registry.name(),
+        ctx.base,
+        name.as_str()
+    );
+    if let Some(hit) = ctx.registry.memo().get::<LocalPrepared>(&key)
+        && Arc::ptr_eq(&hit.0, &pkg)
+    {
+        return Ok(Some(hit.1.clone()));
+    }
+    let doc = wire::local_packument(&ctx.base, name, &pkg);
+    // Ids are never reused, so renderings kept under them cannot be mistaken for another
+    // state's.
+    let id = format!("npm-local#{}", NEXT_ID.fetch_add(1, Ordering::Relaxed));
+    let prepared = Arc::new(Prepared::new(Some(id), doc));
+    let weight = pkg.versions.len().saturating_mul(4096);
+    ctx.registry
+        .memo()
+        .insert(key, Arc::new((pkg, prepared.clone())), weight);
+    Ok(Some(prepared))
+}
+
 /// The packument as stored or fetched, prepared; and whether it is stale.
 async fn load_prepared(ctx: &Ctx, name: &PackageName) -> Result<(Arc<Prepared>, bool)> {
-    match load(ctx, name).await? {
-        Some(Loaded::Local(pkg)) => Ok((
-            Arc::new(Prepared::new(
-                None,
-                wire::local_packument(&ctx.base, name, &pkg),
-            )),
-            false,
-        )),
-        Some(Loaded::Upstream(doc)) => Ok((prepared(ctx, name, &doc)?, doc.stale)),
-        None => Err(not_found(name)),
+    if is_local(ctx, name).await? {
+        return local_prepared(ctx, name)
+            .await?
+            .map(|p| (p, false))
+            .ok_or_else(|| not_found(name));
     }
+    let doc = ctx
+        .registry
+        .upstream_document(&packument_key(name), &name.escaped(), "application/json")
+        .await?
+        .ok_or_else(|| not_found(name))?;
+    Ok((prepared(ctx, name, &doc)?, doc.stale))
 }
 
 /// The full packument as stored or fetched, tarball URLs pointing here, before policy;

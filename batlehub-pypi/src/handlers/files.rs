@@ -54,9 +54,10 @@ pub(crate) async fn download(ctx: &Ctx, project: &str, filename: &str) -> Result
     // Refuse anonymous callers before touching any upstream.
     ctx.registry
         .authorize(&ctx.identity, permission, Some(name.as_str()))?;
-    let listing = project::load(ctx, &name)
+    let shared = project::load_shared(ctx, &name)
         .await?
         .ok_or_else(|| not_found(&name))?;
+    let listing = &shared.listing;
     let (release, file) = listing.find_file(dist).ok_or_else(not_a_dist)?;
     let facts = VersionFacts {
         version: release.version.clone(),

@@ -2,6 +2,8 @@
 //! decisions attached: the one model every read endpoint renders.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use batlehub_core::model::{Decision, LocalPackage};
 use batlehub_core::policy::VersionFacts;
@@ -86,17 +88,57 @@ pub(crate) fn not_found(name: &ProjectName) -> Error {
     Error::NotFound(format!("project `{name}` not found"))
 }
 
-/// Loads a project from wherever this registry gets it, before policy.
-pub(crate) async fn load(ctx: &Ctx, name: &ProjectName) -> Result<Option<Listing>> {
+/// A project as loaded before policy, shared by every request that sees the same state.
+pub(crate) struct Shared {
+    /// The releases (without decisions).
+    pub(crate) listing: Arc<Listing>,
+    /// Names this state for caches of its renderings; never reused for another state.
+    pub(crate) id: String,
+    /// Built from a stale upstream copy.
+    pub(crate) stale: bool,
+}
+
+/// A local project's listing built from one state of the package, reused while the index
+/// hands out the same package (it hands out a new one after every change).
+struct LocalListing {
+    package: Arc<LocalPackage>,
+    listing: Arc<Listing>,
+    id: String,
+}
+
+/// Loads a project from wherever this registry gets it, before policy: parsed or built
+/// once per state and kept in the registry's memory cache.
+pub(crate) async fn load_shared(ctx: &Ctx, name: &ProjectName) -> Result<Option<Shared>> {
+    static NEXT_ID: AtomicU64 = AtomicU64::new(0);
     if is_local(ctx, name).await? {
-        let pkg = ctx
+        let Some(pkg) = ctx
             .registry
             .index()
-            .package(ctx.registry.name(), name.as_str())
-            .await?;
-        return Ok(pkg
+            .package_shared(ctx.registry.name(), name.as_str())
+            .await?
             .filter(|p| !p.versions.is_empty())
-            .map(|p| from_local(name, &p)));
+        else {
+            return Ok(None);
+        };
+        let key = format!("pypi-local:{}:{name}", ctx.registry.name());
+        let local = match ctx.registry.memo().get::<LocalListing>(&key) {
+            Some(hit) if Arc::ptr_eq(&hit.package, &pkg) => hit,
+            _ => {
+                let local = Arc::new(LocalListing {
+                    listing: Arc::new(from_local(name, &pkg)),
+                    id: format!("pypi-local#{}", NEXT_ID.fetch_add(1, Ordering::Relaxed)),
+                    package: pkg,
+                });
+                let weight = local.package.versions.len().saturating_mul(4096);
+                ctx.registry.memo().insert(key, local.clone(), weight);
+                local
+            }
+        };
+        return Ok(Some(Shared {
+            listing: local.listing.clone(),
+            id: local.id.clone(),
+            stale: false,
+        }));
     }
     let Some(doc) = ctx
         .registry
@@ -105,9 +147,8 @@ pub(crate) async fn load(ctx: &Ctx, name: &ProjectName) -> Result<Option<Listing
     else {
         return Ok(None);
     };
-    // Parsed once per page digest and kept in the registry's memory cache.
     let key = format!("pypi-page:{}:{}:{name}", doc.sha256, doc.upstream);
-    let parsed = ctx
+    let listing = ctx
         .registry
         .memo()
         .get_or_try(&key, doc.body.len().saturating_mul(4), || {
@@ -126,9 +167,21 @@ pub(crate) async fn load(ctx: &Ctx, name: &ProjectName) -> Result<Option<Listing
             let page_url = client.url_for(doc.upstream, &format!("{name}/"))?;
             Ok::<_, Error>(from_upstream(name, page, &page_url))
         })?;
-    let mut listing = Listing::clone(&parsed);
-    listing.stale = doc.stale;
-    Ok(Some(listing))
+    Ok(Some(Shared {
+        listing,
+        id: key,
+        stale: doc.stale,
+    }))
+}
+
+/// Loads a project from wherever this registry gets it, before policy, as a copy this
+/// request may change.
+pub(crate) async fn load(ctx: &Ctx, name: &ProjectName) -> Result<Option<Listing>> {
+    Ok(load_shared(ctx, name).await?.map(|shared| {
+        let mut listing = Listing::clone(&shared.listing);
+        listing.stale = shared.stale;
+        listing
+    }))
 }
 
 fn from_local(name: &ProjectName, pkg: &LocalPackage) -> Listing {
@@ -258,8 +311,8 @@ fn from_upstream(name: &ProjectName, page: ProjectPage, page_url: &url::Url) -> 
     }
 }
 
-/// Attaches this caller's policy decisions to every release.
-pub(crate) async fn apply_policy(ctx: &Ctx, listing: &mut Listing) -> Result<()> {
+/// This caller's policy decision on every release of `listing`.
+pub(crate) async fn decisions(ctx: &Ctx, listing: &Listing) -> Result<Vec<Decision>> {
     let facts: Vec<VersionFacts> = listing
         .releases
         .iter()
@@ -268,17 +321,26 @@ pub(crate) async fn apply_policy(ctx: &Ctx, listing: &mut Listing) -> Result<()>
             published_at: r.published_at,
         })
         .collect();
-    let decisions = ctx
-        .registry
+    ctx.registry
         .version_decisions(&ctx.caller, listing.name.as_str(), &facts)
-        .await?;
+        .await
+}
+
+/// Attaches this caller's policy decisions to every release.
+pub(crate) async fn apply_policy(ctx: &Ctx, listing: &mut Listing) -> Result<()> {
+    let decisions = decisions(ctx, listing).await?;
+    attach(listing, decisions);
+    Ok(())
+}
+
+/// Attaches decisions (one per release, in order) to `listing`.
+pub(crate) fn attach(listing: &mut Listing, decisions: Vec<Decision>) {
     for (release, decision) in listing.releases.iter_mut().zip(decisions) {
         release.denied = match decision {
             Decision::Deny(d) => Some(d),
             Decision::Allow => None,
         };
     }
-    Ok(())
 }
 
 /// Percent-encodes a file name for a URL path segment.

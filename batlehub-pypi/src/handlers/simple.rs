@@ -2,11 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use batlehub_core::body::Body;
-use batlehub_core::{Mode, Permission, Result};
-use http::{HeaderValue, Response, StatusCode};
+use std::sync::Arc;
 
-use crate::handlers::project::{self, not_found};
+use batlehub_core::body::Body;
+use batlehub_core::model::Decision;
+use batlehub_core::{Error, Mode, Permission, Result};
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode};
+use sha2::{Digest as _, Sha256};
+
+use crate::handlers::project::{self, Listing, not_found};
 use crate::name::{ProjectName, normalize};
 use crate::service::{Ctx, mark_stale, redirect, typed};
 use crate::wire::{self, Format};
@@ -31,14 +36,35 @@ fn negotiated(
     json_doc: impl FnOnce() -> serde_json::Value,
 ) -> Response<Body> {
     let format = format(ctx);
+    let rendered = rendered(format, html, json_doc);
+    respond(ctx, format, &rendered)
+}
+
+/// A page rendered in one format, with its `ETag`.
+struct Rendered {
+    body: Bytes,
+    etag: String,
+}
+
+fn rendered(
+    format: Format,
+    html: impl FnOnce() -> String,
+    json_doc: impl FnOnce() -> serde_json::Value,
+) -> Rendered {
     let body: Vec<u8> = match format {
         Format::Json => serde_json::to_vec(&json_doc()).unwrap_or_default(),
         _ => html().into_bytes(),
     };
-    let etag = format!(
-        "\"{}\"",
-        &batlehub_core::digest::Digests::of(&body).sha256_hex()[..32]
-    );
+    let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&body))[..32]);
+    Rendered {
+        body: body.into(),
+        etag,
+    }
+}
+
+fn respond(ctx: &Ctx, format: Format, rendered: &Rendered) -> Response<Body> {
+    let etag = &rendered.etag;
+    let body = rendered.body.clone();
     let fresh = ctx
         .parts
         .headers
@@ -49,13 +75,17 @@ fn negotiated(
                 .any(|t| t.trim().trim_start_matches("W/") == etag)
         });
     let mut resp = if fresh {
-        typed(StatusCode::NOT_MODIFIED, Vec::new(), format.content_type())
+        typed(
+            StatusCode::NOT_MODIFIED,
+            Bytes::new(),
+            format.content_type(),
+        )
     } else {
         typed(StatusCode::OK, body, format.content_type())
     };
     let h = resp.headers_mut();
     h.insert(http::header::VARY, HeaderValue::from_static("Accept"));
-    if let Ok(v) = HeaderValue::from_str(&etag) {
+    if let Ok(v) = HeaderValue::from_str(etag) {
         h.insert(http::header::ETAG, v);
     }
     resp
@@ -158,16 +188,33 @@ pub(crate) async fn project(ctx: &Ctx, raw: &str, slash: bool) -> Result<Respons
     ctx.registry
         .check_package(&ctx.caller, Permission::ReleasesRead, name.as_str())
         .await?;
-    let mut listing = project::load(ctx, &name)
+    let shared = project::load_shared(ctx, &name)
         .await?
         .ok_or_else(|| not_found(&name))?;
-    project::apply_policy(ctx, &mut listing).await?;
-    let page = listing.page(ctx);
-    let mut resp = negotiated(
-        ctx,
-        || wire::render_html(&page),
-        || wire::render_json(&page),
-    );
-    mark_stale(&mut resp, listing.stale);
+    let decisions = project::decisions(ctx, &shared.listing).await?;
+    let format = format(ctx);
+    let render = |decisions| {
+        let mut listing = Listing::clone(&shared.listing);
+        project::attach(&mut listing, decisions);
+        let page = listing.page(ctx);
+        rendered(
+            format,
+            || wire::render_html(&page),
+            || wire::render_json(&page),
+        )
+    };
+    // The page as served when policy denies nothing is rendered once per state, format
+    // and base URL; pages with denials are rendered per request.
+    let page = if decisions.iter().all(|d| matches!(d, Decision::Allow)) {
+        let key = format!("{}:{format:?}:{}", shared.id, ctx.base);
+        let weight = shared.listing.releases.len().saturating_mul(1024);
+        ctx.registry
+            .memo()
+            .get_or_try::<_, Error>(&key, weight, || Ok(render(decisions)))?
+    } else {
+        Arc::new(render(decisions))
+    };
+    let mut resp = respond(ctx, format, &page);
+    mark_stale(&mut resp, shared.stale);
     Ok(resp)
 }

@@ -173,7 +173,7 @@ impl Change {
 #[derive(Debug)]
 pub(crate) struct ReadCache {
     pub(crate) exists: Memo<bool>,
-    pub(crate) packages: Memo<Option<LocalPackage>>,
+    pub(crate) packages: Memo<Option<std::sync::Arc<LocalPackage>>>,
     pub(crate) versions: Memo<Option<VersionRecord>>,
     pub(crate) blocks: Memo<Vec<Block>>,
     pub(crate) visibility: Memo<Visibility>,

@@ -653,6 +653,19 @@ impl Index for SqlIndex {
         registry: &'a str,
         name: &'a str,
     ) -> BoxFuture<'a, Result<Option<LocalPackage>>> {
+        Box::pin(async move {
+            Ok(self
+                .package_shared(registry, name)
+                .await?
+                .map(|p| LocalPackage::clone(&p)))
+        })
+    }
+
+    fn package_shared<'a>(
+        &'a self,
+        registry: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Arc<LocalPackage>>>> {
         Box::pin(
             self.cache
                 .packages
@@ -699,11 +712,11 @@ impl Index for SqlIndex {
                         })
                         .collect::<Result<Vec<_>>>()?;
                     let tags = self.tags(registry, name).await?;
-                    Ok(Some(LocalPackage {
+                    Ok(Some(Arc::new(LocalPackage {
                         record,
                         versions,
                         tags,
-                    }))
+                    })))
                 }),
         )
     }
