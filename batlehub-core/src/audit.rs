@@ -2,7 +2,9 @@
 //! background task, so auditing never adds a database round trip to a request.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -24,6 +26,15 @@ enum Msg {
 pub struct AuditSink {
     index: Arc<dyn Index>,
     tx: Arc<OnceLock<mpsc::Sender<Msg>>>,
+    drops: Arc<Drops>,
+}
+
+/// Events dropped on a full queue, and when that was last logged.
+struct Drops {
+    count: AtomicU64,
+    epoch: Instant,
+    /// Seconds since `epoch` (plus one) of the last log line.
+    logged_at: AtomicU64,
 }
 
 impl fmt::Debug for AuditSink {
@@ -41,6 +52,11 @@ impl AuditSink {
         Self {
             index,
             tx: Arc::new(OnceLock::new()),
+            drops: Arc::new(Drops {
+                count: AtomicU64::new(0),
+                epoch: Instant::now(),
+                logged_at: AtomicU64::new(0),
+            }),
         }
     }
 
@@ -56,16 +72,41 @@ impl AuditSink {
         }))
     }
 
-    /// Queues an event; never waits.
+    /// Queues an event; never waits. When the writer falls so far behind that its queue is
+    /// full, the event is dropped and counted; the count is logged at most once a second.
     pub fn record(&self, event: AuditEvent) {
         match self.sender() {
             Some(tx) => {
-                if let Err(e) = tx.try_send(Msg::Event(Box::new(event))) {
-                    tracing::warn!(error = %e, "audit queue full; event dropped");
+                if tx.try_send(Msg::Event(Box::new(event))).is_err() {
+                    self.dropped(1);
                 }
             }
             None => tracing::warn!("no async runtime; audit event dropped"),
         }
+    }
+
+    fn dropped(&self, n: u64) {
+        let total = self.drops.count.fetch_add(n, Ordering::Relaxed) + n;
+        let now = self.drops.epoch.elapsed().as_secs() + 1;
+        let last = self.drops.logged_at.load(Ordering::Relaxed);
+        if now > last
+            && self
+                .drops
+                .logged_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                dropped_total = total,
+                "audit queue full: events dropped (the audit writer cannot keep up)"
+            );
+        }
+    }
+
+    /// How many events were dropped because the queue was full.
+    #[must_use]
+    pub fn dropped_events(&self) -> u64 {
+        self.drops.count.load(Ordering::Relaxed)
     }
 
     /// Waits until every event queued so far is written.

@@ -65,6 +65,10 @@ const POSTGRES_MIGRATIONS: &Migrations = &[
 const AUDIT_DEFAULT_LIMIT: u32 = 1000;
 const AUDIT_MAX_LIMIT: u32 = 10_000;
 
+/// Audit rows per INSERT statement (10 bound values each; well under both databases'
+/// limits on bound values).
+const AUDIT_ROWS_PER_INSERT: usize = 100;
+
 /// The metadata index in a SQL database: SQLite or PostgreSQL.
 ///
 /// Constructors apply the schema migrations of the dialect before returning. Timestamps
@@ -1740,26 +1744,40 @@ impl Index for SqlIndex {
             }
             let mut tx = self.pool.begin().await.map_err(db_err)?;
             let outcome: Result<bool> = async {
-                for event in events {
-                    tx.execute(
-                        stmt(
-                            "INSERT INTO audit_log (at, registry, action, package, version, \
-                             principal, outcome, rule, reason, client_ip) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                        )
-                        .time(event.at)
-                        .text(&event.registry)
-                        .text(&event.action)
-                        .opt_text(event.package.as_deref())
-                        .opt_text(event.version.as_deref())
-                        .text(&event.principal)
-                        .text(&event.outcome)
-                        .opt_text(event.rule.as_deref())
-                        .opt_text(event.reason.as_deref())
-                        .opt_text(event.client_ip.as_deref()),
-                    )
-                    .await
-                    .map_err(db_err)?;
+                // Multi-row inserts: one statement per AUDIT_ROWS_PER_INSERT events.
+                for chunk in events.chunks(AUDIT_ROWS_PER_INSERT) {
+                    let mut sql = String::from(
+                        "INSERT INTO audit_log (at, registry, action, package, version, \
+                         principal, outcome, rule, reason, client_ip) VALUES ",
+                    );
+                    for i in 0..chunk.len() {
+                        if i > 0 {
+                            sql.push_str(", ");
+                        }
+                        sql.push('(');
+                        for c in 1..=10 {
+                            if c > 1 {
+                                sql.push_str(", ");
+                            }
+                            sql.push_str(&format!("${}", i * 10 + c));
+                        }
+                        sql.push(')');
+                    }
+                    let mut s = stmt_built(sql);
+                    for event in chunk {
+                        s = s
+                            .time(event.at)
+                            .text(&event.registry)
+                            .text(&event.action)
+                            .opt_text(event.package.as_deref())
+                            .opt_text(event.version.as_deref())
+                            .text(&event.principal)
+                            .text(&event.outcome)
+                            .opt_text(event.rule.as_deref())
+                            .opt_text(event.reason.as_deref())
+                            .opt_text(event.client_ip.as_deref());
+                    }
+                    tx.execute(s).await.map_err(db_err)?;
                 }
                 Ok(true)
             }
