@@ -5,6 +5,7 @@
 #   QUICK=1 benches/load/run.sh    1 run of 3 s per row (a smoke test of the script)
 #   ONLY='tarball' BIN=target/release/batlehub-server KEEP=1 benches/load/run.sh
 #                                  some rows, a prebuilt server, servers left running
+#   MEMO_MIB=0 ...                 the hub's memory cache size ([storage] memory_cache_mib)
 #
 # Installs wrk and nginx (apt) when missing, builds the release server, seeds local npm,
 # cargo, pypi and maven registries through their publish APIs (seed.py: a package with 200
@@ -53,6 +54,8 @@ proxy_toml() { # name type upstream
 }
 {
   printf '[server]\nlisten = "127.0.0.1:%s"\n[storage]\npath = "%s"\n' "$PORT_HUB" "$WORK/hub/blobs"
+  # MEMO_MIB=N sets the hub's memory cache (default: the server's default).
+  [ -n "${MEMO_MIB:-}" ] && printf 'memory_cache_mib = %s\n' "$MEMO_MIB"
   printf '[[auth.tokens]]\nname = "bench"\nvalue = "%s"\nrole = "user"\n' "$TOKEN"
   proxy_toml npm npm "$U/npm/"
   proxy_toml cargo cargo "$U/cargo/registry/"

@@ -1744,8 +1744,17 @@ impl Index for SqlIndex {
             }
             let mut tx = self.pool.begin().await.map_err(db_err)?;
             let outcome: Result<bool> = async {
-                // Multi-row inserts: one statement per AUDIT_ROWS_PER_INSERT events.
-                for chunk in events.chunks(AUDIT_ROWS_PER_INSERT) {
+                // Multi-row inserts of AUDIT_ROWS_PER_INSERT events, the rest in power-of-two
+                // sized statements: a handful of distinct statements to prepare and cache.
+                let mut rest = events;
+                while !rest.is_empty() {
+                    let n = if rest.len() >= AUDIT_ROWS_PER_INSERT {
+                        AUDIT_ROWS_PER_INSERT
+                    } else {
+                        1 << rest.len().ilog2()
+                    };
+                    let (chunk, tail) = rest.split_at(n);
+                    rest = tail;
                     let mut sql = String::from(
                         "INSERT INTO audit_log (at, registry, action, package, version, \
                          principal, outcome, rule, reason, client_ip) VALUES ",
