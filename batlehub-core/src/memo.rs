@@ -105,6 +105,34 @@ impl MemoCache {
         self.insert(key.to_owned(), value.clone(), weight);
         Ok(value)
     }
+
+    /// A value derived from `state`, an `Arc` that its source replaces whenever it changes
+    /// (as [`Index::package_shared`](crate::Index::package_shared) does): the value cached
+    /// under `key` is reused while it was derived from this very `Arc`, and rebuilt (and
+    /// stored) otherwise. Holding `state` keeps its address from being reused meanwhile.
+    ///
+    /// # Errors
+    /// `build`'s error.
+    pub fn derived<S, T, E>(
+        &self,
+        key: String,
+        state: &Arc<S>,
+        weight: usize,
+        build: impl FnOnce(&S) -> Result<T, E>,
+    ) -> Result<Arc<T>, E>
+    where
+        S: Any + Send + Sync,
+        T: Any + Send + Sync,
+    {
+        if let Some(hit) = self.get::<(Arc<S>, Arc<T>)>(&key)
+            && Arc::ptr_eq(&hit.0, state)
+        {
+            return Ok(hit.1.clone());
+        }
+        let value = Arc::new(build(state)?);
+        self.insert(key, Arc::new((state.clone(), value.clone())), weight);
+        Ok(value)
+    }
 }
 
 #[cfg(test)]
@@ -139,6 +167,25 @@ mod tests {
             c.get::<u8>("huge").is_none(),
             "over a quarter of the budget"
         );
+    }
+
+    #[test]
+    fn derived_values_follow_their_state() {
+        let c = MemoCache::new(1000);
+        let one = Arc::new(1u32);
+        let a = c
+            .derived::<_, _, ()>("k".into(), &one, 1, |s| Ok(s * 10))
+            .expect("built");
+        let b = c
+            .derived::<_, u32, ()>("k".into(), &one, 1, |_| panic!("reused"))
+            .expect("cached");
+        assert!(Arc::ptr_eq(&a, &b));
+        // Equal content, another state: rebuilt.
+        let other = Arc::new(1u32);
+        let d = c
+            .derived::<_, _, ()>("k".into(), &other, 1, |s| Ok(s * 20))
+            .expect("rebuilt");
+        assert_eq!(*d, 20);
     }
 
     #[test]

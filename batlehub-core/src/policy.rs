@@ -69,6 +69,17 @@ pub struct PublishFacts {
     pub signature: Option<Signature>,
 }
 
+impl VersionFacts {
+    /// The facts of a stored version.
+    #[must_use]
+    pub fn of(v: &crate::model::VersionRecord) -> Self {
+        Self {
+            version: v.version.clone(),
+            published_at: Some(v.published_at),
+        }
+    }
+}
+
 /// Extra response headers a policy wants on an allowed request (rate limit, quota).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outcome {

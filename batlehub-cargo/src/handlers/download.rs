@@ -30,10 +30,7 @@ pub(crate) async fn download(ctx: &Ctx, name: &CrateName, version: &str) -> Resu
             .version(ctx.registry.name(), &key, version)
             .await?
             .ok_or_else(|| version_not_found(name, version))?;
-        let facts = VersionFacts {
-            version: version.to_owned(),
-            published_at: Some(v.published_at),
-        };
+        let facts = VersionFacts::of(&v);
         ctx.registry
             .check_download(&ctx.caller, Permission::SourceRead, &key, &facts)
             .await?;

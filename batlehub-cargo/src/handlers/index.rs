@@ -228,7 +228,6 @@ pub(crate) fn local_line(v: &VersionRecord, denied: bool) -> Result<IndexLine> {
 /// A local crate's index file prepared from one state of the package, reused while the
 /// index hands out the same package (it hands out a new one after every change).
 struct LocalIndex {
-    package: Arc<LocalPackage>,
     facts: Vec<VersionFacts>,
     plain: Bytes,
     plain_etag: String,
@@ -244,29 +243,15 @@ async fn render_local(ctx: &Ctx, name: &CrateName) -> Result<(Bytes, Option<Stri
         .filter(|p| !p.versions.is_empty())
         .ok_or_else(|| not_found(name))?;
     let key = format!("cargo-local:{}:{}", ctx.registry.name(), name.key());
-    let prepared = match ctx.registry.memo().get::<LocalIndex>(&key) {
-        Some(hit) if Arc::ptr_eq(&hit.package, &pkg) => hit,
-        _ => {
-            let facts = pkg
-                .versions
-                .iter()
-                .map(|v| VersionFacts {
-                    version: v.version.clone(),
-                    published_at: Some(v.published_at),
-                })
-                .collect();
-            let plain = local_lines(&pkg, &[])?;
-            let prepared = Arc::new(LocalIndex {
-                facts,
-                plain_etag: etag_of(plain.as_bytes()),
-                plain: Bytes::from(plain),
-                package: pkg.clone(),
-            });
-            let weight = prepared.plain.len().saturating_mul(4);
-            ctx.registry.memo().insert(key, prepared.clone(), weight);
-            prepared
-        }
-    };
+    let weight = pkg.versions.len().saturating_mul(2048);
+    let prepared = ctx.registry.memo().derived(key, &pkg, weight, |pkg| {
+        let plain = local_lines(pkg, &[])?;
+        Ok::<_, Error>(LocalIndex {
+            facts: pkg.versions.iter().map(VersionFacts::of).collect(),
+            plain_etag: etag_of(plain.as_bytes()),
+            plain: Bytes::from(plain),
+        })
+    })?;
     let decisions = decisions(ctx, name, &prepared.facts).await?;
     if decisions.iter().all(|d| matches!(d, Decision::Allow)) {
         return Ok((prepared.plain.clone(), Some(prepared.plain_etag.clone())));
@@ -275,7 +260,7 @@ async fn render_local(ctx: &Ctx, name: &CrateName) -> Result<(Bytes, Option<Stri
         .iter()
         .map(|d| matches!(d, Decision::Deny(_)))
         .collect();
-    Ok((local_lines(&prepared.package, &denied)?.into(), None))
+    Ok((local_lines(&pkg, &denied)?.into(), None))
 }
 
 /// The index lines of `pkg`'s versions; `denied[i]` shows version `i` as yanked.

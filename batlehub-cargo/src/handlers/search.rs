@@ -86,14 +86,7 @@ async fn local_hit(ctx: &Ctx, key: &str) -> Result<Option<SearchHit>> {
     else {
         return Ok(None);
     };
-    let facts: Vec<VersionFacts> = pkg
-        .versions
-        .iter()
-        .map(|v| VersionFacts {
-            version: v.version.clone(),
-            published_at: Some(v.published_at),
-        })
-        .collect();
+    let facts: Vec<VersionFacts> = pkg.versions.iter().map(VersionFacts::of).collect();
     let decisions = ctx
         .registry
         .version_decisions(&ctx.caller, key, &facts)

@@ -293,10 +293,7 @@ async fn snapshot_metadata(ctx: &Ctx, coords: &Coords, version: &str) -> Result<
     if builds.is_empty() || v.yanked {
         return Err(Error::NotFound(format!("no {coords}:{version} here")));
     }
-    let facts = VersionFacts {
-        version: version.to_owned(),
-        published_at: Some(v.published_at),
-    };
+    let facts = VersionFacts::of(&v);
     if let Some(Decision::Deny(d)) = ctx
         .registry
         .version_decisions(&ctx.caller, &key, std::slice::from_ref(&facts))
@@ -429,10 +426,7 @@ async fn open(
             if let Some(f) = v.files.iter().find(|f| f.filename == file)
                 && file_visible(coords, &v, file)
             {
-                let facts = VersionFacts {
-                    version: version.to_owned(),
-                    published_at: Some(v.published_at),
-                };
+                let facts = VersionFacts::of(&v);
                 ctx.registry
                     .check_download(&ctx.caller, permission, &key, &facts)
                     .await?;

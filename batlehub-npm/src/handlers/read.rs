@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use batlehub_core::body::Body;
 use batlehub_core::digest::ExpectedDigest;
-use batlehub_core::model::{Decision, LocalPackage};
+use batlehub_core::model::Decision;
 use batlehub_core::policy::VersionFacts;
 use batlehub_core::{Artifact, Error, Mode, Permission, Result};
 use bytes::Bytes;
@@ -127,11 +127,8 @@ fn prepared(ctx: &Ctx, name: &PackageName, doc: &batlehub_core::Document) -> Res
         })
 }
 
-/// A local packument prepared from one state of the package: reused while the index
-/// hands out the same package (it hands out a new one after every change).
-type LocalPrepared = (Arc<LocalPackage>, Arc<Prepared>);
-
-/// The local packument of `name`, prepared once per package state and base URL.
+/// The local packument of `name`, prepared once per package state and base URL (reused
+/// while the index hands out the same package; it hands out a new one after every change).
 async fn local_prepared(ctx: &Ctx, name: &PackageName) -> Result<Option<Arc<Prepared>>> {
     static NEXT_ID: AtomicU64 = AtomicU64::new(0);
     let Some(pkg) = ctx
@@ -149,20 +146,17 @@ async fn local_prepared(ctx: &Ctx, name: &PackageName) -> Result<Option<Arc<Prep
         ctx.base,
         name.as_str()
     );
-    if let Some(hit) = ctx.registry.memo().get::<LocalPrepared>(&key)
-        && Arc::ptr_eq(&hit.0, &pkg)
-    {
-        return Ok(Some(hit.1.clone()));
-    }
-    let doc = wire::local_packument(&ctx.base, name, &pkg);
-    // Ids are never reused, so renderings kept under them cannot be mistaken for another
-    // state's.
-    let id = format!("npm-local#{}", NEXT_ID.fetch_add(1, Ordering::Relaxed));
-    let prepared = Arc::new(Prepared::new(Some(id), doc));
     let weight = pkg.versions.len().saturating_mul(4096);
-    ctx.registry
+    let prepared = ctx
+        .registry
         .memo()
-        .insert(key, Arc::new((pkg, prepared.clone())), weight);
+        .derived::<_, _, Error>(key, &pkg, weight, |pkg| {
+            let doc = wire::local_packument(&ctx.base, name, pkg);
+            // Ids are never reused, so renderings kept under them cannot be mistaken for
+            // another state's.
+            let id = format!("npm-local#{}", NEXT_ID.fetch_add(1, Ordering::Relaxed));
+            Ok(Prepared::new(Some(id), doc))
+        })?;
     Ok(Some(prepared))
 }
 
@@ -498,10 +492,7 @@ pub(crate) async fn tarball(ctx: &Ctx, name: &PackageName, file: &str) -> Result
             .version(ctx.registry.name(), name.as_str(), version)
             .await?
             .ok_or_else(|| Error::NotFound(format!("`{name}@{version}` not found")))?;
-        let facts = VersionFacts {
-            version: version.to_owned(),
-            published_at: Some(v.published_at),
-        };
+        let facts = VersionFacts::of(&v);
         ctx.registry
             .check_download(&ctx.caller, Permission::SourceRead, name.as_str(), &facts)
             .await?;

@@ -101,7 +101,6 @@ pub(crate) struct Shared {
 /// A local project's listing built from one state of the package, reused while the index
 /// hands out the same package (it hands out a new one after every change).
 struct LocalListing {
-    package: Arc<LocalPackage>,
     listing: Arc<Listing>,
     id: String,
 }
@@ -121,19 +120,16 @@ pub(crate) async fn load_shared(ctx: &Ctx, name: &ProjectName) -> Result<Option<
             return Ok(None);
         };
         let key = format!("pypi-local:{}:{name}", ctx.registry.name());
-        let local = match ctx.registry.memo().get::<LocalListing>(&key) {
-            Some(hit) if Arc::ptr_eq(&hit.package, &pkg) => hit,
-            _ => {
-                let local = Arc::new(LocalListing {
-                    listing: Arc::new(from_local(name, &pkg)),
+        let weight = pkg.versions.len().saturating_mul(4096);
+        let local = ctx
+            .registry
+            .memo()
+            .derived::<_, _, Error>(key, &pkg, weight, |pkg| {
+                Ok(LocalListing {
+                    listing: Arc::new(from_local(name, pkg)),
                     id: format!("pypi-local#{}", NEXT_ID.fetch_add(1, Ordering::Relaxed)),
-                    package: pkg,
-                });
-                let weight = local.package.versions.len().saturating_mul(4096);
-                ctx.registry.memo().insert(key, local.clone(), weight);
-                local
-            }
-        };
+                })
+            })?;
         return Ok(Some(Shared {
             listing: local.listing.clone(),
             id: local.id.clone(),
@@ -147,7 +143,14 @@ pub(crate) async fn load_shared(ctx: &Ctx, name: &ProjectName) -> Result<Option<
     else {
         return Ok(None);
     };
-    let key = format!("pypi-page:{}:{}:{name}", doc.sha256, doc.upstream);
+    // The listing holds absolute upstream URLs: the key names the registry (its upstreams)
+    // as well as the bytes.
+    let key = format!(
+        "pypi-page:{}:{}:{}:{name}",
+        ctx.registry.name(),
+        doc.sha256,
+        doc.upstream
+    );
     let listing = ctx
         .registry
         .memo()
