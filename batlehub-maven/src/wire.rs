@@ -306,7 +306,7 @@ mod tests {
     #[test]
     fn pom_with_parent() {
         let pom = br#"<?xml version="1.0"?>
-<project xmlns="http://maven.apache.org/POM/4.0.0">
+<project xmlns="urn:example:pom">
   <modelVersion>4.0.0</modelVersion>
   <parent><groupId>org.example</groupId><artifactId>parent</artifactId><version>2.0</version></parent>
   <artifactId>child</artifactId>

@@ -85,7 +85,7 @@ fn write_producer(dir: &Path, version: &str, greeting: &str, deploy_to: &str) {
     std::fs::write(
         dir.join("pom.xml"),
         format!(
-            r#"<project xmlns="http://maven.apache.org/POM/4.0.0">
+            r#"<project>
   <modelVersion>4.0.0</modelVersion>
   <groupId>com.example.e2e</groupId>
   <artifactId>greeter</artifactId>
@@ -120,7 +120,7 @@ fn write_consumer(dir: &Path, version: &str) {
     std::fs::write(
         dir.join("pom.xml"),
         format!(
-            r#"<project xmlns="http://maven.apache.org/POM/4.0.0">
+            r#"<project>
   <modelVersion>4.0.0</modelVersion>
   <groupId>com.example.e2e</groupId>
   <artifactId>consumer</artifactId>

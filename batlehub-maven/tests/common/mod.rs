@@ -241,7 +241,7 @@ pub fn put(path: &str, body: Vec<u8>, who: &str) -> Request<Body> {
 pub fn pom(group: &str, artifact: &str, version: &str) -> String {
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
-<project xmlns="http://maven.apache.org/POM/4.0.0">
+<project>
   <modelVersion>4.0.0</modelVersion>
   <groupId>{group}</groupId>
   <artifactId>{artifact}</artifactId>
