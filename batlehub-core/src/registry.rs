@@ -21,8 +21,8 @@ use crate::digest::{Digests, ExpectedDigest, MultiHasher};
 use crate::error::{Error, Result};
 use crate::memo::MemoCache;
 use crate::model::{
-    Access, AuditEvent, CachedArtifact, CachedDocument, Decision, Identity, Mode, NewVersion,
-    Owner, Permission,
+    Access, AuditEvent, CachedArtifact, CachedDocument, Decision, Identity, LocalPackage, Mode,
+    NewVersion, Owner, Permission,
 };
 use crate::policy::{Caller, Outcome, Policy, PolicyCx, PublishFacts, VersionFacts};
 use crate::store::{Index, Storage, blob_path};
@@ -366,6 +366,19 @@ impl Registry {
     ) -> Result<()> {
         self.authorize(&caller.identity, permission, Some(package))?;
         self.inner.policy.package(self.cx(caller), package).await
+    }
+
+    /// The local package `name` if it has at least one version, shared: the index hands
+    /// out the same `Arc` until the package changes (see [`Index::package_shared`]).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn local_package(&self, name: &str) -> Result<Option<Arc<LocalPackage>>> {
+        Ok(self
+            .index()
+            .package_shared(self.name(), name)
+            .await?
+            .filter(|p| !p.versions.is_empty()))
     }
 
     /// Whether this registry's policy decides on publish times (a release-age gate): when

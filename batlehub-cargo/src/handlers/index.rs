@@ -237,10 +237,8 @@ struct LocalIndex {
 async fn render_local(ctx: &Ctx, name: &CrateName) -> Result<(Bytes, Option<String>)> {
     let pkg = ctx
         .registry
-        .index()
-        .package_shared(ctx.registry.name(), &name.key())
+        .local_package(&name.key())
         .await?
-        .filter(|p| !p.versions.is_empty())
         .ok_or_else(|| not_found(name))?;
     let key = format!("cargo-local:{}:{}", ctx.registry.name(), name.key());
     let weight = pkg.versions.len().saturating_mul(2048);

@@ -131,13 +131,7 @@ fn prepared(ctx: &Ctx, name: &PackageName, doc: &batlehub_core::Document) -> Res
 /// while the index hands out the same package; it hands out a new one after every change).
 async fn local_prepared(ctx: &Ctx, name: &PackageName) -> Result<Option<Arc<Prepared>>> {
     static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-    let Some(pkg) = ctx
-        .registry
-        .index()
-        .package_shared(ctx.registry.name(), name.as_str())
-        .await?
-        .filter(|p| !p.versions.is_empty())
-    else {
+    let Some(pkg) = ctx.registry.local_package(name.as_str()).await? else {
         return Ok(None);
     };
     let key = format!(

@@ -110,13 +110,7 @@ struct LocalListing {
 pub(crate) async fn load_shared(ctx: &Ctx, name: &ProjectName) -> Result<Option<Shared>> {
     static NEXT_ID: AtomicU64 = AtomicU64::new(0);
     if is_local(ctx, name).await? {
-        let Some(pkg) = ctx
-            .registry
-            .index()
-            .package_shared(ctx.registry.name(), name.as_str())
-            .await?
-            .filter(|p| !p.versions.is_empty())
-        else {
+        let Some(pkg) = ctx.registry.local_package(name.as_str()).await? else {
             return Ok(None);
         };
         let key = format!("pypi-local:{}:{name}", ctx.registry.name());
