@@ -203,8 +203,7 @@ def jar(artifact, version, payload):
 
 def pom(artifact, version):
     return f"""<?xml version="1.0" encoding="UTF-8"?>
-<project xmlns="http://maven.apache.org/POM/4.0.0" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
-         xsi:schemaLocation="http://maven.apache.org/POM/4.0.0 https://maven.apache.org/xsd/maven-4.0.0.xsd">
+<project>
   <modelVersion>4.0.0</modelVersion>
   <groupId>{GROUP}</groupId>
   <artifactId>{artifact}</artifactId>
