@@ -113,7 +113,7 @@ def cargo_publish(c, name, vers, payload):
         files.append((f"{name}-{vers}/blob.bin", payload))
     crate = targz(files)
     dep = {"optional": False, "default_features": True, "target": None, "kind": "normal",
-           "registry": "https://github.com/rust-lang/crates.io-index", "explicit_name_in_toml": None}
+           "registry": None, "explicit_name_in_toml": None}
     meta = {
         "name": name, "vers": vers,
         "deps": [dict(dep, name="serde", version_req="^1", features=["derive"]),
