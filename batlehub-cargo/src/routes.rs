@@ -5,7 +5,9 @@
 
 use batlehub_core::{Error, Result};
 
-use crate::name::{CrateName, decode_segment, prefix};
+use batlehub_core::protocol::{decode_segment, query_param, segments};
+
+use crate::name::{CrateName, prefix};
 
 /// One cargo operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,23 +32,12 @@ pub(crate) enum Route {
     Me,
 }
 
-fn query_param(query: Option<&str>, key: &str) -> Option<String> {
-    query?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == key).then(|| {
-            percent_encoding::percent_decode_str(&v.replace('+', " "))
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-    })
-}
-
 fn name_at(raw: &str) -> Result<CrateName> {
-    CrateName::parse(&decode_segment(raw)?)
+    CrateName::parse(&decode_segment("crate name", raw)?)
 }
 
 fn version_at(raw: &str) -> Result<String> {
-    let v = decode_segment(raw)?;
+    let v = decode_segment("version", raw)?;
     crate::name::check_version(&v)?;
     Ok(v)
 }
@@ -54,12 +45,7 @@ fn version_at(raw: &str) -> Result<String> {
 /// Parses a request path (relative to the mount point) and query. The method is checked
 /// by the dispatcher.
 pub(crate) fn parse(path: &str, query: Option<&str>) -> Result<Route> {
-    let trimmed = path.strip_prefix('/').unwrap_or(path);
-    let segs: Vec<&str> = if trimmed.is_empty() {
-        Vec::new()
-    } else {
-        trimmed.split('/').collect()
-    };
+    let segs = segments(path);
     if segs.iter().any(|s| s.is_empty()) {
         return Err(Error::BadRequest("empty path segment".into()));
     }
@@ -71,7 +57,7 @@ pub(crate) fn parse(path: &str, query: Option<&str>) -> Result<Route> {
             let lower = name.lower();
             let mut wanted = Vec::with_capacity(2);
             for d in dirs {
-                wanted.push(decode_segment(d)?);
+                wanted.push(decode_segment("index directory", d)?);
             }
             // Index paths are lowercase; a path whose directories do not belong to the
             // name is not an index file.

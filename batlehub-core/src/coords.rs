@@ -37,6 +37,20 @@ pub fn check_segment(what: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// Parses a version that must be semver 2.0 (npm, cargo), after [`check_segment`].
+///
+/// # Errors
+/// [`Error::BadRequest`] quoting the version and what is wrong with it.
+pub fn check_semver(version: &str) -> Result<semver::Version> {
+    check_segment("version", version)?;
+    semver::Version::parse(version).map_err(|e| {
+        Error::BadRequest(format!(
+            "invalid version `{}`: {e}",
+            version.escape_default()
+        ))
+    })
+}
+
 /// Checks a path of segments joined by `/` (npm scope, Maven group, Go module path).
 ///
 /// # Errors

@@ -122,19 +122,15 @@ impl Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// Headers every protocol adds to this error's response: the auth challenge for 401,
-    /// `Retry-After` for age-gated denials and rate limits, `X-RateLimit-*` for 429.
+    /// Headers every protocol adds to this error's response: `Retry-After` for age-gated
+    /// denials and rate limits, `X-RateLimit-*` for 429, the rule of a denial. The
+    /// authentication challenge is the protocol's
+    /// ([`Protocol::challenge`](crate::protocol::Protocol::challenge)).
     #[must_use]
     pub fn headers(&self, now: chrono::DateTime<chrono::Utc>) -> http::HeaderMap {
         use http::HeaderValue;
         let mut h = http::HeaderMap::new();
         match self {
-            Error::Unauthorized(_) => {
-                h.insert(
-                    http::header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Basic realm=\"batlehub\""),
-                );
-            }
             Error::Denied(Denial {
                 eligible_at: Some(at),
                 ..

@@ -12,8 +12,8 @@ pub mod hub;
 pub mod memo;
 pub mod model;
 pub mod policy;
+pub mod protocol;
 pub mod registry;
-pub mod serve;
 pub mod store;
 pub mod upstream;
 pub mod versions;
@@ -33,3 +33,12 @@ pub use policy::{
 pub use registry::{Artifact, Document, Registry, RegistryConfig, Staged};
 pub use store::{BlobStore, Index, Storage};
 pub use upstream::{UpstreamAuth, UpstreamClient, UpstreamOptions};
+
+/// What [`protocol_service!`] expands to needs; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use bytes::Bytes;
+    pub use http;
+    pub use http_body;
+    pub use tower_service::Service;
+}

@@ -95,14 +95,6 @@ pub(crate) fn is_snapshot(version: &str) -> bool {
     version.ends_with("-SNAPSHOT")
 }
 
-/// Percent-decodes one path segment, refusing invalid UTF-8.
-pub(crate) fn decode_segment(raw: &str) -> Result<String> {
-    percent_encoding::percent_decode_str(raw)
-        .decode_utf8()
-        .map(|c| c.into_owned())
-        .map_err(|_| Error::BadRequest("path segment is not valid UTF-8".into()))
-}
-
 /// A file name inside a version folder, split into Maven's parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FileName {

@@ -3,7 +3,9 @@
 use batlehub_core::{Error, Result};
 
 use crate::checksum::Algo;
-use crate::name::{Coords, check_version, decode_segment, is_snapshot, parse_file};
+use batlehub_core::protocol::decode_segment;
+
+use crate::name::{Coords, check_version, is_snapshot, parse_file};
 
 /// The file name of repository metadata.
 pub(crate) const METADATA: &str = "maven-metadata.xml";
@@ -41,9 +43,7 @@ pub(crate) fn parse(path: &str) -> Result<Route> {
     }
     let mut segs = Vec::with_capacity(raw.len());
     for s in raw {
-        let d = decode_segment(s)?;
-        batlehub_core::coords::check_segment("path segment", &d)?;
-        segs.push(d);
+        segs.push(decode_segment("path segment", s)?);
     }
     let Some((last, dirs)) = segs.split_last() else {
         return Err(Error::NotFound("the repository root has no listing".into()));

@@ -3,7 +3,9 @@
 use batlehub_core::{Error, Result};
 use http::Method;
 
-use crate::name::{PackageName, decode_segment};
+use batlehub_core::protocol::{decode_path, decode_segment, query_param, segments};
+
+use crate::name::PackageName;
 
 /// One npm operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,12 +27,12 @@ fn take_name<'a>(segs: &'a [&'a str]) -> Result<(PackageName, &'a [&'a str])> {
     let first = segs
         .first()
         .ok_or_else(|| Error::NotFound("no package named".into()))?;
-    let decoded = decode_segment(first)?;
+    let decoded = decode_path("package name", first)?;
     if decoded.starts_with('@') && !decoded.contains('/') {
         let second = segs
             .get(1)
             .ok_or_else(|| Error::BadRequest(format!("invalid package name `{decoded}`")))?;
-        let base = decode_segment(second)?;
+        let base = decode_segment("package name", second)?;
         if base.contains('/') {
             return Err(Error::BadRequest("invalid package name".into()));
         }
@@ -43,26 +45,9 @@ fn take_name<'a>(segs: &'a [&'a str]) -> Result<(PackageName, &'a [&'a str])> {
     }
 }
 
-fn query_param(query: Option<&str>, key: &str) -> Option<String> {
-    query?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == key).then(|| {
-            percent_encoding::percent_decode_str(&v.replace('+', " "))
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-    })
-}
-
 /// Parses a request path (relative to the mount point) and query.
 pub(crate) fn parse(method: &Method, path: &str, query: Option<&str>) -> Result<Route> {
-    let trimmed = path.strip_prefix('/').unwrap_or(path);
-    let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
-    let segs: Vec<&str> = if trimmed.is_empty() {
-        Vec::new()
-    } else {
-        trimmed.split('/').collect()
-    };
+    let segs = segments(path);
     if segs.iter().any(|s| s.is_empty()) {
         return Err(Error::BadRequest("empty path segment".into()));
     }
@@ -85,8 +70,7 @@ pub(crate) fn parse(method: &Method, path: &str, query: Option<&str>) -> Result<
             match rest {
                 ["dist-tags"] => Ok(Route::DistTags { name }),
                 ["dist-tags", tag] => {
-                    let tag = decode_segment(tag)?;
-                    batlehub_core::coords::check_segment("tag", &tag)?;
+                    let tag = decode_segment("tag", tag)?;
                     Ok(Route::DistTag { name, tag })
                 }
                 _ => Err(Error::NotFound("unknown endpoint".into())),
@@ -107,8 +91,7 @@ pub(crate) fn parse(method: &Method, path: &str, query: Option<&str>) -> Result<
                     file: checked_file(file)?,
                 }),
                 [version] if *version != "-" => {
-                    let version = decode_segment(version)?;
-                    batlehub_core::coords::check_segment("version", &version)?;
+                    let version = decode_segment("version", version)?;
                     Ok(Route::Version { name, version })
                 }
                 _ => Err(Error::NotFound("unknown endpoint".into())),
@@ -118,9 +101,7 @@ pub(crate) fn parse(method: &Method, path: &str, query: Option<&str>) -> Result<
 }
 
 fn checked_file(raw: &str) -> Result<String> {
-    let file = decode_segment(raw)?;
-    batlehub_core::coords::check_segment("file name", &file)?;
-    Ok(file)
+    decode_segment("file name", raw)
 }
 
 #[cfg(test)]

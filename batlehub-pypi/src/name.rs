@@ -2,7 +2,6 @@
 //! (wheels, PEP 427; sdists, PEP 625).
 
 use batlehub_core::{Error, Result};
-use percent_encoding::percent_decode_str;
 
 use crate::version::Version;
 
@@ -189,18 +188,6 @@ pub fn version_of(filename: &str, project: &ProjectName) -> Option<String> {
     )
 }
 
-/// Percent-decodes one path segment, refusing what no PyPI coordinate may contain.
-///
-/// # Errors
-/// [`Error::BadRequest`] for invalid UTF-8, `/`, `\`, control characters, `.` or `..`.
-pub fn decode_segment(what: &str, raw: &str) -> Result<String> {
-    let decoded = percent_decode_str(raw)
-        .decode_utf8()
-        .map_err(|_| Error::BadRequest("path is not valid UTF-8".into()))?;
-    batlehub_core::coords::check_segment(what, &decoded)?;
-    Ok(decoded.into_owned())
-}
-
 /// Checks a distribution file name sent by a client: one path segment, not hidden.
 ///
 /// # Errors
@@ -274,7 +261,5 @@ mod tests {
         assert!(check_filename("../x.whl").is_err());
         assert!(check_filename(".hidden.whl").is_err());
         assert!(check_filename("a-1.0.tar.gz").is_ok());
-        assert!(decode_segment("file", "%2e%2e").is_err());
-        assert!(decode_segment("file", "a%2fb").is_err());
     }
 }

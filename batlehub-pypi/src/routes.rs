@@ -2,7 +2,7 @@
 
 use batlehub_core::{Error, Result};
 
-use crate::name::decode_segment;
+use batlehub_core::protocol::decode_segment;
 
 /// One PyPI operation. Names are as sent (decoded, not yet normalized): handlers redirect
 /// non-normalized spellings.

@@ -5,25 +5,23 @@ use batlehub_core::body::Body;
 use batlehub_core::digest::ExpectedDigest;
 use batlehub_core::policy::VersionFacts;
 use batlehub_core::{Artifact, Error, Permission, Result};
-use http::{HeaderValue, Response};
+use http::Response;
 
-use crate::handlers::index::{
-    is_local, not_found, upstream_config, upstream_index, upstream_lines,
-};
+use crate::handlers::index::{not_found, upstream_config, upstream_index, upstream_lines};
 use crate::name::CrateName;
-use crate::service::Ctx;
 use crate::wire::parse_pubtime;
+use batlehub_core::protocol::{self, Cx};
 
 fn version_not_found(name: &CrateName, version: &str) -> Error {
     Error::NotFound(format!("crate `{name}` has no version `{version}`"))
 }
 
 /// `GET /api/v1/crates/{name}/{version}/download`.
-pub(crate) async fn download(ctx: &Ctx, name: &CrateName, version: &str) -> Result<Response<Body>> {
+pub(crate) async fn download(ctx: &Cx, name: &CrateName, version: &str) -> Result<Response<Body>> {
     let key = name.key();
     ctx.registry
-        .authorize(&ctx.identity, Permission::SourceRead, Some(&key))?;
-    if is_local(ctx, name).await? {
+        .authorize(ctx.identity(), Permission::SourceRead, Some(&key))?;
+    if ctx.is_local(&name.key()).await? {
         let v = ctx
             .registry
             .index()
@@ -39,6 +37,7 @@ pub(crate) async fn download(ctx: &Ctx, name: &CrateName, version: &str) -> Resu
             .first()
             .ok_or_else(|| Error::internal(format!("{key}@{version} has no .crate file")))?;
         return Ok(artifact_response(
+            ctx,
             ctx.registry.open_blob(&file.sha256).await?,
         ));
     }
@@ -62,7 +61,7 @@ pub(crate) async fn download(ctx: &Ctx, name: &CrateName, version: &str) -> Resu
         .await?;
     let cache_key = format!("crate/{}/{version}", name.lower());
     if let Some(hit) = ctx.registry.cached_artifact(&cache_key).await? {
-        return Ok(artifact_response(hit));
+        return Ok(artifact_response(ctx, hit));
     }
     let cksum = line.cksum.as_deref().unwrap_or_default();
     let expected = ExpectedDigest::from_hex("sha256", cksum).ok_or_else(|| {
@@ -89,29 +88,9 @@ pub(crate) async fn download(ctx: &Ctx, name: &CrateName, version: &str) -> Resu
         .registry
         .upstream_artifact(&cache_key, url, Some(expected))
         .await?;
-    Ok(artifact_response(artifact))
+    Ok(artifact_response(ctx, artifact))
 }
 
-fn artifact_response(artifact: Artifact) -> Response<Body> {
-    let mut resp = Response::new(artifact.body);
-    let h = resp.headers_mut();
-    h.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    if let Some(size) = artifact.size {
-        h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(size));
-    }
-    if let Some(sha) = artifact
-        .sha256
-        .as_deref()
-        .and_then(|s| HeaderValue::from_str(&format!("\"{s}\"")).ok())
-    {
-        h.insert(http::header::ETAG, sha);
-    }
-    h.insert(
-        http::header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=31536000, immutable"),
-    );
-    resp
+fn artifact_response(ctx: &Cx, artifact: Artifact) -> Response<Body> {
+    protocol::artifact(artifact, protocol::OCTET_STREAM, ctx.audience())
 }

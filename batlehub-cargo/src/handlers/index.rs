@@ -1,47 +1,30 @@
 //! The sparse index: `config.json` and index files, with policy applied on the way out.
 
-use batlehub_core::body::{self, Body};
+use batlehub_core::body::Body;
 use batlehub_core::model::{Decision, LocalPackage, VersionRecord};
 use batlehub_core::policy::VersionFacts;
-use batlehub_core::{Document, Error, Identity, Mode, Permission, Result};
+use batlehub_core::{Document, Error, Identity, Permission, Result};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt as _;
-use http::{HeaderValue, Response, StatusCode};
-use sha2::Digest as _;
+use http::{HeaderValue, Response};
 
 use crate::name::CrateName;
-use crate::service::Ctx;
 use crate::wire::{IndexConfig, IndexLine, LineFacts, parse_pubtime, pubtime};
+use batlehub_core::protocol::{self, Cx};
 
 /// Cache key of the upstream `config.json`.
 const CONFIG_KEY: &str = "config.json";
 /// The largest upstream `config.json` read outside the document cache.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
-/// Whether `name` is served from the local index here (dependency-confusion guard: in
-/// hybrid mode a name with a local crate never falls through to an upstream, even when
-/// policy hides every local version).
-pub(crate) async fn is_local(ctx: &Ctx, name: &CrateName) -> Result<bool> {
-    Ok(match ctx.registry.mode() {
-        Mode::Local => true,
-        Mode::Proxy => false,
-        Mode::Hybrid => {
-            ctx.registry
-                .index()
-                .package_exists(ctx.registry.name(), &name.key())
-                .await?
-        }
-    })
-}
-
 pub(crate) fn not_found(name: &CrateName) -> Error {
     Error::NotFound(format!("crate `{name}` does not exist"))
 }
 
 /// The local crate stored under `name`'s key, with at least one version.
-pub(crate) async fn local_package(ctx: &Ctx, name: &CrateName) -> Result<Option<LocalPackage>> {
+pub(crate) async fn local_package(ctx: &Cx, name: &CrateName) -> Result<Option<LocalPackage>> {
     Ok(ctx
         .registry
         .index()
@@ -52,7 +35,7 @@ pub(crate) async fn local_package(ctx: &Ctx, name: &CrateName) -> Result<Option<
 
 /// The upstream index file of `name` (each spelling is its own upstream file), through the
 /// document cache.
-pub(crate) async fn upstream_index(ctx: &Ctx, name: &CrateName) -> Result<Option<Document>> {
+pub(crate) async fn upstream_index(ctx: &Cx, name: &CrateName) -> Result<Option<Document>> {
     ctx.registry
         .upstream_document(
             &format!("index/{}", name.lower()),
@@ -76,7 +59,7 @@ pub(crate) struct UpstreamIndex {
 /// in the registry's memory cache by digest. Lines that cannot be read are dropped (policy
 /// cannot vouch for them).
 pub(crate) fn upstream_lines(
-    ctx: &Ctx,
+    ctx: &Cx,
     name: &CrateName,
     doc: &Document,
 ) -> Result<Arc<UpstreamIndex>> {
@@ -114,7 +97,7 @@ pub(crate) fn upstream_lines(
             Ok(UpstreamIndex {
                 lines,
                 facts,
-                plain_etag: etag_of(plain.as_bytes()),
+                plain_etag: protocol::etag_of(plain.as_bytes()),
                 plain: Bytes::from(plain),
             })
         })
@@ -122,7 +105,7 @@ pub(crate) fn upstream_lines(
 
 /// The `config.json` of upstream `i`: from the document cache when the cached copy came
 /// from that upstream, else fetched directly.
-pub(crate) async fn upstream_config(ctx: &Ctx, i: usize) -> Result<IndexConfig> {
+pub(crate) async fn upstream_config(ctx: &Cx, i: usize) -> Result<IndexConfig> {
     let parse = |bytes: &[u8]| {
         serde_json::from_slice::<IndexConfig>(bytes).map_err(|e| {
             tracing::warn!(error = %e, "upstream config.json is not a cargo index config");
@@ -165,9 +148,9 @@ pub(crate) async fn upstream_config(ctx: &Ctx, i: usize) -> Result<IndexConfig> 
 }
 
 /// `GET /registry/config.json`.
-pub(crate) fn config(ctx: &Ctx) -> Result<Response<Body>> {
+pub(crate) fn config(ctx: &Cx) -> Result<Response<Body>> {
     ctx.registry
-        .authorize(&ctx.identity, Permission::ReleasesRead, None)?;
+        .authorize(ctx.identity(), Permission::ReleasesRead, None)?;
     let auth_required = ctx
         .registry
         .authorize(&Identity::Anonymous, Permission::ReleasesRead, None)
@@ -179,11 +162,11 @@ pub(crate) fn config(ctx: &Ctx) -> Result<Response<Body>> {
 
 /// `GET /registry/{prefix}/{name}`: one line per version; versions policy denies this caller
 /// are shown as yanked, so cargo keeps them in lockfiles but never selects them.
-pub(crate) async fn index_file(ctx: &Ctx, name: &CrateName) -> Result<Response<Body>> {
+pub(crate) async fn index_file(ctx: &Cx, name: &CrateName) -> Result<Response<Body>> {
     ctx.registry
         .check_package(&ctx.caller, Permission::ReleasesRead, &name.key())
         .await?;
-    let (bytes, etag, stale) = if is_local(ctx, name).await? {
+    let (bytes, etag, stale) = if ctx.is_local(&name.key()).await? {
         let (bytes, etag) = render_local(ctx, name).await?;
         (bytes, etag, false)
     } else {
@@ -205,7 +188,7 @@ pub(crate) async fn index_file(ctx: &Ctx, name: &CrateName) -> Result<Response<B
     Ok(resp)
 }
 
-async fn decisions(ctx: &Ctx, name: &CrateName, facts: &[VersionFacts]) -> Result<Vec<Decision>> {
+async fn decisions(ctx: &Cx, name: &CrateName, facts: &[VersionFacts]) -> Result<Vec<Decision>> {
     ctx.registry
         .version_decisions(&ctx.caller, &name.key(), facts)
         .await
@@ -234,7 +217,7 @@ struct LocalIndex {
 }
 
 /// The index file of a local crate as this caller may see it, and its ETag when known.
-async fn render_local(ctx: &Ctx, name: &CrateName) -> Result<(Bytes, Option<String>)> {
+async fn render_local(ctx: &Cx, name: &CrateName) -> Result<(Bytes, Option<String>)> {
     let pkg = ctx
         .registry
         .local_package(&name.key())
@@ -246,7 +229,7 @@ async fn render_local(ctx: &Ctx, name: &CrateName) -> Result<(Bytes, Option<Stri
         let plain = local_lines(pkg, &[])?;
         Ok::<_, Error>(LocalIndex {
             facts: pkg.versions.iter().map(VersionFacts::of).collect(),
-            plain_etag: etag_of(plain.as_bytes()),
+            plain_etag: protocol::etag_of(plain.as_bytes()),
             plain: Bytes::from(plain),
         })
     })?;
@@ -274,7 +257,7 @@ fn local_lines(pkg: &LocalPackage, denied: &[bool]) -> Result<String> {
 
 /// The index file as this caller may see it, and its ETag when already known.
 async fn render_upstream(
-    ctx: &Ctx,
+    ctx: &Cx,
     name: &CrateName,
     doc: &Document,
 ) -> Result<(Bytes, Option<String>)> {
@@ -301,46 +284,17 @@ async fn render_upstream(
     Ok((out.into(), None))
 }
 
-fn etag_of(bytes: &[u8]) -> String {
-    format!("\"{}\"", hex::encode(sha2::Sha256::digest(bytes)))
-}
-
-/// A response with a strong ETag (sha256 of the bytes), answering 304 when the client's
+/// A document with a strong ETag (sha256 of the bytes), answering 304 when the client's
 /// `If-None-Match` has it. No `Last-Modified`: policy makes the content depend on the clock,
-/// so only the content itself can say whether it changed.
+/// so only the content itself can say whether it changed; `no-cache` makes cargo revalidate.
 fn etagged(
-    ctx: &Ctx,
+    ctx: &Cx,
     bytes: Bytes,
     etag: Option<String>,
     content_type: &'static str,
 ) -> Response<Body> {
-    let etag = etag.unwrap_or_else(|| etag_of(&bytes));
-    let matches = ctx
-        .parts
-        .headers
-        .get_all(http::header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().trim_start_matches("W/"))
-        .any(|t| t == etag || t == "*");
-    let mut resp = if matches {
-        let mut r = Response::new(body::empty());
-        *r.status_mut() = StatusCode::NOT_MODIFIED;
-        r
-    } else {
-        let mut r = Response::new(body::full(bytes));
-        r.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static(content_type),
-        );
-        r
-    };
-    let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        h.insert(http::header::ETAG, v);
-    }
-    h.insert(
+    let mut resp = protocol::conditional(&ctx.parts, content_type, bytes, etag);
+    resp.headers_mut().insert(
         http::header::CACHE_CONTROL,
         HeaderValue::from_static("private, no-cache"),
     );

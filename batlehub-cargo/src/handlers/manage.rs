@@ -7,15 +7,15 @@ use bytes::Bytes;
 use http::{Response, StatusCode};
 use serde_json::json;
 
-use crate::handlers::index::{is_local, local_package, not_found};
+use crate::handlers::index::{local_package, not_found};
 use crate::name::CrateName;
-use crate::service::{Ctx, json};
 use crate::wire::{OwnerEntry, OwnersRequest};
+use batlehub_core::protocol::{Cx, json};
 
 /// Refuses changes to crates that are not stored here (proxy mode, or a proxied name in
 /// hybrid mode) and to crates that do not exist.
-async fn local_crate(ctx: &Ctx, name: &CrateName) -> Result<()> {
-    if !is_local(ctx, name).await?
+async fn local_crate(ctx: &Cx, name: &CrateName) -> Result<()> {
+    if !ctx.is_local(&name.key()).await?
         || !ctx
             .registry
             .index()
@@ -29,7 +29,7 @@ async fn local_crate(ctx: &Ctx, name: &CrateName) -> Result<()> {
 
 /// `DELETE .../{version}/yank` and `PUT .../{version}/unyank`.
 pub(crate) async fn set_yanked(
-    ctx: &Ctx,
+    ctx: &Cx,
     name: &CrateName,
     version: &str,
     yanked: bool,
@@ -87,12 +87,12 @@ fn parse_users(body: &Bytes) -> Result<Vec<Owner>> {
 }
 
 /// `GET /api/v1/crates/{name}/owners`.
-pub(crate) async fn list_owners(ctx: &Ctx, name: &CrateName) -> Result<Response<Body>> {
+pub(crate) async fn list_owners(ctx: &Cx, name: &CrateName) -> Result<Response<Body>> {
     let key = name.key();
     ctx.registry
         .check_package(&ctx.caller, Permission::ReleasesRead, &key)
         .await?;
-    if !is_local(ctx, name).await? || local_package(ctx, name).await?.is_none() {
+    if !ctx.is_local(&name.key()).await? || local_package(ctx, name).await?.is_none() {
         return Err(not_found(name));
     }
     let owners = ctx
@@ -113,11 +113,7 @@ pub(crate) async fn list_owners(ctx: &Ctx, name: &CrateName) -> Result<Response<
 }
 
 /// `PUT /api/v1/crates/{name}/owners`.
-pub(crate) async fn add_owners(
-    ctx: &Ctx,
-    name: &CrateName,
-    body: &Bytes,
-) -> Result<Response<Body>> {
+pub(crate) async fn add_owners(ctx: &Cx, name: &CrateName, body: &Bytes) -> Result<Response<Body>> {
     let key = name.key();
     ctx.registry
         .check_manage(&ctx.caller, &key, "owners")
@@ -161,7 +157,7 @@ pub(crate) async fn add_owners(
 /// `DELETE /api/v1/crates/{name}/owners`. The last owner cannot be removed: a crate without
 /// owners could be taken over by any publisher.
 pub(crate) async fn remove_owners(
-    ctx: &Ctx,
+    ctx: &Cx,
     name: &CrateName,
     body: &Bytes,
 ) -> Result<Response<Body>> {

@@ -17,8 +17,8 @@ use tokio::sync::mpsc;
 
 use crate::crate_file::Inspector;
 use crate::name::{CrateName, check_version};
-use crate::service::{BodyStream, Ctx, content_length, json};
 use crate::wire::{IndexLine, PublishMetadata, publish_ok, split_features};
+use batlehub_core::protocol::{BodyStream, Cx, content_length, json};
 
 /// The largest JSON metadata accepted (it carries the README).
 const MAX_METADATA: u32 = 4 * 1024 * 1024;
@@ -187,10 +187,10 @@ fn stored_name(pkg: &batlehub_core::model::LocalPackage) -> Option<String> {
 }
 
 /// `PUT /api/v1/crates/new`.
-pub(crate) async fn publish(ctx: &Ctx, body: BodyStream) -> Result<Response<Body>> {
+pub(crate) async fn publish(ctx: &Cx, body: BodyStream) -> Result<Response<Body>> {
     ctx.registry.ensure_publishable()?;
     ctx.registry
-        .authorize(&ctx.identity, Permission::Publish, None)?;
+        .authorize(ctx.identity(), Permission::Publish, None)?;
     let max = ctx.registry.config().max_upload_bytes;
     let too_large = |n: u64| {
         Error::PayloadTooLarge(format!(
@@ -272,7 +272,7 @@ fn already_uploaded(meta: &PublishMetadata) -> Error {
 
 /// Checks the staged `.crate` against the metadata and policy, then commits it.
 async fn commit(
-    ctx: &Ctx,
+    ctx: &Cx,
     name: &CrateName,
     meta: &PublishMetadata,
     manifest: Result<crate::crate_file::Manifest>,
@@ -329,7 +329,7 @@ async fn commit(
         // Not part of the index line (rendering drops it); `cargo search` shows it.
         obj.insert("description".into(), Value::String(d.clone()));
     }
-    let publisher = ctx.identity.name().to_owned();
+    let publisher = ctx.identity().name().to_owned();
     let new = NewVersion {
         registry: ctx.registry.name().to_owned(),
         version: VersionRecord {

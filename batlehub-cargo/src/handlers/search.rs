@@ -9,8 +9,8 @@ use http::{Response, StatusCode};
 use serde_json::{Value, json};
 
 use crate::handlers::index::upstream_config;
-use crate::service::{Ctx, json};
 use crate::wire::SearchHit;
+use batlehub_core::protocol::{Cx, json};
 
 /// The largest upstream search response read.
 const MAX_UPSTREAM_SEARCH: u64 = 4 * 1024 * 1024;
@@ -18,9 +18,9 @@ const MAX_UPSTREAM_SEARCH: u64 = 4 * 1024 * 1024;
 /// Local crates whose name contains `q` (ignoring case and `-`/`_`), hidden and blocked
 /// crates left out; then, in proxy and hybrid modes, the first upstream's own search
 /// results for names not found locally (when its `config.json` names an `api`).
-pub(crate) async fn search(ctx: &Ctx, q: &str, per_page: u32) -> Result<Response<Body>> {
+pub(crate) async fn search(ctx: &Cx, q: &str, per_page: u32) -> Result<Response<Body>> {
     ctx.registry
-        .authorize(&ctx.identity, Permission::ReleasesRead, None)?;
+        .authorize(ctx.identity(), Permission::ReleasesRead, None)?;
     let mut hits: Vec<SearchHit> = Vec::new();
     let mut keys = std::collections::HashSet::new();
     if ctx.registry.mode() != Mode::Proxy {
@@ -77,7 +77,7 @@ pub(crate) async fn search(ctx: &Ctx, q: &str, per_page: u32) -> Result<Response
 
 /// A local crate as a search hit: the highest version policy lets this caller select
 /// (not yanked when possible), with the name and description it was published with.
-async fn local_hit(ctx: &Ctx, key: &str) -> Result<Option<SearchHit>> {
+async fn local_hit(ctx: &Cx, key: &str) -> Result<Option<SearchHit>> {
     let Some(pkg) = ctx
         .registry
         .index()
@@ -119,7 +119,7 @@ async fn local_hit(ctx: &Ctx, key: &str) -> Result<Option<SearchHit>> {
     }))
 }
 
-async fn upstream_search(ctx: &Ctx, q: &str, per_page: u32) -> Result<Vec<SearchHit>> {
+async fn upstream_search(ctx: &Cx, q: &str, per_page: u32) -> Result<Vec<SearchHit>> {
     let config = upstream_config(ctx, 0).await?;
     let api = config
         .api

@@ -17,8 +17,8 @@ use crate::checksum::Algo;
 use crate::handlers::version_visible;
 use crate::name::{Coords, is_snapshot, parse_file};
 use crate::routes::Route;
-use crate::service::{BodyStream, Ctx, bytes_response, read_limited};
 use crate::wire;
+use batlehub_core::protocol::{Cx, RequestBody, typed};
 
 /// How long after a release's first file its deployer may still add new files to it
 /// (classifiers, signatures) once its POM is stored; existing files never change.
@@ -28,29 +28,29 @@ const DEPLOY_WINDOW_SECS: i64 = 3600;
 const MAX_CHECKSUM: usize = 1024;
 
 fn created() -> Response<Body> {
-    bytes_response(StatusCode::CREATED, "text/plain", "")
+    typed(StatusCode::CREATED, "text/plain", "")
 }
 
 /// `PUT` of any repository path.
-pub(crate) async fn put(ctx: &Ctx, route: Route, body: BodyStream) -> Result<Response<Body>> {
+pub(crate) async fn put(ctx: &Cx, route: Route, body: RequestBody) -> Result<Response<Body>> {
     ctx.registry.ensure_publishable()?;
     let coords = match &route {
         Route::Metadata { coords, .. } | Route::File { coords, .. } => coords.clone(),
     };
     // Before reading the body: an anonymous deploy gets the Basic challenge at once.
     ctx.registry
-        .authorize(&ctx.identity, Permission::Publish, Some(&coords.key()))?;
+        .authorize(ctx.identity(), Permission::Publish, Some(&coords.key()))?;
     match route {
         Route::Metadata {
             checksum: Some(algo),
             ..
         } => {
             // The client's checksum of its own metadata, which is not what is served.
-            algo.parse_file(&read_limited(ctx, body, MAX_CHECKSUM).await?)?;
+            algo.parse_file(&body.read_to_bytes(&ctx.parts, MAX_CHECKSUM).await?)?;
             Ok(created())
         }
         Route::Metadata { version, .. } => {
-            let xml = read_limited(ctx, body, wire::MAX_METADATA).await?;
+            let xml = body.read_to_bytes(&ctx.parts, wire::MAX_METADATA).await?;
             let meta = wire::parse_metadata(&xml)?;
             let names_other = meta.group.as_deref().is_some_and(|g| g != coords.group)
                 || meta
@@ -86,11 +86,7 @@ pub(crate) async fn put(ctx: &Ctx, route: Route, body: BodyStream) -> Result<Res
     }
 }
 
-async fn stored_version(
-    ctx: &Ctx,
-    coords: &Coords,
-    version: &str,
-) -> Result<Option<VersionRecord>> {
+async fn stored_version(ctx: &Cx, coords: &Coords, version: &str) -> Result<Option<VersionRecord>> {
     ctx.registry
         .index()
         .version(ctx.registry.name(), &coords.key(), version)
@@ -98,14 +94,14 @@ async fn stored_version(
 }
 
 async fn verify_checksum(
-    ctx: &Ctx,
+    ctx: &Cx,
     coords: &Coords,
     version: &str,
     file: &str,
     algo: Algo,
-    body: BodyStream,
+    body: RequestBody,
 ) -> Result<Response<Body>> {
-    let sent = algo.parse_file(&read_limited(ctx, body, MAX_CHECKSUM).await?)?;
+    let sent = algo.parse_file(&body.read_to_bytes(&ctx.parts, MAX_CHECKSUM).await?)?;
     let record = stored_version(ctx, coords, version)
         .await?
         .and_then(|v| v.files.into_iter().find(|f| f.filename == file))
@@ -128,17 +124,17 @@ async fn verify_checksum(
 }
 
 async fn store_file(
-    ctx: &Ctx,
+    ctx: &Cx,
     coords: &Coords,
     version: &str,
     file: &str,
-    body: BodyStream,
+    body: RequestBody,
 ) -> Result<Response<Body>> {
     let name = parse_file(&coords.artifact, version, file).ok_or_else(|| {
         Error::BadRequest(format!("`{file}` is not a file of {coords}:{version}"))
     })?;
     let staged = if name.extension == "pom" && name.classifier.is_empty() {
-        let xml = read_limited(ctx, body, wire::MAX_POM).await?;
+        let xml = body.read_to_bytes(&ctx.parts, wire::MAX_POM).await?;
         if xml.is_empty() {
             return Err(Error::BadRequest(format!("{file} is empty")));
         }
@@ -151,7 +147,7 @@ async fn store_file(
         }
         ctx.registry.stage_bytes(xml).await?
     } else {
-        let staged = ctx.registry.stage(body).await?;
+        let staged = ctx.registry.stage(body.into_stream()).await?;
         if staged.digests.size == 0 {
             ctx.registry.discard(staged).await;
             return Err(Error::BadRequest(format!("{file} is empty (0 bytes)")));
@@ -168,7 +164,7 @@ async fn store_file(
 }
 
 async fn commit(
-    ctx: &Ctx,
+    ctx: &Cx,
     coords: &Coords,
     version: &str,
     file: &str,
@@ -206,7 +202,7 @@ async fn commit(
                 published_at: ctx.registry.now(),
                 yanked: false,
                 deprecated: None,
-                publisher: Some(ctx.identity.name().to_owned()),
+                publisher: Some(ctx.identity().name().to_owned()),
                 metadata: serde_json::json!({
                     "groupId": coords.group,
                     "artifactId": coords.artifact,
@@ -262,14 +258,14 @@ enum Existing {
 /// Decides a `PUT` of `file` into `existing`; `sha256` is `None` before the body is read
 /// (so that a re-deploy is refused before it is uploaded).
 fn existing_allows(
-    ctx: &Ctx,
+    ctx: &Cx,
     coords: &Coords,
     existing: &VersionRecord,
     file: &str,
     sha256: Option<&str>,
 ) -> Result<Existing> {
     let version = existing.version.as_str();
-    let same_deployer = existing.publisher.as_deref() == Some(ctx.identity.name());
+    let same_deployer = existing.publisher.as_deref() == Some(ctx.identity().name());
     let release_visible = !is_snapshot(version) && version_visible(coords, existing);
     if let Some(stored) = existing.files.iter().find(|f| f.filename == file) {
         if release_visible {
@@ -303,7 +299,7 @@ fn immutable(coords: &Coords, version: &str) -> Error {
 }
 
 async fn add(
-    ctx: &Ctx,
+    ctx: &Cx,
     coords: &Coords,
     version: &str,
     record: FileRecord,
@@ -316,7 +312,7 @@ async fn add(
 }
 
 /// The publish check for changing an existing version (ownership, namespaces, quota).
-async fn add_check(ctx: &Ctx, coords: &Coords, version: &str, staged: &Staged) -> Result<()> {
+async fn add_check(ctx: &Cx, coords: &Coords, version: &str, staged: &Staged) -> Result<()> {
     let facts = PublishFacts {
         package: coords.key(),
         version: version.to_owned(),

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use crate::checksum::Algo;
 use crate::name::{Coords, parse_file};
 use crate::wire::{self, Metadata};
+use batlehub_core::protocol::Cx;
 
 /// The cache key of the POM document of `coords:version`.
 fn pom_key(coords: &Coords, version: &str, pom_file: &str) -> String {
@@ -36,7 +37,7 @@ fn check_names(meta: &Metadata, coords: &Coords, what: &str) -> Result<()> {
 /// The upstream's artifact-level `maven-metadata.xml`, parsed (once per document digest),
 /// and the digest; `None` when no upstream has the artifact.
 pub(crate) async fn upstream_metadata(
-    ctx: &crate::service::Ctx,
+    ctx: &Cx,
     coords: &Coords,
 ) -> Result<Option<(Arc<Metadata>, String)>> {
     let Some(doc) = ctx
@@ -69,7 +70,7 @@ pub(crate) async fn upstream_metadata(
 
 /// The upstream's version-level metadata of a SNAPSHOT, checked and passed through.
 pub(crate) async fn upstream_snapshot_metadata(
-    ctx: &crate::service::Ctx,
+    ctx: &Cx,
     coords: &Coords,
     version: &str,
 ) -> Result<Option<Bytes>> {
@@ -97,7 +98,7 @@ pub(crate) async fn upstream_snapshot_metadata(
 /// When `coords:version` was published upstream, as far as known: the `Last-Modified` of
 /// its POM when that POM has been fetched (the core keeps it with the cached document).
 pub(crate) async fn pom_time(
-    ctx: &crate::service::Ctx,
+    ctx: &Cx,
     coords: &Coords,
     version: &str,
 ) -> Result<Option<DateTime<Utc>>> {
@@ -108,7 +109,7 @@ pub(crate) async fn pom_time(
 /// Fetches the POM of `coords:version` (through the document cache) to learn its publish
 /// time; failures leave it unknown.
 pub(crate) async fn fetch_pom_time(
-    ctx: &crate::service::Ctx,
+    ctx: &Cx,
     coords: &Coords,
     version: &str,
 ) -> Option<DateTime<Utc>> {
@@ -125,7 +126,7 @@ pub(crate) async fn fetch_pom_time(
     cached_time(ctx, &key).await.ok().flatten()
 }
 
-async fn cached_time(ctx: &crate::service::Ctx, key: &str) -> Result<Option<DateTime<Utc>>> {
+async fn cached_time(ctx: &Cx, key: &str) -> Result<Option<DateTime<Utc>>> {
     Ok(ctx
         .registry
         .index()
@@ -137,7 +138,7 @@ async fn cached_time(ctx: &crate::service::Ctx, key: &str) -> Result<Option<Date
 }
 
 /// The digest the upstream publishes beside `path`: `.sha256`, else `.sha1`.
-async fn expected_digest(ctx: &crate::service::Ctx, path: &str) -> Option<ExpectedDigest> {
+async fn expected_digest(ctx: &Cx, path: &str) -> Option<ExpectedDigest> {
     for algo in [Algo::Sha256, Algo::Sha1] {
         let name = algo.name();
         match ctx
@@ -163,7 +164,7 @@ async fn expected_digest(ctx: &crate::service::Ctx, path: &str) -> Option<Expect
 /// An upstream file, through the cache, after the download check (publish time: the
 /// `Last-Modified` of the build's POM).
 pub(crate) async fn file(
-    ctx: &crate::service::Ctx,
+    ctx: &Cx,
     coords: &Coords,
     version: &str,
     file: &str,

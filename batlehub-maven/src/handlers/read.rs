@@ -13,14 +13,14 @@ use http::{HeaderValue, Response, StatusCode};
 
 use crate::checksum::Algo;
 use crate::handlers::{complete_builds, file_visible, last_updated, proxy, version_visible};
-use crate::name::{Coords, parse_file};
-use crate::service::{Ctx, bytes_response};
+use crate::name::{Coords, is_snapshot, parse_file};
 use crate::version;
 use crate::wire::{self, SnapshotFile};
+use batlehub_core::protocol::{self, Cx, typed};
 
 /// `GET {group}/{artifact}[/{version}]/maven-metadata.xml[.checksum]`.
 pub(crate) async fn metadata(
-    ctx: &Ctx,
+    ctx: &Cx,
     coords: &Coords,
     version: Option<&str>,
     checksum: Option<Algo>,
@@ -33,9 +33,9 @@ pub(crate) async fn metadata(
         Some(v) => snapshot_metadata(ctx, coords, v).await?,
     };
     Ok(match checksum {
-        Some(algo) => bytes_response(StatusCode::OK, "text/plain", algo.of(&xml)),
+        Some(algo) => typed(StatusCode::OK, "text/plain", algo.of(&xml)),
         None => {
-            let mut resp = bytes_response(StatusCode::OK, "text/xml", xml);
+            let mut resp = typed(StatusCode::OK, "text/xml", xml);
             resp.headers_mut().insert(
                 http::header::CACHE_CONTROL,
                 HeaderValue::from_static("no-cache"),
@@ -140,7 +140,7 @@ impl PreparedMeta {
 /// Artifact-level metadata: local versions (complete ones) plus, in proxy and hybrid
 /// modes, the upstream's; versions policy denies are removed and `latest`/`release`
 /// recomputed from what is left.
-pub(crate) async fn artifact_metadata(ctx: &Ctx, coords: &Coords) -> Result<Bytes> {
+pub(crate) async fn artifact_metadata(ctx: &Cx, coords: &Coords) -> Result<Bytes> {
     let key = coords.key();
     let mode = ctx.registry.mode();
     let local = if mode == Mode::Proxy {
@@ -230,7 +230,7 @@ const MAX_TIME_LOOKUPS: usize = 8;
 /// For upstream versions of unknown publish time that policy would refuse if they had just
 /// been published (a release-age gate is in force), fetches their POMs (newest first, at
 /// most [`MAX_TIME_LOOKUPS`]) so the gate sees their `Last-Modified`.
-async fn learn_times(ctx: &Ctx, coords: &Coords, entries: &mut [VersionFacts]) -> Result<()> {
+async fn learn_times(ctx: &Cx, coords: &Coords, entries: &mut [VersionFacts]) -> Result<()> {
     let unknown: Vec<usize> = (0..entries.len())
         .filter(|&i| entries[i].published_at.is_none())
         .collect();
@@ -271,7 +271,7 @@ async fn learn_times(ctx: &Ctx, coords: &Coords, entries: &mut [VersionFacts]) -
 
 /// Version-level metadata of a SNAPSHOT: the newest complete build and, per
 /// classifier and extension, its newest file.
-async fn snapshot_metadata(ctx: &Ctx, coords: &Coords, version: &str) -> Result<Bytes> {
+async fn snapshot_metadata(ctx: &Cx, coords: &Coords, version: &str) -> Result<Bytes> {
     let key = coords.key();
     let local = if ctx.registry.mode() == Mode::Proxy {
         None
@@ -354,7 +354,7 @@ async fn snapshot_metadata(ctx: &Ctx, coords: &Coords, version: &str) -> Result<
 
 /// `GET {group}/{artifact}/{version}/{file}[.checksum]`.
 pub(crate) async fn file(
-    ctx: &Ctx,
+    ctx: &Cx,
     coords: &Coords,
     version: &str,
     file: &str,
@@ -373,7 +373,7 @@ pub(crate) async fn file(
     let (artifact, modified) = open(ctx, coords, version, file, permission).await?;
     if let Some(algo) = checksum {
         let hex = algo.of_body(artifact.body).await?;
-        return Ok(bytes_response(StatusCode::OK, "text/plain", hex));
+        return Ok(typed(StatusCode::OK, "text/plain", hex));
     }
     let content_type = match name.extension.as_str() {
         "pom" => "text/xml",
@@ -381,21 +381,14 @@ pub(crate) async fn file(
         e if e.ends_with(".asc") => "text/plain",
         _ => "application/octet-stream",
     };
-    let mut resp = Response::new(artifact.body);
+    let mut resp = protocol::artifact(artifact, content_type, ctx.audience());
     let h = resp.headers_mut();
-    h.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type),
-    );
-    if let Some(size) = artifact.size {
-        h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(size));
-    }
-    if let Some(etag) = artifact
-        .sha256
-        .as_deref()
-        .and_then(|s| HeaderValue::from_str(&format!("\"{s}\"")).ok())
-    {
-        h.insert(http::header::ETAG, etag);
+    if is_snapshot(version) {
+        // A SNAPSHOT version's files may be deployed again: revalidate them.
+        h.insert(
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
+        );
     }
     if let Some(lm) = modified.and_then(|at| {
         HeaderValue::from_str(&at.format("%a, %d %b %Y %H:%M:%S GMT").to_string()).ok()
@@ -407,7 +400,7 @@ pub(crate) async fn file(
 
 /// Opens a file: a stored one (visible and allowed), else, with upstreams, the upstream's.
 async fn open(
-    ctx: &Ctx,
+    ctx: &Cx,
     coords: &Coords,
     version: &str,
     file: &str,

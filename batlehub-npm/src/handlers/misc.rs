@@ -5,11 +5,11 @@ use batlehub_core::{Error, Identity, Mode, Permission, Result};
 use http::{Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::service::{Ctx, json};
 use crate::wire::iso;
+use batlehub_core::protocol::{Cx, json};
 
 /// `GET /-/whoami`.
-pub(crate) fn whoami(ctx: &Ctx) -> Result<Response<Body>> {
+pub(crate) fn whoami(ctx: &Cx) -> Result<Response<Body>> {
     match &ctx.caller.identity {
         Identity::User(p) => Ok(json(StatusCode::OK, &json!({ "username": p.id }))),
         Identity::Invalid(reason) => Err(Error::Unauthorized(reason.clone())),
@@ -19,7 +19,7 @@ pub(crate) fn whoami(ctx: &Ctx) -> Result<Response<Body>> {
 
 /// `GET /-/v1/search?text=&size=&from=`: local packages, then (proxy/hybrid) the first
 /// upstream's results for names not found locally.
-pub(crate) async fn search(ctx: &Ctx, text: &str, size: u32, from: u32) -> Result<Response<Body>> {
+pub(crate) async fn search(ctx: &Cx, text: &str, size: u32, from: u32) -> Result<Response<Body>> {
     ctx.registry
         .authorize(&ctx.caller.identity, Permission::ReleasesRead, None)?;
     let mut objects = Vec::new();
@@ -109,7 +109,7 @@ pub(crate) async fn search(ctx: &Ctx, text: &str, size: u32, from: u32) -> Resul
     ))
 }
 
-async fn upstream_search(ctx: &Ctx, text: &str, size: u32, from: u32) -> Result<Vec<Value>> {
+async fn upstream_search(ctx: &Cx, text: &str, size: u32, from: u32) -> Result<Vec<Value>> {
     let client = ctx
         .registry
         .upstream()

@@ -10,12 +10,12 @@ use bytes::Bytes;
 use http::{Response, StatusCode};
 use serde_json::{Map, Value, json};
 
-use crate::handlers::read::{is_local, not_found};
+use crate::handlers::read::not_found;
 use crate::name::{PackageName, check_version};
-use crate::service::{Ctx, json};
 use crate::wire::PublishBody;
+use batlehub_core::protocol::{Cx, json};
 
-async fn writable(ctx: &Ctx, name: &PackageName) -> Result<()> {
+async fn writable(ctx: &Cx, name: &PackageName) -> Result<()> {
     ctx.registry.authorize(
         &ctx.caller.identity,
         Permission::Publish,
@@ -32,7 +32,7 @@ fn parse_body(body: &Bytes) -> Result<PublishBody> {
 /// `PUT /{name}`: a publish when the body carries `_attachments`, else a metadata update
 /// (`npm deprecate`).
 pub(crate) async fn put_package(
-    ctx: &Ctx,
+    ctx: &Cx,
     name: &PackageName,
     body: &Bytes,
 ) -> Result<Response<Body>> {
@@ -51,8 +51,8 @@ pub(crate) async fn put_package(
     publish(ctx, name, body).await
 }
 
-async fn local_exists(ctx: &Ctx, name: &PackageName) -> Result<bool> {
-    Ok(is_local(ctx, name).await?
+async fn local_exists(ctx: &Cx, name: &PackageName) -> Result<bool> {
+    Ok(ctx.is_local(name.as_str()).await?
         && ctx
             .registry
             .index()
@@ -62,7 +62,7 @@ async fn local_exists(ctx: &Ctx, name: &PackageName) -> Result<bool> {
 
 /// Applies `deprecated` changes from a full document.
 async fn update_metadata(
-    ctx: &Ctx,
+    ctx: &Cx,
     name: &PackageName,
     body: &PublishBody,
 ) -> Result<Response<Body>> {
@@ -94,7 +94,7 @@ async fn update_metadata(
     ))
 }
 
-async fn publish(ctx: &Ctx, name: &PackageName, body: PublishBody) -> Result<Response<Body>> {
+async fn publish(ctx: &Cx, name: &PackageName, body: PublishBody) -> Result<Response<Body>> {
     let reg = ctx.registry.name();
     let index = ctx.registry.index();
     let exists = index.package_exists(reg, name.as_str()).await?;
@@ -274,7 +274,7 @@ async fn publish(ctx: &Ctx, name: &PackageName, body: PublishBody) -> Result<Res
 /// `PUT /{name}/-rev/{rev}`: `npm unpublish name@version` sends the document without the
 /// removed versions (and with repaired tags).
 pub(crate) async fn put_revision(
-    ctx: &Ctx,
+    ctx: &Cx,
     name: &PackageName,
     body: &Bytes,
 ) -> Result<Response<Body>> {
@@ -319,7 +319,7 @@ pub(crate) async fn put_revision(
 }
 
 /// `DELETE /{name}/-rev/{rev}`: unpublish the whole package.
-pub(crate) async fn unpublish_package(ctx: &Ctx, name: &PackageName) -> Result<Response<Body>> {
+pub(crate) async fn unpublish_package(ctx: &Cx, name: &PackageName) -> Result<Response<Body>> {
     writable(ctx, name).await?;
     if !local_exists(ctx, name).await? {
         return Err(not_found(name));
@@ -337,12 +337,12 @@ pub(crate) async fn unpublish_package(ctx: &Ctx, name: &PackageName) -> Result<R
 
 /// `DELETE /{name}/-/{file}/-rev/{rev}`: the tarball of a version removed just before.
 pub(crate) async fn delete_tarball(
-    ctx: &Ctx,
+    ctx: &Cx,
     name: &PackageName,
     _file: &str,
 ) -> Result<Response<Body>> {
     writable(ctx, name).await?;
-    if !is_local(ctx, name).await? {
+    if !ctx.is_local(name.as_str()).await? {
         return Err(not_found(name));
     }
     ctx.registry
@@ -354,7 +354,7 @@ pub(crate) async fn delete_tarball(
 }
 
 /// The detached signature sent with a publish (`X-Artifact-Signature`, `X-Signature-Type`).
-fn signature_of(ctx: &Ctx) -> Result<Option<Signature>> {
+fn signature_of(ctx: &Cx) -> Result<Option<Signature>> {
     let h = &ctx.parts.headers;
     let get = |n: &str| h.get(n).map(|v| v.to_str().map(|s| s.trim().to_owned()));
     match (get("x-artifact-signature"), get("x-signature-type")) {

@@ -8,7 +8,7 @@ use batlehub_core::body::Body;
 use batlehub_core::digest::ExpectedDigest;
 use batlehub_core::model::Decision;
 use batlehub_core::policy::VersionFacts;
-use batlehub_core::{Artifact, Error, Mode, Permission, Result};
+use batlehub_core::{Artifact, Error, Permission, Result};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http::{HeaderValue, Response, StatusCode};
@@ -16,24 +16,8 @@ use serde_json::{Map, Value, json};
 use sha2::Digest as _;
 
 use crate::name::PackageName;
-use crate::service::{Ctx, json};
 use crate::wire::{self, CORGI};
-
-/// Whether `name` is served from the local index here (dependency-confusion guard: in
-/// hybrid mode a local name never falls through to an upstream, even when policy hides
-/// every local version).
-pub(crate) async fn is_local(ctx: &Ctx, name: &PackageName) -> Result<bool> {
-    Ok(match ctx.registry.mode() {
-        Mode::Local => true,
-        Mode::Proxy => false,
-        Mode::Hybrid => {
-            ctx.registry
-                .index()
-                .package_exists(ctx.registry.name(), name.as_str())
-                .await?
-        }
-    })
-}
+use batlehub_core::protocol::{self, Cx, json};
 
 pub(crate) fn packument_key(name: &PackageName) -> String {
     format!("packument/{}", name.as_str())
@@ -108,7 +92,7 @@ fn to_bytes(v: &Value) -> Bytes {
 
 /// The upstream packument `doc` prepared for this request's base URL, shared by every
 /// request that sees the same document bytes.
-fn prepared(ctx: &Ctx, name: &PackageName, doc: &batlehub_core::Document) -> Result<Arc<Prepared>> {
+fn prepared(ctx: &Cx, name: &PackageName, doc: &batlehub_core::Document) -> Result<Arc<Prepared>> {
     let key = format!("npm:{}:{}:{}", doc.sha256, ctx.base, name.as_str());
     ctx.registry
         .memo()
@@ -129,7 +113,7 @@ fn prepared(ctx: &Ctx, name: &PackageName, doc: &batlehub_core::Document) -> Res
 
 /// The local packument of `name`, prepared once per package state and base URL (reused
 /// while the index hands out the same package; it hands out a new one after every change).
-async fn local_prepared(ctx: &Ctx, name: &PackageName) -> Result<Option<Arc<Prepared>>> {
+async fn local_prepared(ctx: &Cx, name: &PackageName) -> Result<Option<Arc<Prepared>>> {
     static NEXT_ID: AtomicU64 = AtomicU64::new(0);
     let Some(pkg) = ctx.registry.local_package(name.as_str()).await? else {
         return Ok(None);
@@ -155,8 +139,8 @@ async fn local_prepared(ctx: &Ctx, name: &PackageName) -> Result<Option<Arc<Prep
 }
 
 /// The packument as stored or fetched, prepared; and whether it is stale.
-async fn load_prepared(ctx: &Ctx, name: &PackageName) -> Result<(Arc<Prepared>, bool)> {
-    if is_local(ctx, name).await? {
+async fn load_prepared(ctx: &Cx, name: &PackageName) -> Result<(Arc<Prepared>, bool)> {
+    if ctx.is_local(name.as_str()).await? {
         return local_prepared(ctx, name)
             .await?
             .map(|p| (p, false))
@@ -172,7 +156,7 @@ async fn load_prepared(ctx: &Ctx, name: &PackageName) -> Result<(Arc<Prepared>, 
 
 /// The full packument as stored or fetched, tarball URLs pointing here, before policy;
 /// and whether it is stale.
-async fn raw_packument(ctx: &Ctx, name: &PackageName) -> Result<(Value, bool)> {
+async fn raw_packument(ctx: &Cx, name: &PackageName) -> Result<(Value, bool)> {
     let (prepared, stale) = load_prepared(ctx, name).await?;
     Ok((owned(prepared), stale))
 }
@@ -194,7 +178,7 @@ fn published_at(doc: &Value, version: &str) -> Option<DateTime<Utc>> {
 /// moved from `versions` to npm's `policyRestrictions` (so `npm install pkg@denied` prints
 /// the reason), dist-tags repaired. Returns the document, whether it is stale, and the
 /// denials by version.
-pub(crate) async fn full_packument(ctx: &Ctx, name: &PackageName) -> Result<(Value, bool)> {
+pub(crate) async fn full_packument(ctx: &Cx, name: &PackageName) -> Result<(Value, bool)> {
     ctx.registry
         .check_package(&ctx.caller, Permission::ReleasesRead, name.as_str())
         .await?;
@@ -202,7 +186,7 @@ pub(crate) async fn full_packument(ctx: &Ctx, name: &PackageName) -> Result<(Val
     // `npm unpublish` and `npm deprecate` read `?write=true` and send the document back:
     // owners get every version, so that hidden ones are not dropped by the round trip.
     if wants_write(ctx)
-        && is_local(ctx, name).await?
+        && ctx.is_local(name.as_str()).await?
         && ctx
             .registry
             .check_manage(&ctx.caller, name.as_str(), "read-for-write")
@@ -286,7 +270,7 @@ pub(crate) fn not_found(name: &PackageName) -> Error {
     Error::NotFound(format!("package `{name}` not found"))
 }
 
-fn wants_corgi(ctx: &Ctx) -> bool {
+fn wants_corgi(ctx: &Cx) -> bool {
     ctx.parts
         .headers
         .get(http::header::ACCEPT)
@@ -294,18 +278,7 @@ fn wants_corgi(ctx: &Ctx) -> bool {
         .is_some_and(|a| a.contains(CORGI))
 }
 
-pub(crate) fn mark_stale(resp: &mut Response<Body>, stale: bool) {
-    if stale {
-        resp.headers_mut()
-            .insert("x-batlehub-cache", HeaderValue::from_static("stale"));
-        resp.headers_mut().insert(
-            http::header::WARNING,
-            HeaderValue::from_static("110 - \"Response is Stale\""),
-        );
-    }
-}
-
-fn wants_write(ctx: &Ctx) -> bool {
+fn wants_write(ctx: &Cx) -> bool {
     ctx.parts
         .uri
         .query()
@@ -317,13 +290,13 @@ fn wants_write(ctx: &Ctx) -> bool {
 /// The hot path: the prepared packument is shared, the policy decides per version from
 /// in-memory facts, and when it denies nothing the rendering made for the first request is
 /// served as is. Denials are rendered once per distinct set of denials.
-pub(crate) async fn packument(ctx: &Ctx, name: &PackageName) -> Result<Response<Body>> {
+pub(crate) async fn packument(ctx: &Cx, name: &PackageName) -> Result<Response<Body>> {
     let corgi = wants_corgi(ctx);
     let content_type = if corgi { CORGI } else { "application/json" };
     if wants_write(ctx) {
         let (full, stale) = full_packument(ctx, name).await?;
         let mut resp = json(StatusCode::OK, &full);
-        mark_stale(&mut resp, stale);
+        protocol::mark_stale(&mut resp, stale);
         return Ok(resp);
     }
     ctx.registry
@@ -372,7 +345,7 @@ pub(crate) async fn packument(ctx: &Ctx, name: &PackageName) -> Result<Response<
         http::header::CONTENT_TYPE,
         HeaderValue::from_static(content_type),
     );
-    mark_stale(&mut resp, stale);
+    protocol::mark_stale(&mut resp, stale);
     Ok(resp)
 }
 
@@ -389,7 +362,7 @@ fn denials(facts: &[VersionFacts], decisions: Vec<Decision>) -> Vec<(String, Str
 }
 
 /// `GET /{name}/{version-or-tag}`.
-pub(crate) async fn version(ctx: &Ctx, name: &PackageName, spec: &str) -> Result<Response<Body>> {
+pub(crate) async fn version(ctx: &Cx, name: &PackageName, spec: &str) -> Result<Response<Body>> {
     if semver::Version::parse(spec).is_err() {
         ctx.registry.check_tag(&ctx.caller, name.as_str(), spec)?;
     }
@@ -412,12 +385,12 @@ pub(crate) async fn version(ctx: &Ctx, name: &PackageName, spec: &str) -> Result
         )));
     };
     let mut resp = json(StatusCode::OK, manifest);
-    mark_stale(&mut resp, stale);
+    protocol::mark_stale(&mut resp, stale);
     Ok(resp)
 }
 
 /// The denial for a version hidden by policy, with its reason and eligibility time.
-async fn denied_version(ctx: &Ctx, name: &PackageName, version: &str) -> Error {
+async fn denied_version(ctx: &Cx, name: &PackageName, version: &str) -> Error {
     let (doc, _) = match raw_packument(ctx, name).await {
         Ok(d) => d,
         Err(e) => return e,
@@ -439,38 +412,24 @@ async fn denied_version(ctx: &Ctx, name: &PackageName, version: &str) -> Error {
     }
 }
 
-fn artifact_response(artifact: Artifact, signature: Option<(&str, &str)>) -> Response<Body> {
-    let mut resp = Response::new(artifact.body);
-    let h = resp.headers_mut();
-    h.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    if let Some(size) = artifact.size {
-        h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(size));
-    }
-    if let Some(sha) = artifact
-        .sha256
-        .as_deref()
-        .and_then(|s| HeaderValue::from_str(&format!("\"{s}\"")).ok())
-    {
-        h.insert(http::header::ETAG, sha);
-    }
+fn artifact_response(
+    ctx: &Cx,
+    artifact: Artifact,
+    signature: Option<(&str, &str)>,
+) -> Response<Body> {
+    let mut resp = protocol::artifact(artifact, protocol::OCTET_STREAM, ctx.audience());
     if let Some((sig, kind)) = signature
         && let (Ok(sig), Ok(kind)) = (HeaderValue::from_str(sig), HeaderValue::from_str(kind))
     {
+        let h = resp.headers_mut();
         h.insert("x-artifact-signature", sig);
         h.insert("x-signature-type", kind);
     }
-    h.insert(
-        http::header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=31536000, immutable"),
-    );
     resp
 }
 
 /// `GET /{name}/-/{file}`.
-pub(crate) async fn tarball(ctx: &Ctx, name: &PackageName, file: &str) -> Result<Response<Body>> {
+pub(crate) async fn tarball(ctx: &Cx, name: &PackageName, file: &str) -> Result<Response<Body>> {
     ctx.registry.authorize(
         &ctx.caller.identity,
         Permission::SourceRead,
@@ -479,7 +438,7 @@ pub(crate) async fn tarball(ctx: &Ctx, name: &PackageName, file: &str) -> Result
     let version = name
         .version_of_file(file)
         .ok_or_else(|| Error::NotFound(format!("`{file}` is not a tarball of `{name}`")))?;
-    if is_local(ctx, name).await? {
+    if ctx.is_local(name.as_str()).await? {
         let v = ctx
             .registry
             .index()
@@ -497,6 +456,7 @@ pub(crate) async fn tarball(ctx: &Ctx, name: &PackageName, file: &str) -> Result
             .ok_or_else(|| Error::NotFound(format!("`{file}` not found")))?;
         let sig = f.signature.as_deref().zip(f.signature_type.as_deref());
         return Ok(artifact_response(
+            ctx,
             ctx.registry.open_blob(&f.sha256).await?,
             sig,
         ));
@@ -516,7 +476,7 @@ pub(crate) async fn tarball(ctx: &Ctx, name: &PackageName, file: &str) -> Result
         .check_download(&ctx.caller, Permission::SourceRead, name.as_str(), &facts)
         .await?;
     if let Some(hit) = ctx.registry.cached_artifact(&key).await? {
-        return Ok(artifact_response(hit, None));
+        return Ok(artifact_response(ctx, hit, None));
     }
     let value: Value = serde_json::from_slice(&doc.body).map_err(|_| {
         Error::Upstream(format!("upstream sent an unreadable packument for {name}"))
@@ -552,5 +512,5 @@ pub(crate) async fn tarball(ctx: &Ctx, name: &PackageName, file: &str) -> Result
                 .and_then(|s| ExpectedDigest::from_hex("sha1", s))
         });
     let artifact = ctx.registry.upstream_artifact(&key, url, expected).await?;
-    Ok(artifact_response(artifact, None))
+    Ok(artifact_response(ctx, artifact, None))
 }

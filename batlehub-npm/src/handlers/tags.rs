@@ -6,12 +6,12 @@ use bytes::Bytes;
 use http::{Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::handlers::read::{full_packument, is_local, not_found};
+use crate::handlers::read::{full_packument, not_found};
 use crate::name::PackageName;
-use crate::service::{Ctx, json};
+use batlehub_core::protocol::{Cx, json};
 
 /// `GET /-/package/{name}/dist-tags`.
-pub(crate) async fn list(ctx: &Ctx, name: &PackageName) -> Result<Response<Body>> {
+pub(crate) async fn list(ctx: &Cx, name: &PackageName) -> Result<Response<Body>> {
     let (full, _) = full_packument(ctx, name).await?;
     Ok(json(
         StatusCode::OK,
@@ -19,11 +19,11 @@ pub(crate) async fn list(ctx: &Ctx, name: &PackageName) -> Result<Response<Body>
     ))
 }
 
-async fn writable(ctx: &Ctx, name: &PackageName) -> Result<()> {
+async fn writable(ctx: &Cx, name: &PackageName) -> Result<()> {
     ctx.registry
         .check_manage(&ctx.caller, name.as_str(), "dist-tag")
         .await?;
-    if !is_local(ctx, name).await?
+    if !ctx.is_local(name.as_str()).await?
         || !ctx
             .registry
             .index()
@@ -37,7 +37,7 @@ async fn writable(ctx: &Ctx, name: &PackageName) -> Result<()> {
 
 /// `PUT /-/package/{name}/dist-tags/{tag}` with the version as a JSON string.
 pub(crate) async fn add(
-    ctx: &Ctx,
+    ctx: &Cx,
     name: &PackageName,
     tag: &str,
     body: &Bytes,
@@ -70,7 +70,7 @@ pub(crate) async fn add(
 }
 
 /// `DELETE /-/package/{name}/dist-tags/{tag}`.
-pub(crate) async fn remove(ctx: &Ctx, name: &PackageName, tag: &str) -> Result<Response<Body>> {
+pub(crate) async fn remove(ctx: &Cx, name: &PackageName, tag: &str) -> Result<Response<Body>> {
     writable(ctx, name).await?;
     if tag == "latest" {
         return Err(Error::BadRequest(

@@ -5,39 +5,15 @@ use batlehub_core::digest::ExpectedDigest;
 use batlehub_core::model::Decision;
 use batlehub_core::policy::VersionFacts;
 use batlehub_core::{Artifact, Error, Permission, Result};
-use http::{HeaderValue, Response};
+use http::Response;
 
 use crate::handlers::project::{self, not_found};
 use crate::name::{DistKind, ProjectName, check_filename, parse_filename};
-use crate::service::Ctx;
 use crate::wire::DistFile;
-
-fn artifact_response(artifact: Artifact, content_type: &'static str) -> Response<Body> {
-    let mut resp = Response::new(artifact.body);
-    let h = resp.headers_mut();
-    h.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type),
-    );
-    if let Some(size) = artifact.size {
-        h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(size));
-    }
-    if let Some(sha) = artifact
-        .sha256
-        .as_deref()
-        .and_then(|s| HeaderValue::from_str(&format!("\"{s}\"")).ok())
-    {
-        h.insert(http::header::ETAG, sha);
-    }
-    h.insert(
-        http::header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=31536000, immutable"),
-    );
-    resp
-}
+use batlehub_core::protocol::{self, Cx};
 
 /// `GET /packages/{project}/{filename}` and `GET /packages/{project}/{filename}.metadata`.
-pub(crate) async fn download(ctx: &Ctx, project: &str, filename: &str) -> Result<Response<Body>> {
+pub(crate) async fn download(ctx: &Cx, project: &str, filename: &str) -> Result<Response<Body>> {
     let name = ProjectName::parse(project)?;
     check_filename(filename)?;
     let (dist, metadata) = match filename.strip_suffix(".metadata") {
@@ -53,7 +29,7 @@ pub(crate) async fn download(ctx: &Ctx, project: &str, filename: &str) -> Result
     };
     // Refuse anonymous callers before touching any upstream.
     ctx.registry
-        .authorize(&ctx.identity, permission, Some(name.as_str()))?;
+        .authorize(ctx.identity(), permission, Some(name.as_str()))?;
     let shared = project::load_shared(ctx, &name)
         .await?
         .ok_or_else(|| not_found(&name))?;
@@ -97,19 +73,20 @@ pub(crate) async fn download(ctx: &Ctx, project: &str, filename: &str) -> Result
                 .get("sha256")
                 .ok_or_else(|| Error::internal("local file without sha256"))?
         };
-        return Ok(artifact_response(
+        return Ok(protocol::artifact(
             ctx.registry.open_blob(sha).await?,
             content_type,
+            ctx.audience(),
         ));
     }
     let artifact = upstream_file(ctx, &name, file, metadata).await?;
-    Ok(artifact_response(artifact, content_type))
+    Ok(protocol::artifact(artifact, content_type, ctx.audience()))
 }
 
 /// A file of an upstream project (or its `.metadata` file), through the artifact cache,
 /// verified against the sha256 the upstream page published.
 pub(crate) async fn upstream_file(
-    ctx: &Ctx,
+    ctx: &Cx,
     name: &ProjectName,
     file: &DistFile,
     metadata: bool,

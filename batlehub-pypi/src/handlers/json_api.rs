@@ -12,11 +12,11 @@ use crate::handlers::files;
 use crate::handlers::project::{self, Listing, Release, file_url, not_found};
 use crate::metadata::CoreMetadata;
 use crate::name::{DistKind, ProjectName, parse_filename};
-use crate::service::{Ctx, json, mark_stale, redirect};
 use crate::version::{self, Version};
 use crate::wire::{DistFile, upload_time};
+use batlehub_core::protocol::{Cx, json, mark_stale, redirect};
 
-fn file_json(ctx: &Ctx, name: &ProjectName, f: &DistFile) -> Value {
+fn file_json(ctx: &Cx, name: &ProjectName, f: &DistFile) -> Value {
     let parsed = parse_filename(&f.filename, name);
     let kind = parsed.as_ref().map_or(DistKind::Other, |p| p.kind);
     let python = parsed.map_or_else(String::new, |p| p.python_tag);
@@ -71,7 +71,7 @@ async fn read_small(body: batlehub_core::body::Body) -> Option<bytes::Bytes> {
 
 /// The core metadata of a release, when one is stored (local) or the upstream publishes a
 /// `.metadata` file for one of its wheels (read through the artifact cache).
-async fn core_metadata(ctx: &Ctx, listing: &Listing, release: &Release) -> Option<CoreMetadata> {
+async fn core_metadata(ctx: &Cx, listing: &Listing, release: &Release) -> Option<CoreMetadata> {
     let body = if listing.local {
         let sha = release.metadata_blob.clone()?;
         ctx.registry.open_blob(&sha).await.ok()?.body
@@ -92,7 +92,7 @@ async fn core_metadata(ctx: &Ctx, listing: &Listing, release: &Release) -> Optio
     CoreMetadata::parse(&read_small(body).await?).ok()
 }
 
-fn info(ctx: &Ctx, listing: &Listing, release: &Release, core: Option<CoreMetadata>) -> Value {
+fn info(ctx: &Cx, listing: &Listing, release: &Release, core: Option<CoreMetadata>) -> Value {
     let mut info: Map<String, Value> = match &release.info {
         Some(Value::Object(m)) => m.clone(),
         _ => Map::new(),
@@ -150,7 +150,7 @@ fn info(ctx: &Ctx, listing: &Listing, release: &Release, core: Option<CoreMetada
     Value::Object(info)
 }
 
-async fn loaded(ctx: &Ctx, name: &ProjectName) -> Result<Listing> {
+async fn loaded(ctx: &Cx, name: &ProjectName) -> Result<Listing> {
     ctx.registry
         .check_package(&ctx.caller, Permission::ReleasesRead, name.as_str())
         .await?;
@@ -162,13 +162,13 @@ async fn loaded(ctx: &Ctx, name: &ProjectName) -> Result<Listing> {
 }
 
 /// `GET /pypi/{project}/json`.
-pub(crate) async fn project(ctx: &Ctx, raw: &str) -> Result<Response<Body>> {
+pub(crate) async fn project(ctx: &Cx, raw: &str) -> Result<Response<Body>> {
     let name = ProjectName::parse(raw)?;
     if name.as_str() != raw {
         return Ok(redirect(&format!("{}/pypi/{name}/json", ctx.base)));
     }
     let listing = loaded(ctx, &name).await?;
-    let visible = listing.visible(ctx.denied);
+    let visible = listing.visible(crate::protocol::denied(ctx));
     let latest = latest(&visible).ok_or_else(|| not_found(&name))?;
     let mut releases = Map::new();
     for r in &visible {
@@ -186,13 +186,13 @@ pub(crate) async fn project(ctx: &Ctx, raw: &str) -> Result<Response<Body>> {
         "urls": latest.files.iter().map(|f| file_json(ctx, &name, f)).collect::<Vec<_>>(),
         "vulnerabilities": [],
     });
-    let mut resp = json(StatusCode::OK, &doc, "application/json");
+    let mut resp = json(StatusCode::OK, &doc);
     mark_stale(&mut resp, listing.stale);
     Ok(resp)
 }
 
 /// `GET /pypi/{project}/{version}/json`.
-pub(crate) async fn version(ctx: &Ctx, raw: &str, wanted: &str) -> Result<Response<Body>> {
+pub(crate) async fn version(ctx: &Cx, raw: &str, wanted: &str) -> Result<Response<Body>> {
     let name = ProjectName::parse(raw)?;
     if name.as_str() != raw {
         return Ok(redirect(&format!(
@@ -208,11 +208,12 @@ pub(crate) async fn version(ctx: &Ctx, raw: &str, wanted: &str) -> Result<Respon
         .rev()
         .find(|r| version::same_release(&r.version, wanted))
         .ok_or_else(|| Error::NotFound(format!("version `{wanted}` of `{name}` not found")))?;
-    if let (Some(d), crate::DeniedVersions::Hide) = (&release.denied, ctx.denied) {
+    if let (Some(d), crate::DeniedVersions::Hide) = (&release.denied, crate::protocol::denied(ctx))
+    {
         return Err(Error::Denied(d.clone()));
     }
     let release = listing
-        .visible(ctx.denied)
+        .visible(crate::protocol::denied(ctx))
         .into_iter()
         .find(|r| r.version == release.version)
         .ok_or_else(|| Error::internal("visible release vanished"))?;
@@ -224,7 +225,7 @@ pub(crate) async fn version(ctx: &Ctx, raw: &str, wanted: &str) -> Result<Respon
         "urls": release.files.iter().map(|f| file_json(ctx, &name, f)).collect::<Vec<_>>(),
         "vulnerabilities": [],
     });
-    let mut resp = json(StatusCode::OK, &doc, "application/json");
+    let mut resp = json(StatusCode::OK, &doc);
     mark_stale(&mut resp, listing.stale);
     Ok(resp)
 }

@@ -7,14 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use batlehub_core::model::{Decision, LocalPackage};
 use batlehub_core::policy::VersionFacts;
-use batlehub_core::{Denial, Error, Mode, Result};
+use batlehub_core::{Denial, Error, Result};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::name::{ProjectName, version_of};
-use crate::service::Ctx;
 use crate::version;
 use crate::wire::{self, DistFile, ProjectPage};
+use batlehub_core::protocol::Cx;
 
 /// One release (version) and its files.
 #[derive(Debug, Clone)]
@@ -64,21 +64,6 @@ pub(crate) struct Listing {
     pub(crate) local: bool,
 }
 
-/// Whether `name` is served from the local index (hybrid: a name with a local package never
-/// falls through to an upstream).
-pub(crate) async fn is_local(ctx: &Ctx, name: &ProjectName) -> Result<bool> {
-    Ok(match ctx.registry.mode() {
-        Mode::Local => true,
-        Mode::Proxy => false,
-        Mode::Hybrid => {
-            ctx.registry
-                .index()
-                .package_exists(ctx.registry.name(), name.as_str())
-                .await?
-        }
-    })
-}
-
 /// The cache key of an upstream project page.
 pub(crate) fn page_key(name: &ProjectName) -> String {
     format!("simple/{name}")
@@ -107,9 +92,9 @@ struct LocalListing {
 
 /// Loads a project from wherever this registry gets it, before policy: parsed or built
 /// once per state and kept in the registry's memory cache.
-pub(crate) async fn load_shared(ctx: &Ctx, name: &ProjectName) -> Result<Option<Shared>> {
+pub(crate) async fn load_shared(ctx: &Cx, name: &ProjectName) -> Result<Option<Shared>> {
     static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-    if is_local(ctx, name).await? {
+    if ctx.is_local(name.as_str()).await? {
         let Some(pkg) = ctx.registry.local_package(name.as_str()).await? else {
             return Ok(None);
         };
@@ -173,7 +158,7 @@ pub(crate) async fn load_shared(ctx: &Ctx, name: &ProjectName) -> Result<Option<
 
 /// Loads a project from wherever this registry gets it, before policy, as a copy this
 /// request may change.
-pub(crate) async fn load(ctx: &Ctx, name: &ProjectName) -> Result<Option<Listing>> {
+pub(crate) async fn load(ctx: &Cx, name: &ProjectName) -> Result<Option<Listing>> {
     Ok(load_shared(ctx, name).await?.map(|shared| {
         let mut listing = Listing::clone(&shared.listing);
         listing.stale = shared.stale;
@@ -309,7 +294,7 @@ fn from_upstream(name: &ProjectName, page: ProjectPage, page_url: &url::Url) -> 
 }
 
 /// This caller's policy decision on every release of `listing`.
-pub(crate) async fn decisions(ctx: &Ctx, listing: &Listing) -> Result<Vec<Decision>> {
+pub(crate) async fn decisions(ctx: &Cx, listing: &Listing) -> Result<Vec<Decision>> {
     let facts: Vec<VersionFacts> = listing
         .releases
         .iter()
@@ -324,7 +309,7 @@ pub(crate) async fn decisions(ctx: &Ctx, listing: &Listing) -> Result<Vec<Decisi
 }
 
 /// Attaches this caller's policy decisions to every release.
-pub(crate) async fn apply_policy(ctx: &Ctx, listing: &mut Listing) -> Result<()> {
+pub(crate) async fn apply_policy(ctx: &Cx, listing: &mut Listing) -> Result<()> {
     let decisions = decisions(ctx, listing).await?;
     attach(listing, decisions);
     Ok(())
@@ -386,8 +371,8 @@ impl Listing {
     }
 
     /// The project page this caller gets, file URLs pointing at this registry.
-    pub(crate) fn page(&self, ctx: &Ctx) -> ProjectPage {
-        let visible = self.visible(ctx.denied);
+    pub(crate) fn page(&self, ctx: &Cx) -> ProjectPage {
+        let visible = self.visible(crate::protocol::denied(ctx));
         let files = visible
             .iter()
             .flat_map(|r| r.files.iter())

@@ -13,13 +13,13 @@ use sha2::{Digest as _, Sha256};
 
 use crate::handlers::project::{self, Listing, not_found};
 use crate::name::{ProjectName, normalize};
-use crate::service::{Ctx, mark_stale, redirect, typed};
 use crate::wire::{self, Format};
+use batlehub_core::protocol::{Cx, mark_stale, redirect, typed};
 
 /// How many local packages are read per index query when listing projects.
 const PAGE: u32 = 1000;
 
-fn format(ctx: &Ctx) -> Format {
+fn format(ctx: &Cx) -> Format {
     wire::negotiate(
         ctx.parts
             .headers
@@ -31,7 +31,7 @@ fn format(ctx: &Ctx) -> Format {
 /// The page in the negotiated form, with `Vary: Accept` and an `ETag` (a matching
 /// `If-None-Match` gets 304: proxies of this registry and pip's cache revalidate cheaply).
 fn negotiated(
-    ctx: &Ctx,
+    ctx: &Cx,
     html: impl FnOnce() -> String,
     json_doc: impl FnOnce() -> serde_json::Value,
 ) -> Response<Body> {
@@ -62,7 +62,7 @@ fn rendered(
     }
 }
 
-fn respond(ctx: &Ctx, format: Format, rendered: &Rendered) -> Response<Body> {
+fn respond(ctx: &Cx, format: Format, rendered: &Rendered) -> Response<Body> {
     let etag = &rendered.etag;
     let body = rendered.body.clone();
     let fresh = ctx
@@ -77,11 +77,11 @@ fn respond(ctx: &Ctx, format: Format, rendered: &Rendered) -> Response<Body> {
     let mut resp = if fresh {
         typed(
             StatusCode::NOT_MODIFIED,
-            Bytes::new(),
             format.content_type(),
+            Bytes::new(),
         )
     } else {
-        typed(StatusCode::OK, body, format.content_type())
+        typed(StatusCode::OK, format.content_type(), body)
     };
     let h = resp.headers_mut();
     h.insert(http::header::VARY, HeaderValue::from_static("Accept"));
@@ -92,12 +92,12 @@ fn respond(ctx: &Ctx, format: Format, rendered: &Rendered) -> Response<Body> {
 }
 
 /// `GET /simple/`: every project this caller may see (local first, then the upstream's).
-pub(crate) async fn index(ctx: &Ctx, slash: bool) -> Result<Response<Body>> {
+pub(crate) async fn index(ctx: &Cx, slash: bool) -> Result<Response<Body>> {
     if !slash {
         return Ok(redirect(&format!("{}/simple/", ctx.base)));
     }
     ctx.registry
-        .authorize(&ctx.identity, Permission::ReleasesRead, None)?;
+        .authorize(ctx.identity(), Permission::ReleasesRead, None)?;
     let mut projects: BTreeMap<String, String> = BTreeMap::new();
     let reg = ctx.registry.name();
     let index = ctx.registry.index();
@@ -180,7 +180,7 @@ pub(crate) async fn index(ctx: &Ctx, slash: bool) -> Result<Response<Body>> {
 }
 
 /// `GET /simple/{project}/`: the project page, policy applied.
-pub(crate) async fn project(ctx: &Ctx, raw: &str, slash: bool) -> Result<Response<Body>> {
+pub(crate) async fn project(ctx: &Cx, raw: &str, slash: bool) -> Result<Response<Body>> {
     let name = ProjectName::parse(raw)?;
     if name.as_str() != raw || !slash {
         return Ok(redirect(&format!("{}/simple/{name}/", ctx.base)));

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::io::{Seek as _, SeekFrom};
 use std::pin::Pin;
 
-use batlehub_core::body::{Body, BoxError};
+use batlehub_core::body::Body;
 use batlehub_core::digest::Digests;
 use batlehub_core::model::{FileRecord, NewVersion, VersionRecord};
 use batlehub_core::policy::PublishFacts;
@@ -26,8 +26,8 @@ use crate::archive;
 use crate::metadata::CoreMetadata;
 use crate::multipart::{self, Multipart};
 use crate::name::{DistKind, ProjectName, check_filename, normalize, parse_filename};
-use crate::service::{Ctx, typed};
 use crate::version::{Version, same_release};
+use batlehub_core::protocol::{Cx, RequestBody, text};
 
 /// The largest text field (the long description travels in `description`).
 const FIELD_LIMIT: usize = 4 * 1024 * 1024;
@@ -47,14 +47,10 @@ struct Spooled {
 }
 
 /// `POST /legacy/`.
-pub(crate) async fn upload<B>(ctx: &Ctx, body: Pin<Box<B>>) -> Result<Response<Body>>
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
+pub(crate) async fn upload(ctx: &Cx, body: RequestBody) -> Result<Response<Body>> {
     ctx.registry.ensure_publishable()?;
     ctx.registry
-        .authorize(&ctx.identity, Permission::Publish, None)?;
+        .authorize(ctx.identity(), Permission::Publish, None)?;
     let boundary = multipart::boundary(
         ctx.parts
             .headers
@@ -140,11 +136,7 @@ where
 }
 
 /// Streams the `content` part into a staged blob and a temporary file.
-async fn spool<B>(ctx: &Ctx, mp: &mut Multipart<Pin<Box<B>>>, filename: String) -> Result<Spooled>
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
+async fn spool(ctx: &Cx, mp: &mut Multipart<RequestBody>, filename: String) -> Result<Spooled> {
     let std_file = tokio::task::spawn_blocking(tempfile::tempfile)
         .await
         .map_err(Error::internal)?
@@ -362,7 +354,7 @@ async fn check(fields: &HashMap<String, Vec<String>>, content: &mut Spooled) -> 
 
 /// Validates and commits one file.
 async fn publish_file(
-    ctx: &Ctx,
+    ctx: &Cx,
     fields: &HashMap<String, Vec<String>>,
     mut content: Spooled,
 ) -> Result<Response<Body>> {
@@ -446,7 +438,7 @@ async fn publish_file(
                     published_at: ctx.registry.now(),
                     yanked: false,
                     deprecated: None,
-                    publisher: Some(ctx.identity.name().to_owned()),
+                    publisher: Some(ctx.identity().name().to_owned()),
                     metadata: Value::Object(info),
                     files,
                 },
@@ -467,7 +459,7 @@ async fn publish_file(
     match committed {
         Ok(()) => {
             tracing::info!(registry = reg, project = name, version = %normalized, file = %filename, "uploaded");
-            let mut resp = typed(StatusCode::OK, "OK\n", "text/plain; charset=utf-8");
+            let mut resp = text(StatusCode::OK, "OK\n");
             resp.headers_mut().extend(outcome.headers);
             Ok(resp)
         }
@@ -482,7 +474,7 @@ fn file_exists(filename: &str) -> Error {
 }
 
 async fn add_files(
-    ctx: &Ctx,
+    ctx: &Cx,
     name: &str,
     version: &str,
     file: FileRecord,
@@ -516,7 +508,7 @@ async fn add_files(
 }
 
 async fn retry_as_added(
-    ctx: &Ctx,
+    ctx: &Cx,
     name: &str,
     normalized: &str,
     content: &mut Spooled,

@@ -1,0 +1,82 @@
+//! cargo on core's protocol abstraction: routing, dispatch, the
+//! `{"errors":[{"detail":"..."}]}` envelope and the challenge.
+
+use batlehub_core::body::Body;
+use batlehub_core::protocol::{self, Cx, Protocol, RequestBody};
+use batlehub_core::{Error, Result};
+use http::request::Parts;
+use http::{HeaderValue, Method, Response, StatusCode};
+
+use crate::handlers;
+use crate::routes::{self, Route};
+
+/// The largest owners request body read.
+const SMALL_BODY: usize = 64 * 1024;
+
+/// The cargo registry protocol (sparse index and web API).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Cargo;
+
+impl Protocol for Cargo {
+    type Route = Route;
+    const NAME: &'static str = "cargo";
+
+    fn route(&self, parts: &Parts) -> Result<Route> {
+        routes::parse(parts.uri.path(), parts.uri.query())
+    }
+
+    async fn handle(&self, cx: Cx, route: Route, body: RequestBody) -> Result<Response<Body>> {
+        let method = cx.method().clone();
+        match (route, cx.is_read()) {
+            (Route::Config, true) => handlers::index::config(&cx),
+            (Route::IndexFile { name }, true) => handlers::index::index_file(&cx, &name).await,
+            (Route::Download { name, version }, true) => {
+                handlers::download::download(&cx, &name, &version).await
+            }
+            (Route::Publish, false) if method == Method::PUT => {
+                handlers::publish::publish(&cx, body.into_stream()).await
+            }
+            (Route::Yank { name, version }, false) if method == Method::DELETE => {
+                handlers::manage::set_yanked(&cx, &name, &version, true).await
+            }
+            (Route::Unyank { name, version }, false) if method == Method::PUT => {
+                handlers::manage::set_yanked(&cx, &name, &version, false).await
+            }
+            (Route::Owners { name }, true) => handlers::manage::list_owners(&cx, &name).await,
+            (Route::Owners { name }, false) if method == Method::PUT => {
+                let body = body.read_to_bytes(&cx.parts, SMALL_BODY).await?;
+                handlers::manage::add_owners(&cx, &name, &body).await
+            }
+            (Route::Owners { name }, false) if method == Method::DELETE => {
+                let body = body.read_to_bytes(&cx.parts, SMALL_BODY).await?;
+                handlers::manage::remove_owners(&cx, &name, &body).await
+            }
+            (Route::Search { q, per_page }, true) => {
+                handlers::search::search(&cx, &q, per_page).await
+            }
+            (Route::Me, true) => Ok(protocol::text(
+                StatusCode::OK,
+                "batlehub: ask your registry administrator for a token, then run `cargo login --registry NAME`.\n",
+            )),
+            _ => Err(cx.method_not_allowed()),
+        }
+    }
+
+    /// `{"errors":[{"detail":"..."}]}`: cargo prints each `detail`.
+    fn error_response(&self, err: &Error) -> Response<Body> {
+        protocol::json(
+            err.status(),
+            &serde_json::json!({ "errors": [{ "detail": err.client_message() }] }),
+        )
+    }
+
+    fn challenge(&self) -> Option<HeaderValue> {
+        Some(HeaderValue::from_static("Basic realm=\"batlehub\""))
+    }
+
+    /// Crate names are stored lowercase with `-` for `_`: `Serde_JSON` and `serde-json`
+    /// are one crate.
+    fn package_key(raw: &str) -> Result<String> {
+        Ok(crate::name::CrateName::parse(raw)?.key())
+    }
+}

@@ -1,0 +1,138 @@
+//! PyPI on core's protocol abstraction: routing, dispatch, the plain-text envelope with the
+//! message as reason phrase, and the challenge.
+
+use batlehub_core::body::Body;
+use batlehub_core::protocol::{self, Cx, Protocol, RequestBody};
+use batlehub_core::{Error, Result};
+use http::request::Parts;
+use http::{HeaderValue, Method, Response};
+
+use crate::handlers;
+use crate::routes::{self, Route};
+
+/// The longest reason phrase sent.
+const MAX_REASON: usize = 512;
+
+/// How versions refused by policy (age gate, blocks, version gates) appear on project pages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeniedVersions {
+    /// Removed from project pages (HTML and JSON), from `versions` and from the JSON API.
+    /// A client pinning such a version exactly is told there is no matching distribution;
+    /// a direct download of one of its files is refused with 403 and the rule's reason.
+    #[default]
+    Hide,
+    /// Listed as yanked (PEP 592) with the rule's reason as the yank reason: resolvers skip
+    /// them, and a client that pins one exactly selects it, prints the reason, and is then
+    /// refused the download (403, with the reason). Use it when users should see why a
+    /// pinned version is unavailable.
+    Yanked,
+}
+
+/// How this request's service shows versions refused by policy.
+pub(crate) fn denied(cx: &Cx) -> DeniedVersions {
+    cx.parts
+        .extensions
+        .get::<DeniedVersions>()
+        .copied()
+        .unwrap_or_default()
+}
+
+/// The PyPI protocol (Simple API, JSON API, uploads).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Pypi {
+    pub(crate) denied: DeniedVersions,
+}
+
+impl Protocol for Pypi {
+    type Route = Route;
+    const NAME: &'static str = "pypi";
+
+    fn route(&self, parts: &Parts) -> Result<Route> {
+        routes::parse(parts.uri.path())
+    }
+
+    async fn handle(&self, mut cx: Cx, route: Route, body: RequestBody) -> Result<Response<Body>> {
+        cx.parts.extensions.insert(self.denied);
+        let ctx = &cx;
+        let read = ctx.is_read();
+        match route {
+            Route::Index { slash } if read => handlers::simple::index(ctx, slash).await,
+            Route::Project { name, slash } if read => {
+                handlers::simple::project(ctx, &name, slash).await
+            }
+            Route::File { project, filename } if read => {
+                handlers::files::download(ctx, &project, &filename).await
+            }
+            Route::JsonProject { name } if read => handlers::json_api::project(ctx, &name).await,
+            Route::JsonVersion { name, version } if read => {
+                handlers::json_api::version(ctx, &name, &version).await
+            }
+            Route::Upload if ctx.method() == Method::POST => {
+                handlers::upload::upload(ctx, body).await
+            }
+            Route::Upload if read && ctx.parts.uri.path().trim_matches('/').is_empty() => {
+                Ok(protocol::redirect(&format!("{}/simple/", ctx.base)))
+            }
+            _ => Err(ctx.method_not_allowed()),
+        }
+    }
+
+    /// Plain text, and the message as the HTTP/1 reason phrase: pip (`403 Client Error:
+    /// <reason> for url`) and twine (`HTTPError: 400 Bad Request ... <reason>`) print the
+    /// reason phrase, not the body.
+    fn error_response(&self, err: &Error) -> Response<Body> {
+        let message = err.client_message();
+        let mut resp = protocol::text(err.status(), format!("{message}\n"));
+        if let Some(reason) = reason_phrase(&message) {
+            resp.extensions_mut().insert(reason);
+        }
+        resp
+    }
+
+    /// pip and twine send credentials from the URL or keyring, and retry after a `Basic`
+    /// challenge.
+    fn challenge(&self) -> Option<HeaderValue> {
+        Some(HeaderValue::from_static("Basic realm=\"batlehub\""))
+    }
+
+    /// PEP 503 normalization: lowercase, runs of `-_.` become `-`.
+    fn package_key(raw: &str) -> Result<String> {
+        Ok(crate::name::ProjectName::parse(raw)?.as_str().to_owned())
+    }
+}
+
+/// The message as a reason phrase: printable ASCII only, one line, bounded.
+fn reason_phrase(message: &str) -> Option<hyper::ext::ReasonPhrase> {
+    let mut text: String = message
+        .chars()
+        .map(|c| match c {
+            '\n' | '\r' | '\t' => ' ',
+            c if c.is_ascii() && !c.is_ascii_control() => c,
+            _ => '?',
+        })
+        .collect();
+    if text.len() > MAX_REASON {
+        text.truncate(MAX_REASON - 3);
+        text.push_str("...");
+    }
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    hyper::ext::ReasonPhrase::try_from(text.to_owned()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_is_one_printable_line() {
+        let r = reason_phrase("a\nb \u{e9}").expect("reason");
+        assert_eq!(r.as_bytes(), b"a b ?");
+        let long = reason_phrase(&"x".repeat(2000)).expect("reason");
+        assert_eq!(long.as_bytes().len(), MAX_REASON);
+        assert!(reason_phrase(" \n").is_none());
+    }
+}
