@@ -4,7 +4,7 @@
 mod common;
 
 use base64::Engine as _;
-use common::{TestApp, delete, escape, get, get_corgi, publish_body, put_json, tgz};
+use common::{NpmApp, TestApp, delete, escape, get, get_corgi, publish_body, put_json, tgz};
 use http::StatusCode;
 use serde_json::{Value, json};
 
@@ -238,7 +238,7 @@ async fn error_envelopes() {
 async fn traversal_in_names_and_versions_is_refused() {
     let app = TestApp::local().build().await;
     app.publish("safe", "1.0.0", "alice").await;
-    let before = app.snapshot_state(&["safe"]).await;
+    let before = app.state(&["safe"]).await;
     for path in [
         "/..",
         "/%2e%2e",
@@ -276,11 +276,7 @@ async fn traversal_in_names_and_versions_is_refused() {
         app.send(put_json("/safe", &body, Some("alice"))).await.0,
         StatusCode::BAD_REQUEST
     );
-    assert_eq!(
-        app.snapshot_state(&["safe"]).await,
-        before,
-        "storage unchanged"
-    );
+    assert_eq!(app.state(&["safe"]).await, before, "storage unchanged");
 }
 
 #[tokio::test]
@@ -288,7 +284,7 @@ async fn bad_publishes_change_nothing() {
     let app = TestApp::local().build().await;
     app.publish("good", "1.0.0", "alice").await;
     let names = ["good", "liar", "trunc"];
-    let before = app.snapshot_state(&names).await;
+    let before = app.state(&names).await;
 
     // package.json inside the tarball disagrees with the URL.
     let lie = publish_body(
@@ -378,11 +374,7 @@ async fn bad_publishes_change_nothing() {
         StatusCode::BAD_REQUEST
     );
 
-    assert_eq!(
-        app.snapshot_state(&names).await,
-        before,
-        "index and blobs unchanged"
-    );
+    assert_eq!(app.state(&names).await, before, "index and blobs unchanged");
     assert!(
         app.storage
             .blobs

@@ -6,7 +6,7 @@ mod common;
 
 use base64::Engine as _;
 use batlehub_core::model::{AuditQuery, Block, Namespace, Owner, Visibility};
-use common::{TestApp, get, get_corgi, publish_body, put_json, tgz};
+use common::{NpmApp, TestApp, get, get_corgi, publish_body, put_json, tgz};
 use http::StatusCode;
 use serde_json::{Value, json};
 

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestApp, get, get_corgi, upstream_packument};
+use common::{NpmApp, TestApp, get, get_corgi, upstream_packument};
 use http::StatusCode;
 use serde_json::{Value, json};
 use wiremock::matchers::{header, header_exists, method, path};

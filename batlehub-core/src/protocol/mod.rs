@@ -240,6 +240,26 @@ impl Cx {
     }
 }
 
+/// A service serving one registry instance in one protocol: what every type declared with
+/// [`protocol_service!`] is. Lets generic code (a server's table of registry kinds, a test
+/// harness) build and inspect services without knowing the protocol.
+pub trait RegistryService: Clone + Send + Sync + 'static {
+    /// The protocol's name (`"npm"`, `"cargo"`, ...).
+    const PROTOCOL: &'static str;
+
+    /// Serves `registry`, building absolute URLs with `base`.
+    fn from_registry(registry: Registry, base: crate::BaseUrl) -> Self;
+
+    /// The registry instance served.
+    fn registry(&self) -> &Registry;
+
+    /// The key a raw package name is stored under ([`Protocol::package_key`]).
+    ///
+    /// # Errors
+    /// [`Error::BadRequest`] when `raw` is not a valid name for this protocol.
+    fn package_key(raw: &str) -> Result<String>;
+}
+
 /// Declares a protocol crate's exported service: a documented newtype over
 /// [`ProtocolService`] with the usual constructors (`new`, `local`, `proxy`, `registry`)
 /// and its `tower::Service` implementation, written once here.
@@ -299,6 +319,22 @@ macro_rules! protocol_service {
             #[must_use]
             pub fn registry(&self) -> &$crate::Registry {
                 self.0.registry()
+            }
+        }
+
+        impl $crate::protocol::RegistryService for $name {
+            const PROTOCOL: &'static str = <$proto as $crate::protocol::Protocol>::NAME;
+
+            fn from_registry(registry: $crate::Registry, base: $crate::BaseUrl) -> Self {
+                Self::new(registry, base)
+            }
+
+            fn registry(&self) -> &$crate::Registry {
+                self.0.registry()
+            }
+
+            fn package_key(raw: &str) -> $crate::Result<::std::string::String> {
+                <$proto as $crate::protocol::Protocol>::package_key(raw)
             }
         }
 

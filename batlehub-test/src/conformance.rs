@@ -1,0 +1,342 @@
+//! The checks every protocol must pass, written once.
+//!
+//! A protocol crate implements [`Conformance`] in its `tests/` (how to publish, where its
+//! documents and artifacts live, what its upstream serves) and runs every check with
+//! [`conformance_suite!`](crate::conformance_suite).
+
+use std::future::Future;
+
+use batlehub_core::body::Body;
+use batlehub_core::protocol::RegistryService;
+use http::{Method, Request, StatusCode, header};
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::{TestApp, TestService, get, head, identity};
+
+/// What the shared checks need to know about one protocol.
+pub trait Conformance: Send + Sync + 'static {
+    /// The protocol's service.
+    type Service: TestService;
+
+    /// A valid package name in this protocol (the checks publish and read it).
+    fn package() -> &'static str;
+
+    /// The key `package()` is stored under.
+    fn package_key() -> String {
+        Self::Service::package_key(Self::package()).unwrap()
+    }
+
+    /// The request that publishes `name@version` (the first request of a multi-request
+    /// publish), as `who` or anonymously.
+    fn publish_request(name: &str, version: &str, who: Option<&str>) -> Request<Body>;
+
+    /// Publishes `name@version` as `who` completely; returns the last status.
+    fn publish(
+        app: &TestApp<Self::Service>,
+        name: &str,
+        version: &str,
+        who: &str,
+    ) -> impl Future<Output = StatusCode> + Send;
+
+    /// The path of the document listing `name`'s versions.
+    fn metadata_path(name: &str) -> String;
+
+    /// The path of the (main) artifact of `name@version`.
+    fn artifact_path(name: &str, version: &str) -> String;
+
+    /// Whether a metadata document lists `version`.
+    fn lists_version(body: &[u8], version: &str) -> bool {
+        String::from_utf8_lossy(body).contains(version)
+    }
+
+    /// Paths that try to leave the namespace the protocol serves; each must be refused with a
+    /// client error. The default puts hostile names where a package name goes.
+    fn traversal_paths() -> Vec<String> {
+        let mut paths = Vec::new();
+        for evil in [
+            "%2e%2e",
+            "..%2f..%2fetc%2fpasswd",
+            "%2e%2e%5c%2e%2e%5cetc",
+            "a%00b",
+            "%2e",
+        ] {
+            paths.push(Self::metadata_path(evil));
+            paths.push(Self::artifact_path(evil, "1.0.0"));
+        }
+        paths
+    }
+
+    /// Serves `name` with `versions` (and their artifacts) the way an upstream of this
+    /// protocol does, on `server`.
+    fn mount_upstream(
+        server: &MockServer,
+        name: &str,
+        versions: &[&str],
+    ) -> impl Future<Output = ()> + Send;
+
+    /// The upstream URL a proxy of `server` is configured with.
+    fn upstream_url(server: &MockServer) -> String {
+        server.uri()
+    }
+}
+
+fn assert_nosniff(what: &str, headers: &http::HeaderMap) {
+    assert_eq!(
+        headers
+            .get(header::X_CONTENT_TYPE_OPTIONS)
+            .map(|v| v.as_bytes()),
+        Some(&b"nosniff"[..]),
+        "{what}: X-Content-Type-Options"
+    );
+}
+
+/// Hostile paths get a client error, and a proxy never forwards them upstream.
+pub async fn traversal_refused<C: Conformance>() {
+    let upstream = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&upstream)
+        .await;
+    let local = TestApp::<C::Service>::local().build().await;
+    let proxy = TestApp::<C::Service>::proxy(&C::upstream_url(&upstream))
+        .build()
+        .await;
+    for path in C::traversal_paths() {
+        for (mode, app) in [("local", &local), ("proxy", &proxy)] {
+            let got = app.call(get(&path, Some("alice"))).await;
+            assert!(
+                got.status == StatusCode::BAD_REQUEST || got.status == StatusCode::NOT_FOUND,
+                "{mode} GET {path}: {} {}",
+                got.status,
+                got.text()
+            );
+            assert_nosniff(&path, &got.headers);
+        }
+    }
+    let (blobs, _) = local.state(&[]).await;
+    assert!(blobs.is_empty(), "nothing stored: {blobs:?}");
+}
+
+/// An anonymous publish is refused with `401`, the protocol's challenge and its error
+/// envelope, before anything is stored.
+pub async fn anonymous_publish_challenged<C: Conformance>() {
+    let app = TestApp::<C::Service>::local().build().await;
+    let key = C::package_key();
+    let before = app.state(&[&key]).await;
+    let got = app
+        .call(C::publish_request(C::package(), "1.0.0", None))
+        .await;
+    assert_eq!(got.status, StatusCode::UNAUTHORIZED, "{}", got.text());
+    assert!(
+        !got.header("www-authenticate").is_empty(),
+        "a 401 carries the protocol's challenge"
+    );
+    assert!(!got.body.is_empty(), "the error is explained in the body");
+    assert_nosniff("401", &got.headers);
+    assert_eq!(app.state(&[&key]).await, before, "nothing stored");
+    // The same request with credentials that were refused is refused too.
+    let mut req = C::publish_request(C::package(), "1.0.0", None);
+    req.extensions_mut().insert(identity("invalid"));
+    let got = app.call(req).await;
+    assert_eq!(got.status, StatusCode::UNAUTHORIZED, "{}", got.text());
+    assert_eq!(app.state(&[&key]).await, before, "nothing stored");
+}
+
+/// `HEAD` answers with the headers of `GET` and no body.
+pub async fn head_has_no_body<C: Conformance>() {
+    let app = TestApp::<C::Service>::local().build().await;
+    let status = C::publish(&app, C::package(), "1.0.0", "alice").await;
+    assert!(status.is_success(), "publish: {status}");
+    for path in [
+        C::metadata_path(C::package()),
+        C::artifact_path(C::package(), "1.0.0"),
+    ] {
+        let full = app.call(get(&path, Some("alice"))).await;
+        assert_eq!(full.status, StatusCode::OK, "GET {path}: {}", full.text());
+        let got = app.call(head(&path, Some("alice"))).await;
+        assert_eq!(got.status, StatusCode::OK, "HEAD {path}");
+        assert!(got.body.is_empty(), "HEAD {path} has no body");
+        assert_eq!(
+            got.header("content-type"),
+            full.header("content-type"),
+            "HEAD {path}: same Content-Type as GET"
+        );
+        let len = got.header("content-length");
+        if !len.is_empty() {
+            assert_eq!(
+                len,
+                full.body.len().to_string(),
+                "HEAD {path}: Content-Length"
+            );
+        }
+        assert_nosniff(&path, &got.headers);
+    }
+}
+
+/// Every kind of answer carries `X-Content-Type-Options: nosniff`.
+pub async fn nosniff_everywhere<C: Conformance>() {
+    let app = TestApp::<C::Service>::local().build().await;
+    C::publish(&app, C::package(), "1.0.0", "alice").await;
+    for (path, expected) in [
+        (C::metadata_path(C::package()), StatusCode::OK),
+        (C::artifact_path(C::package(), "1.0.0"), StatusCode::OK),
+        (C::metadata_path("no-such-package"), StatusCode::NOT_FOUND),
+    ] {
+        let got = app.call(get(&path, Some("alice"))).await;
+        assert_eq!(got.status, expected, "GET {path}: {}", got.text());
+        assert_nosniff(&path, &got.headers);
+    }
+    let got = app
+        .call(
+            Request::builder()
+                .method(Method::PATCH)
+                .uri(C::metadata_path(C::package()))
+                .body(batlehub_core::body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert!(got.status.is_client_error(), "PATCH: {}", got.status);
+    assert_nosniff("PATCH", &got.headers);
+}
+
+/// Past the rate limit a caller gets `429` with `Retry-After` and the limit, in the
+/// protocol's envelope.
+pub async fn rate_limited_with_retry_after<C: Conformance>() {
+    let app = TestApp::<C::Service>::local()
+        .rules("[rate_limit]\nrequests_per_window = 2\nwindow_secs = 60\n")
+        .build()
+        .await;
+    let path = C::metadata_path("no-such-package");
+    for _ in 0..2 {
+        let got = app.call(get(&path, None)).await;
+        assert_ne!(got.status, StatusCode::TOO_MANY_REQUESTS);
+    }
+    let got = app.call(get(&path, None)).await;
+    assert_eq!(got.status, StatusCode::TOO_MANY_REQUESTS, "{}", got.text());
+    assert!(!got.header("retry-after").is_empty(), "Retry-After");
+    assert_eq!(got.header("x-ratelimit-limit"), "2");
+    assert!(!got.body.is_empty(), "explained in the body");
+    assert_nosniff("429", &got.headers);
+    app.clock.advance(chrono::Duration::seconds(61));
+    let got = app.call(get(&path, None)).await;
+    assert_ne!(got.status, StatusCode::TOO_MANY_REQUESTS, "a new window");
+}
+
+/// A version younger than the release-age gate is refused for download with `403`, the
+/// rule's name and its reason; once old enough it is served.
+pub async fn age_gated_version_refused_with_reason<C: Conformance>() {
+    let app = TestApp::<C::Service>::local()
+        .rules("[[rules]]\nkind = \"release_age_gate\"\nmin_age_secs = 86400\n")
+        .build()
+        .await;
+    let status = C::publish(&app, C::package(), "1.0.0", "alice").await;
+    assert!(status.is_success(), "publish: {status}");
+    let path = C::artifact_path(C::package(), "1.0.0");
+    let got = app.call(get(&path, Some("bob"))).await;
+    assert_eq!(got.status, StatusCode::FORBIDDEN, "{}", got.text());
+    assert_eq!(got.header("x-batlehub-rule"), "release_age_gate");
+    assert!(!got.header("retry-after").is_empty(), "Retry-After");
+    assert!(
+        got.text().contains("release-age gate"),
+        "the reason reaches the client: {}",
+        got.text()
+    );
+    app.clock.advance(chrono::Duration::days(2));
+    let got = app.call(get(&path, Some("bob"))).await;
+    assert_eq!(got.status, StatusCode::OK, "eligible now: {}", got.text());
+}
+
+/// When every upstream fails, the last copy of a document is served, marked stale.
+pub async fn stale_when_upstream_down<C: Conformance>() {
+    let upstream = MockServer::start().await;
+    C::mount_upstream(&upstream, C::package(), &["1.0.0"]).await;
+    let app = TestApp::<C::Service>::proxy(&C::upstream_url(&upstream))
+        .ttl(60)
+        .build()
+        .await;
+    let path = C::metadata_path(C::package());
+    let fresh = app.fetch(&path).await;
+    assert_eq!(fresh.status, StatusCode::OK, "{}", fresh.text());
+    assert!(C::lists_version(&fresh.body, "1.0.0"));
+    assert!(fresh.header("x-batlehub-cache") != "stale");
+    upstream.reset().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&upstream)
+        .await;
+    app.clock.advance(chrono::Duration::seconds(61));
+    let stale = app.fetch(&path).await;
+    assert_eq!(stale.status, StatusCode::OK, "{}", stale.text());
+    assert_eq!(stale.header("x-batlehub-cache"), "stale");
+    assert!(C::lists_version(&stale.body, "1.0.0"));
+}
+
+/// In a hybrid registry, a name published locally never falls through to the upstream:
+/// the upstream's versions are neither listed nor downloaded.
+pub async fn hybrid_local_never_falls_through<C: Conformance>() {
+    let upstream = MockServer::start().await;
+    C::mount_upstream(&upstream, C::package(), &["9.9.9"]).await;
+    let app = TestApp::<C::Service>::hybrid(&C::upstream_url(&upstream))
+        .build()
+        .await;
+    let status = C::publish(&app, C::package(), "1.0.0", "alice").await;
+    assert!(status.is_success(), "publish: {status}");
+    let got = app
+        .call(get(&C::metadata_path(C::package()), Some("bob")))
+        .await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+    assert!(C::lists_version(&got.body, "1.0.0"));
+    assert!(!C::lists_version(&got.body, "9.9.9"), "{}", got.text());
+    let got = app
+        .call(get(&C::artifact_path(C::package(), "9.9.9"), Some("bob")))
+        .await;
+    assert!(
+        got.status.is_client_error(),
+        "the upstream's version is not served: {}",
+        got.status
+    );
+    let requests = upstream.received_requests().await.unwrap_or_default();
+    assert!(
+        requests.iter().all(|r| !r.url.path().contains("9.9.9")),
+        "the upstream's artifact was never fetched: {:?}",
+        requests
+            .iter()
+            .map(|r| r.url.path().to_owned())
+            .collect::<Vec<_>>()
+    );
+}
+
+/// Runs every conformance check for a [`Conformance`] implementation, one `#[tokio::test]`
+/// each:
+///
+/// ```ignore
+/// batlehub_test::conformance_suite!(NpmConformance);
+/// ```
+#[macro_export]
+macro_rules! conformance_suite {
+    ($c:ty) => {
+        $crate::conformance_suite!(@tests $c;
+            traversal_refused,
+            anonymous_publish_challenged,
+            head_has_no_body,
+            nosniff_everywhere,
+            rate_limited_with_retry_after,
+            age_gated_version_refused_with_reason,
+            stale_when_upstream_down,
+            hybrid_local_never_falls_through,
+        );
+    };
+    (@tests $c:ty; $($check:ident),* $(,)?) => {
+        mod conformance_suite {
+            use super::*;
+            $(
+                #[::tokio::test]
+                async fn $check() {
+                    $crate::conformance::$check::<$c>().await;
+                }
+            )*
+        }
+    };
+}
