@@ -5,8 +5,8 @@
 mod common;
 
 use common::{
-    TestApp, crate_file, crate_named, delete, framed, get, index_path, metadata, parse_lines,
-    publish_body, put, sha256_hex, with_body,
+    CargoApp, TestApp, crate_file, crate_named, delete, framed, get, index_path, metadata,
+    parse_lines, publish_body, put, sha256_hex, with_body,
 };
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -178,7 +178,7 @@ async fn publish_bodies_may_arrive_in_any_chunks() {
         assert_eq!(got.as_ref(), crate_bytes.as_slice());
     }
     // A truncated streamed body is refused too, leaving nothing behind.
-    let before = app.snapshot_state(&["chunky"]).await;
+    let before = app.state(&["chunky"]).await;
     let mut cut = publish_body(&metadata("chunky", "2.0.0"), &big);
     cut.truncate(cut.len() - 1000);
     let (s, _, b) = app
@@ -195,7 +195,7 @@ async fn publish_bodies_may_arrive_in_any_chunks() {
         "{}",
         String::from_utf8_lossy(&b)
     );
-    assert_eq!(app.snapshot_state(&["chunky"]).await, before);
+    assert_eq!(app.state(&["chunky"]).await, before);
 }
 
 #[tokio::test]
@@ -206,7 +206,7 @@ async fn names_are_unique_ignoring_case_and_dashes() {
         StatusCode::OK
     );
     for other in ["foo_bar", "Foo-Bar", "FOO_BAR"] {
-        let before = app.snapshot_state(&["foo-bar"]).await;
+        let before = app.state(&["foo-bar"]).await;
         let (s, err) = app.publish(other, "1.0.1", "alice").await;
         assert_eq!(s, StatusCode::CONFLICT, "{other}: {err}");
         assert!(
@@ -216,7 +216,7 @@ async fn names_are_unique_ignoring_case_and_dashes() {
                 .contains("conflicts with the existing crate `foo-bar`"),
             "{err}"
         );
-        assert_eq!(app.snapshot_state(&["foo-bar"]).await, before, "{other}");
+        assert_eq!(app.state(&["foo-bar"]).await, before, "{other}");
         if other == "foo_bar" {
             insta::assert_json_snapshot!("error_name_conflict", err);
         }
@@ -498,7 +498,7 @@ async fn bad_publishes_store_nothing() {
         app.publish("keep", "1.0.0", "alice").await.0,
         StatusCode::OK
     );
-    let before = app.snapshot_state(&["keep", "evil", "other"]).await;
+    let before = app.state(&["keep", "evil", "other"]).await;
     let good_meta = metadata("keep", "1.1.0");
     let good = crate_file("keep", "1.1.0");
     let mut wrong_cksum = good_meta.clone();
@@ -630,7 +630,7 @@ async fn bad_publishes_store_nothing() {
         assert_eq!(s, status, "{what}: {err}");
         assert!(detail.contains(needle), "{what}: {detail}");
         assert_eq!(
-            app.snapshot_state(&["keep", "evil", "other"]).await,
+            app.state(&["keep", "evil", "other"]).await,
             before,
             "{what}: storage changed"
         );
@@ -675,7 +675,7 @@ async fn bad_publishes_store_nothing() {
         let err: Value = serde_json::from_slice(&b).expect("cargo envelope");
         assert!(err["errors"][0]["detail"].is_string(), "{path}");
     }
-    assert_eq!(app.snapshot_state(&["keep", "evil", "other"]).await, before);
+    assert_eq!(app.state(&["keep", "evil", "other"]).await, before);
     // The registry still works.
     assert_eq!(
         app.publish("keep", "1.1.0", "alice").await.0,

@@ -5,7 +5,7 @@
 mod common;
 
 use batlehub_core::model::{Block, Namespace};
-use common::{TestApp, crate_file, get, index_path, sha256_hex};
+use common::{CargoApp, TestApp, crate_file, get, index_path, sha256_hex};
 use http::StatusCode;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};

@@ -4,58 +4,17 @@
 
 mod common;
 
-use common::{TestApp, crate_file, get, index_path, parse_lines, sha256_hex};
+use common::{CargoApp, TestApp, crate_file, get, index_path, line, mount_index, parse_lines};
 use http::StatusCode;
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-fn line(name: &str, vers: &str, bytes: &[u8], pubtime: Option<&str>) -> String {
-    let mut v = json!({
-        "name": name, "vers": vers, "deps": [], "cksum": sha256_hex(bytes),
-        "features": {}, "yanked": false, "links": null,
-        "x-unknown-field": "kept as is",
-    });
-    if let Some(t) = pubtime {
-        v["pubtime"] = json!(t);
-    }
-    v.to_string()
-}
-
 /// An upstream sparse index holding `name` with `versions`, crates served under
 /// `{uri}/files/{crate}-{version}.crate`.
 async fn upstream(name: &str, versions: &[(&str, Option<&str>)]) -> MockServer {
     let server = MockServer::start().await;
-    let dl = format!("{}/files/{{crate}}-{{version}}.crate", server.uri());
-    Mock::given(method("GET"))
-        .and(path("/index/config.json"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({ "dl": dl, "api": server.uri() })),
-        )
-        .mount(&server)
-        .await;
-    let mut text = String::new();
-    for (v, t) in versions {
-        text.push_str(&line(name, v, &crate_file(name, v), *t));
-        text.push('\n');
-        Mock::given(method("GET"))
-            .and(path(format!("/files/{name}-{v}.crate")))
-            .respond_with(ResponseTemplate::new(200).set_body_bytes(crate_file(name, v)))
-            .mount(&server)
-            .await;
-    }
-    Mock::given(method("GET"))
-        .and(path(format!(
-            "/index{}",
-            index_path(name).trim_start_matches("/registry")
-        )))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_string(text)
-                .insert_header("etag", "\"v1\""),
-        )
-        .mount(&server)
-        .await;
+    mount_index(&server, name, versions).await;
     server
 }
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestApp, pom, redact, sha1_hex};
+use common::{MavenApp, TestApp, pom, redact, sha1_hex};
 use http::StatusCode;
 
 const DIR: &str = "/maven2/org/example/lib/1.0";
@@ -151,7 +151,7 @@ async fn anonymous_deploy_is_challenged() {
 #[tokio::test]
 async fn bad_input_is_refused_and_nothing_stored() {
     let app = TestApp::local().build().await;
-    let before = app.state("org.example:lib").await;
+    let before = app.state_of("org.example:lib").await;
     let bomb = r#"<?xml version="1.0"?>
 <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>
 <project><groupId>&lol1;</groupId><artifactId>lib</artifactId><version>1.0</version></project>"#;
@@ -198,7 +198,7 @@ async fn bad_input_is_refused_and_nothing_stored() {
         assert_eq!(s, StatusCode::BAD_REQUEST, "{path}: {b}");
         assert!(b.contains(needle), "{path}: {b}");
     }
-    assert_eq!(app.state("org.example:lib").await, before);
+    assert_eq!(app.state_of("org.example:lib").await, before);
 
     // A checksum that does not match the stored file.
     app.deploy_release("org.example", "lib", "1.0", "bob").await;

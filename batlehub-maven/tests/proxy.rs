@@ -1,9 +1,10 @@
 //! Proxy and hybrid registries against a wiremock upstream: checksum-verified artifacts,
-//! metadata filtered by policy (publish time from the POM's `Last-Modified`), hybrid merge.
+//! metadata filtered by policy (publish time from the POM's `Last-Modified`), the hybrid
+//! guard.
 
 mod common;
 
-use common::{TestApp, pom, redact, sha1_hex};
+use common::{MavenApp, TestApp, get, pom, redact, sha1_hex};
 use http::StatusCode;
 use sha2::Digest as _;
 use wiremock::matchers::{method, path};
@@ -118,7 +119,7 @@ async fn proxy_serves_verified_artifacts() {
     // nothing is cached: the next request fails the same way.
     for _ in 0..2 {
         let (s, body) = app
-            .get_raw("/maven2/org/example/lib/1.0/lib-1.0-tests.jar")
+            .send_raw(get("/maven2/org/example/lib/1.0/lib-1.0-tests.jar", None))
             .await;
         assert!(
             s == StatusCode::BAD_GATEWAY || body.is_err(),
@@ -167,23 +168,32 @@ async fn age_gate_filters_metadata_and_refuses_downloads() {
     assert_eq!(s, StatusCode::OK);
 }
 
+/// Hybrid: an artifact deployed here lists and serves only its own versions; the
+/// upstream's never merge into it (dependency-confusion guard). Artifacts not deployed here
+/// still come from the upstream.
 #[tokio::test]
-async fn hybrid_merges_local_versions() {
+async fn hybrid_local_artifact_never_merges_upstream_versions() {
     let server = upstream().await;
     let app = TestApp::hybrid(&format!("{}/repo/", server.uri()))
         .build()
         .await;
+    let (s, xml) = app.text("/maven2/org/example/lib/maven-metadata.xml").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        xml.contains("<version>1.0</version>"),
+        "upstream artifact: {xml}"
+    );
     app.deploy_release("org.example", "lib", "3.0", "bob").await;
     let (s, xml) = app.text("/maven2/org/example/lib/maven-metadata.xml").await;
     assert_eq!(s, StatusCode::OK);
     assert!(xml.contains("<latest>3.0</latest>"), "{xml}");
-    for v in ["1.0", "2.0", "3.0"] {
-        assert!(xml.contains(&format!("<version>{v}</version>")), "{xml}");
+    for v in ["1.0", "2.0"] {
+        assert!(!xml.contains(&format!("<version>{v}</version>")), "{xml}");
     }
     let (s, _, b) = app.get("/maven2/org/example/lib/3.0/lib-3.0.jar").await;
     assert_eq!((s, &b[..]), (StatusCode::OK, &b"jar of lib 3.0"[..]));
-    let (s, _, b) = app.get("/maven2/org/example/lib/1.0/lib-1.0.jar").await;
-    assert_eq!((s, &b[..]), (StatusCode::OK, &b"jar 1.0"[..]));
+    let (s, _, _) = app.get("/maven2/org/example/lib/1.0/lib-1.0.jar").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
@@ -249,13 +259,14 @@ async fn cached_metadata_follows_blocks_and_deploys() {
         xml.contains("<latest>1.0</latest>") && !xml.contains("<version>2.0</version>"),
         "{xml}"
     );
+    app.storage.index.remove_block("b1").await.expect("unblock");
+    let (_, xml) = app.text(path).await;
+    assert!(xml.contains("<version>2.0</version>"), "{xml}");
+    // Deployed here, the artifact lists its own versions only, at once.
     app.deploy_release("org.example", "lib", "3.0", "bob").await;
     let (_, xml) = app.text(path).await;
     assert!(
         xml.contains("<latest>3.0</latest>") && !xml.contains("<version>2.0</version>"),
         "{xml}"
     );
-    app.storage.index.remove_block("b1").await.expect("unblock");
-    let (_, xml) = app.text(path).await;
-    assert!(xml.contains("<version>2.0</version>"), "{xml}");
 }

@@ -5,8 +5,8 @@
 mod common;
 
 use common::{
-    Dist, JSON, PIP_ACCEPT, TestApp, get, raw_upload, sdist, sha256, twine_fields, upload_request,
-    wheel, wheel_with,
+    Dist, JSON, PIP_ACCEPT, PypiApp, TestApp, get, raw_upload, sdist, sha256, twine_fields,
+    upload_request, wheel, wheel_with,
 };
 use http::StatusCode;
 use serde_json::{Value, json};
@@ -29,7 +29,7 @@ async fn sdist_and_wheel_of_one_release_then_every_read() {
     );
 
     // HTML by default, with hashes, requires-python and core metadata.
-    let page = app.get("/simple/demo-pkg/").await;
+    let page = app.fetch("/simple/demo-pkg/").await;
     assert_eq!(page.status, StatusCode::OK);
     assert_eq!(page.header("content-type"), "text/html; charset=utf-8");
     assert_eq!(page.header("vary"), "Accept");
@@ -37,7 +37,7 @@ async fn sdist_and_wheel_of_one_release_then_every_read() {
     insta::assert_snapshot!("local_project_page_html", page.text());
 
     let page = app
-        .send(get("/simple/demo-pkg/", Some(PIP_ACCEPT), None))
+        .call(get("/simple/demo-pkg/", Some(PIP_ACCEPT), None))
         .await;
     assert_eq!(page.header("content-type"), JSON);
     let doc = page.json();
@@ -61,23 +61,23 @@ async fn sdist_and_wheel_of_one_release_then_every_read() {
     );
     let url = wheel_entry["url"].as_str().expect("url");
     let path = url.strip_prefix("http://hub.test/pypi").expect("ours");
-    let meta = app.get(&format!("{path}.metadata")).await;
+    let meta = app.fetch(&format!("{path}.metadata")).await;
     assert_eq!(meta.status, StatusCode::OK);
     assert_eq!(meta.body.as_ref(), whl.metadata.as_slice());
-    let file = app.get(path).await;
+    let file = app.fetch(path).await;
     assert_eq!(file.status, StatusCode::OK);
     assert_eq!(file.header("content-type"), "application/octet-stream");
     assert_eq!(file.body.as_ref(), whl.bytes.as_slice());
     assert_eq!(file.header("content-length"), whl.bytes.len().to_string());
     // The sdist has no .metadata.
     assert_eq!(
-        app.get(&format!("/packages/demo-pkg/{}.metadata", sd.filename))
+        app.fetch(&format!("/packages/demo-pkg/{}.metadata", sd.filename))
             .await
             .status,
         StatusCode::NOT_FOUND
     );
     let head = app
-        .send(
+        .call(
             http::Request::head(path)
                 .body(batlehub_core::body::empty())
                 .expect("req"),
@@ -87,7 +87,7 @@ async fn sdist_and_wheel_of_one_release_then_every_read() {
     assert!(head.body.is_empty());
 
     // JSON API.
-    let api = app.get("/pypi/demo-pkg/json").await;
+    let api = app.fetch("/pypi/demo-pkg/json").await;
     assert_eq!(api.status, StatusCode::OK);
     let api = api.json();
     assert_eq!(api["info"]["version"], "1.1");
@@ -97,7 +97,7 @@ async fn sdist_and_wheel_of_one_release_then_every_read() {
         ".**.upload_time" => TIME_REDACTIONS,
         ".**.upload_time_iso_8601" => TIME_REDACTIONS,
     });
-    let v = app.get("/pypi/demo-pkg/1.0/json").await.json();
+    let v = app.fetch("/pypi/demo-pkg/1.0/json").await.json();
     assert_eq!(
         v["info"]["name"], "demo-pkg",
         "the newest upload's spelling"
@@ -110,17 +110,17 @@ async fn sdist_and_wheel_of_one_release_then_every_read() {
     assert_eq!(v["urls"].as_array().map(Vec::len), Some(2));
     assert!(v.get("releases").is_none());
     assert_eq!(
-        app.get("/pypi/demo-pkg/1.0.0/json").await.status,
+        app.fetch("/pypi/demo-pkg/1.0.0/json").await.status,
         StatusCode::OK,
         "PEP 440 equality"
     );
     assert_eq!(
-        app.get("/pypi/demo-pkg/9.9/json").await.status,
+        app.fetch("/pypi/demo-pkg/9.9/json").await.status,
         StatusCode::NOT_FOUND
     );
 
     // The project list.
-    let list = app.get("/simple/").await;
+    let list = app.fetch("/simple/").await;
     insta::assert_snapshot!("local_index_html", list.text());
     let list = app.get_json("/simple/").await.json();
     assert_eq!(list["projects"], json!([{ "name": "demo-pkg" }]));
@@ -140,7 +140,7 @@ async fn names_are_normalized_and_redirected() {
         ("/simple", "http://hub.test/pypi/simple/"),
         ("/pypi/MY_PKG/json", "http://hub.test/pypi/pypi/my-pkg/json"),
     ] {
-        let got = app.get(from).await;
+        let got = app.fetch(from).await;
         assert_eq!(got.status, StatusCode::MOVED_PERMANENTLY, "{from}");
         assert_eq!(got.header("location"), to, "{from}");
     }
@@ -177,7 +177,7 @@ async fn negotiation_and_versions_order() {
         json!(["1.0", "1.0.post1", "1.9", "1.10", "2.0rc1"])
     );
     assert_eq!(
-        app.get("/pypi/order/json").await.json()["info"]["version"],
+        app.fetch("/pypi/order/json").await.json()["info"]["version"],
         "1.10",
         "info describes the highest stable release"
     );
@@ -195,14 +195,14 @@ async fn negotiation_and_versions_order() {
             "text/html; charset=utf-8",
         ),
     ] {
-        let got = app.send(get("/simple/order/", accept, None)).await;
+        let got = app.call(get("/simple/order/", accept, None)).await;
         assert_eq!(got.header("content-type"), ct, "{accept:?}");
         assert_eq!(got.header("vary"), "Accept");
         // Revalidation: the same representation's ETag gets a 304.
         let mut req = get("/simple/order/", accept, None);
         req.headers_mut()
             .insert("if-none-match", got.headers["etag"].clone());
-        let again = app.send(req).await;
+        let again = app.call(req).await;
         assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{accept:?}");
         assert!(again.body.is_empty());
     }
@@ -277,7 +277,7 @@ async fn yank_and_unyank_through_the_admin_function() {
     .await
     .expect("yank");
     assert_eq!(stored, "1.1");
-    let html = app.get("/simple/yanky/").await.text();
+    let html = app.fetch("/simple/yanky/").await.text();
     assert!(
         html.contains("data-yanked=\"broken &quot;build&quot;\""),
         "{html}"
@@ -289,7 +289,7 @@ async fn yank_and_unyank_through_the_admin_function() {
         json!(["1.0", "1.1"]),
         "yanked stays listed"
     );
-    let api = app.get("/pypi/yanky/json").await.json();
+    let api = app.fetch("/pypi/yanky/json").await.json();
     assert_eq!(api["info"]["version"], "1.0", "info skips yanked releases");
     assert_eq!(api["releases"]["1.1"][0]["yanked"], true);
     assert_eq!(
@@ -298,7 +298,7 @@ async fn yank_and_unyank_through_the_admin_function() {
     );
     // Still downloadable when pinned (PEP 592).
     assert_eq!(
-        app.get("/packages/yanky/yanky-1.1-py3-none-any.whl")
+        app.fetch("/packages/yanky/yanky-1.1-py3-none-any.whl")
             .await
             .status,
         StatusCode::OK
@@ -452,7 +452,7 @@ async fn bad_uploads_are_refused_and_store_nothing() {
         ),
     ];
     for (label, req, needle) in cases {
-        let got = app.send(req).await;
+        let got = app.call(req).await;
         assert_eq!(
             got.status,
             StatusCode::BAD_REQUEST,
@@ -485,7 +485,7 @@ async fn bad_uploads_are_refused_and_store_nothing() {
 
     // Not multipart at all.
     let got = app
-        .send(
+        .call(
             http::Request::post("/legacy/")
                 .header("content-type", "application/json")
                 .body(batlehub_core::body::full("{}"))
@@ -500,7 +500,7 @@ async fn bad_uploads_are_refused_and_store_nothing() {
         .body(batlehub_core::body::full("{}"))
         .expect("req");
     req.extensions_mut().insert(common::identity("alice"));
-    assert_eq!(app.send(req).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(app.call(req).await.status, StatusCode::BAD_REQUEST);
     assert_eq!(app.state(&["good", "evil", "x"]).await, before);
 }
 
@@ -528,7 +528,7 @@ async fn upload_limits_and_permissions() {
 
     let fields = vec![(":action".to_owned(), "submit".to_owned())];
     let got = app
-        .send(upload_request(
+        .call(upload_request(
             &fields,
             &wheel("x", "1.0", &[]),
             Some("alice"),
@@ -541,26 +541,26 @@ async fn upload_limits_and_permissions() {
 #[tokio::test]
 async fn error_envelopes() {
     let app = TestApp::local().build().await;
-    let got = app.get("/simple/nothing-here/").await;
+    let got = app.fetch("/simple/nothing-here/").await;
     assert_eq!(got.status, StatusCode::NOT_FOUND);
     assert_eq!(got.header("content-type"), "text/plain; charset=utf-8");
     assert_eq!(got.header("x-content-type-options"), "nosniff");
     insta::assert_snapshot!("error_not_found", got.text());
-    let got = app.get("/simple/%2e%2e/").await;
+    let got = app.fetch("/simple/%2e%2e/").await;
     assert_eq!(got.status, StatusCode::BAD_REQUEST);
     insta::assert_snapshot!("error_traversal", got.text());
-    let got = app.get("/packages/a/..%2f..%2fetc").await;
+    let got = app.fetch("/packages/a/..%2f..%2fetc").await;
     assert_eq!(got.status, StatusCode::BAD_REQUEST);
-    let got = app.get("/packages/a/a-1.0-py3-none-any.whl").await;
+    let got = app.fetch("/packages/a/a-1.0-py3-none-any.whl").await;
     assert_eq!(got.status, StatusCode::NOT_FOUND);
     let got = app
-        .send(
+        .call(
             http::Request::delete("/simple/a/")
                 .body(batlehub_core::body::empty())
                 .expect("req"),
         )
         .await;
     assert_eq!(got.status, StatusCode::METHOD_NOT_ALLOWED);
-    let got = app.get("/").await;
+    let got = app.fetch("/").await;
     assert_eq!(got.status, StatusCode::MOVED_PERMANENTLY);
 }

@@ -5,7 +5,7 @@ mod common;
 
 use batlehub_core::model::{Block, Visibility};
 use batlehub_pypi::DeniedVersions;
-use common::{TestApp, sha256, wheel};
+use common::{PypiApp, PypiBuilder, TestApp, sha256, wheel};
 use http::StatusCode;
 use serde_json::json;
 use wiremock::matchers::{method, path};
@@ -37,13 +37,15 @@ async fn age_gate_hides_young_versions_everywhere_and_refuses_their_files() {
     let doc = app.get_json("/simple/gated/").await.json();
     assert_eq!(doc["versions"], json!(["1.0"]));
     assert_eq!(doc["files"].as_array().map(Vec::len), Some(1));
-    let html = app.get("/simple/gated/").await.text();
+    let html = app.fetch("/simple/gated/").await.text();
     assert!(!html.contains("gated-1.1"), "{html}");
-    let api = app.get("/pypi/gated/json").await.json();
+    let api = app.fetch("/pypi/gated/json").await.json();
     assert_eq!(api["info"]["version"], "1.0");
     assert!(api["releases"].get("1.1").is_none());
 
-    let got = app.get("/packages/gated/gated-1.1-py3-none-any.whl").await;
+    let got = app
+        .fetch("/packages/gated/gated-1.1-py3-none-any.whl")
+        .await;
     assert_eq!(got.status, StatusCode::FORBIDDEN);
     assert_eq!(got.header("x-batlehub-rule"), "release_age_gate");
     let retry: i64 = got.header("retry-after").parse().expect("secs");
@@ -52,10 +54,10 @@ async fn age_gate_hides_young_versions_everywhere_and_refuses_their_files() {
     assert!(reason.contains("release-age gate"), "{reason}");
     insta::assert_snapshot!("age_gate_download_refused", got.text());
     let got = app
-        .get("/packages/gated/gated-1.1-py3-none-any.whl.metadata")
+        .fetch("/packages/gated/gated-1.1-py3-none-any.whl.metadata")
         .await;
     assert_eq!(got.status, StatusCode::FORBIDDEN);
-    let got = app.get("/pypi/gated/1.1/json").await;
+    let got = app.fetch("/pypi/gated/1.1/json").await;
     assert_eq!(
         got.status,
         StatusCode::FORBIDDEN,
@@ -88,19 +90,19 @@ async fn denied_versions_can_be_shown_as_yanked() {
     let reason = doc["files"][1]["yanked"].as_str().expect("yank reason");
     assert!(reason.contains("release-age gate"), "{reason}");
     assert!(
-        app.get("/simple/shown/")
+        app.fetch("/simple/shown/")
             .await
             .text()
             .contains("data-yanked=\"shown@1.1 was published")
     );
     assert_eq!(
-        app.get("/packages/shown/shown-1.1-py3-none-any.whl")
+        app.fetch("/packages/shown/shown-1.1-py3-none-any.whl")
             .await
             .status,
         StatusCode::FORBIDDEN,
         "still refused on download"
     );
-    let api = app.get("/pypi/shown/json").await.json();
+    let api = app.fetch("/pypi/shown/json").await.json();
     assert_eq!(api["info"]["version"], "1.0");
 }
 
@@ -138,9 +140,14 @@ async fn proxied_upload_time_feeds_the_age_gate() {
         .await;
     let doc = app.get_json("/simple/fresh/").await.json();
     assert_eq!(doc["versions"], json!(["1.0"]));
-    assert!(!app.get("/simple/fresh/").await.text().contains("fresh-1.1"));
+    assert!(
+        !app.fetch("/simple/fresh/")
+            .await
+            .text()
+            .contains("fresh-1.1")
+    );
     let got = app
-        .get(&format!("/packages/fresh/{}", young.filename))
+        .fetch(&format!("/packages/fresh/{}", young.filename))
         .await;
     assert_eq!(got.status, StatusCode::FORBIDDEN);
     assert!(
@@ -176,7 +183,7 @@ async fn blocks_and_visibility() {
         .expect("block");
     let doc = app.get_json("/simple/blk/").await.json();
     assert_eq!(doc["versions"], json!(["1.0"]));
-    let got = app.get("/packages/blk/blk-1.2-py3-none-any.whl").await;
+    let got = app.fetch("/packages/blk/blk-1.2-py3-none-any.whl").await;
     assert_eq!(got.status, StatusCode::FORBIDDEN);
     assert!(
         got.text().contains("blocked: CVE-2026-0001"),
@@ -188,7 +195,7 @@ async fn blocks_and_visibility() {
         .add_block(&block("b2", "blk", None, "malware"))
         .await
         .expect("block");
-    let got = app.get("/simple/blk/").await;
+    let got = app.fetch("/simple/blk/").await;
     assert_eq!(got.status, StatusCode::FORBIDDEN);
     assert!(got.text().contains("malware"), "{}", got.text());
 
@@ -197,7 +204,7 @@ async fn blocks_and_visibility() {
         .await
         .expect("visibility");
     assert_eq!(
-        app.get("/simple/secret/").await.status,
+        app.fetch("/simple/secret/").await.status,
         StatusCode::NOT_FOUND
     );
     assert_eq!(

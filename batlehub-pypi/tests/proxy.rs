@@ -4,61 +4,13 @@
 
 mod common;
 
-use common::{Dist, JSON, PIP_ACCEPT, TestApp, get, sha256, wheel};
+use common::{
+    JSON, PIP_ACCEPT, PypiApp, TestApp, get, json_page, serve_files, serve_page, sha256, wheel,
+};
 use http::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
-
-/// A PEP 691 page listing `files` at `{files_base}/files/{filename}`.
-fn json_page(name: &str, files_base: &str, files: &[(&Dist, &str)]) -> Value {
-    let list: Vec<Value> = files
-        .iter()
-        .map(|(d, time)| {
-            let mut f = json!({
-                "filename": d.filename,
-                "url": format!("{files_base}/files/{}", d.filename),
-                "hashes": { "sha256": sha256(&d.bytes) },
-                "requires-python": ">=3.8",
-                "yanked": false,
-                "size": d.bytes.len(),
-                "upload-time": time,
-            });
-            if !d.metadata.is_empty() && d.filename.ends_with(".whl") {
-                f["core-metadata"] = json!({ "sha256": sha256(&d.metadata) });
-            }
-            f
-        })
-        .collect();
-    json!({ "meta": { "api-version": "1.1" }, "name": name, "files": list })
-}
-
-async fn serve_files(server: &MockServer, files: &[&Dist]) {
-    for d in files {
-        Mock::given(method("GET"))
-            .and(path(format!("/files/{}", d.filename)))
-            .respond_with(ResponseTemplate::new(200).set_body_bytes(d.bytes.clone()))
-            .mount(server)
-            .await;
-        Mock::given(method("GET"))
-            .and(path(format!("/files/{}.metadata", d.filename)))
-            .respond_with(ResponseTemplate::new(200).set_body_bytes(d.metadata.clone()))
-            .mount(server)
-            .await;
-    }
-}
-
-async fn serve_page(server: &MockServer, name: &str, page: Value) {
-    Mock::given(method("GET"))
-        .and(path(format!("/simple/{name}/")))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_raw(serde_json::to_vec(&page).expect("json"), JSON)
-                .insert_header("etag", "\"p1\""),
-        )
-        .mount(server)
-        .await;
-}
 
 fn requests_to(reqs: &[Request], p: &str) -> usize {
     reqs.iter().filter(|r| r.url.path() == p).count()
@@ -88,7 +40,7 @@ async fn json_upstream_rewritten_verified_and_cached() {
         .await;
 
     let page = app
-        .send(get("/simple/up-lib/", Some(PIP_ACCEPT), None))
+        .call(get("/simple/up-lib/", Some(PIP_ACCEPT), None))
         .await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.text());
     let doc = page.json();
@@ -98,7 +50,7 @@ async fn json_upstream_rewritten_verified_and_cached() {
     );
     assert_eq!(doc["versions"], json!(["1.0", "1.1"]));
     insta::assert_json_snapshot!("proxy_project_page_json", doc);
-    let html = app.get("/simple/up-lib/").await.text();
+    let html = app.fetch("/simple/up-lib/").await.text();
     insta::assert_snapshot!("proxy_project_page_html", html);
     let reqs = up.received_requests().await.expect("recorded");
     let accept = reqs[0]
@@ -112,13 +64,13 @@ async fn json_upstream_rewritten_verified_and_cached() {
     );
 
     let meta = app
-        .get("/packages/up-lib/up_lib-1.1-py3-none-any.whl.metadata")
+        .fetch("/packages/up-lib/up_lib-1.1-py3-none-any.whl.metadata")
         .await;
     assert_eq!(meta.status, StatusCode::OK);
     assert_eq!(meta.body.as_ref(), w2.metadata.as_slice());
     for _ in 0..2 {
         let got = app
-            .get("/packages/up-lib/up_lib-1.1-py3-none-any.whl")
+            .fetch("/packages/up-lib/up_lib-1.1-py3-none-any.whl")
             .await;
         assert_eq!(got.status, StatusCode::OK);
         assert_eq!(got.body.as_ref(), w2.bytes.as_slice());
@@ -135,7 +87,7 @@ async fn json_upstream_rewritten_verified_and_cached() {
         "page fresh within TTL"
     );
 
-    let api = app.get("/pypi/up-lib/json").await;
+    let api = app.fetch("/pypi/up-lib/json").await;
     assert_eq!(api.status, StatusCode::OK);
     let api = api.json();
     assert_eq!(api["info"]["version"], "1.1");
@@ -179,18 +131,18 @@ async fn html_upstream_with_relative_urls() {
         doc["files"][0]["core-metadata"]["sha256"],
         sha256(&w.metadata)
     );
-    let got = app.get(&format!("/packages/plain/{}", w.filename)).await;
+    let got = app.fetch(&format!("/packages/plain/{}", w.filename)).await;
     assert_eq!(
         (got.status, got.body.as_ref()),
         (StatusCode::OK, w.bytes.as_slice())
     );
-    let got = app.get(&format!("/packages/plain/{}", sd.filename)).await;
+    let got = app.fetch(&format!("/packages/plain/{}", sd.filename)).await;
     assert_eq!(
         (got.status, got.body.as_ref()),
         (StatusCode::OK, sd.bytes.as_slice())
     );
     let got = app
-        .get(&format!("/packages/plain/{}.metadata", w.filename))
+        .fetch(&format!("/packages/plain/{}.metadata", w.filename))
         .await;
     assert_eq!(got.body.as_ref(), w.metadata.as_slice());
 }
@@ -215,7 +167,7 @@ async fn integrity_mismatch_is_not_cached_and_fails_the_transfer() {
     let app = TestApp::proxy(&format!("{}/simple/", up.uri()))
         .build()
         .await;
-    app.get("/simple/lying/").await;
+    app.fetch("/simple/lying/").await;
     let before = app.storage.blobs.list("").await.expect("list");
     let (status, body) = app
         .send_raw(get(&format!("/packages/lying/{}", w.filename), None, None))
@@ -250,7 +202,7 @@ async fn foreign_origins_need_allowed_origins() {
     let strict = TestApp::proxy(&format!("{}/simple/", up.uri()))
         .build()
         .await;
-    let got = strict.get(&file).await;
+    let got = strict.fetch(&file).await;
     assert_eq!(got.status, StatusCode::BAD_GATEWAY);
     assert!(got.text().contains("allowed_origins"), "{}", got.text());
     assert!(cdn.received_requests().await.expect("recorded").is_empty());
@@ -258,7 +210,7 @@ async fn foreign_origins_need_allowed_origins() {
         .allowed_origins(&[cdn.uri()])
         .build()
         .await;
-    let got = open.get(&file).await;
+    let got = open.fetch(&file).await;
     assert_eq!(
         (got.status, got.body.as_ref()),
         (StatusCode::OK, w.bytes.as_slice())
@@ -281,7 +233,7 @@ async fn stale_page_and_cached_files_survive_an_upstream_outage() {
         .build()
         .await;
     let file = format!("/packages/sturdy/{}", w.filename);
-    assert_eq!(app.get(&file).await.status, StatusCode::OK);
+    assert_eq!(app.fetch(&file).await.status, StatusCode::OK);
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(503))
         .with_priority(1)
@@ -291,14 +243,14 @@ async fn stale_page_and_cached_files_survive_an_upstream_outage() {
     let page = app.get_json("/simple/sturdy/").await;
     assert_eq!(page.status, StatusCode::OK);
     assert_eq!(page.header("x-batlehub-cache"), "stale");
-    let got = app.get(&file).await;
+    let got = app.fetch(&file).await;
     assert_eq!(
         (got.status, got.body.as_ref()),
         (StatusCode::OK, w.bytes.as_slice())
     );
     // Nothing cached for this one: 502, not a false 404.
     assert_eq!(
-        app.get("/simple/never-seen/").await.status,
+        app.fetch("/simple/never-seen/").await.status,
         StatusCode::BAD_GATEWAY
     );
 }
@@ -338,7 +290,7 @@ async fn hybrid_never_falls_through_for_local_names() {
     let doc = app.get_json("/simple/mine/").await.json();
     assert_eq!(doc["versions"], json!(["1.0"]), "upstream never mixed in");
     assert_eq!(
-        app.get(&format!("/packages/mine/{}", impostor.filename))
+        app.fetch(&format!("/packages/mine/{}", impostor.filename))
             .await
             .status,
         StatusCode::NOT_FOUND

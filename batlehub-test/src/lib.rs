@@ -140,7 +140,7 @@ impl<S: TestService> TestApp<S> {
     ///
     /// The future is boxed as `Send` explicitly: without it the compiler cannot prove the
     /// futures of generic callers `Send` through the service's body bounds.
-    pub fn call(&self, req: Request<Body>) -> Pin<Box<dyn Future<Output = Got> + Send + '_>> {
+    pub fn call(&self, req: Request<Body>) -> BoxFuture<'_, Got> {
         let fut = self.respond(req);
         Box::pin(async move {
             let resp = fut.await.unwrap();
@@ -171,7 +171,7 @@ impl<S: TestService> TestApp<S> {
     pub fn send_raw(
         &self,
         req: Request<Body>,
-    ) -> Pin<Box<dyn Future<Output = (StatusCode, Result<Bytes, String>)> + Send + '_>> {
+    ) -> BoxFuture<'_, (StatusCode, Result<Bytes, String>)> {
         let fut = self.respond(req);
         Box::pin(async move {
             let resp = fut.await.unwrap();
@@ -222,9 +222,12 @@ impl<S: TestService> TestApp<S> {
     }
 }
 
+/// A boxed `Send` future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
 /// Collects a response body. Boxed as `Send` explicitly: without it the compiler cannot
 /// prove the futures of generic callers `Send` through the body's collect future.
-fn collect(body: Body) -> Pin<Box<dyn Future<Output = Result<Bytes, String>> + Send>> {
+fn collect(body: Body) -> BoxFuture<'static, Result<Bytes, String>> {
     Box::pin(async move {
         body.collect()
             .await

@@ -1,116 +1,54 @@
-//! A small harness: a cargo service over in-memory storage, a fake clock, requests with an
-//! identity, and `.crate` / publish-body builders.
+//! cargo's helpers on the shared harness (`batlehub-test`): `.crate` and publish-body
+//! builders, index paths and lines, and the cargo-shaped requests the tests send.
 
-#![allow(dead_code, unreachable_pub, missing_docs)]
-
-use std::sync::Arc;
+#![allow(dead_code, unreachable_pub, missing_docs, unused_imports)]
 
 use batlehub_cargo::CargoService;
 use batlehub_core::body::Body;
-use batlehub_core::{
-    BaseUrl, FakeClock, Hub, Identity, Mode, Principal, Registry, RegistryConfig, Role, Storage,
-};
 use bytes::Bytes;
-use chrono::TimeZone as _;
-use http::{Request, Response, StatusCode};
-use http_body_util::BodyExt as _;
+use http::{Request, StatusCode};
 use serde_json::{Value, json};
-use tower::ServiceExt as _;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
-pub struct TestApp {
-    pub hub: Hub,
-    pub service: CargoService,
-    pub storage: Storage,
-    pub clock: FakeClock,
-    pub registry: Registry,
+pub use batlehub_test::{delete, get, identity, put, sha256_hex, start_time};
+
+/// The shared harness serving cargo.
+pub type TestApp = batlehub_test::TestApp<CargoService>;
+
+/// What cargo tests ask of the harness beyond the shared requests.
+pub trait CargoApp {
+    /// A GET as `who`.
+    async fn get_as(&self, path: &str, who: &str) -> (StatusCode, http::HeaderMap, Bytes);
+    /// The index file of `name` as parsed lines.
+    async fn lines(&self, name: &str) -> (StatusCode, Vec<Value>);
+    /// Publishes `name@vers` (a plain crate) as `who`.
+    async fn publish(&self, name: &str, vers: &str, who: &str) -> (StatusCode, Value);
+    /// Publishes a crate with the given metadata as `who`.
+    async fn publish_with(
+        &self,
+        meta: &Value,
+        crate_bytes: &[u8],
+        who: &str,
+    ) -> (StatusCode, Value);
 }
 
-pub fn start_time() -> chrono::DateTime<chrono::Utc> {
-    chrono::Utc
-        .with_ymd_and_hms(2026, 1, 2, 3, 4, 5)
-        .single()
-        .expect("valid time")
-}
-
-pub struct Builder {
-    mode: Mode,
-    upstreams: Vec<String>,
-    base: BaseUrl,
-    ttl_secs: u64,
-    allowed_origins: Vec<String>,
-    max_upload: Option<u64>,
-    policy: Option<Arc<dyn batlehub_core::Policy>>,
-}
-
-impl TestApp {
-    pub fn local() -> Builder {
-        Builder::new(Mode::Local)
-    }
-
-    pub fn proxy(upstream: &str) -> Builder {
-        let mut b = Builder::new(Mode::Proxy);
-        b.upstreams = vec![upstream.to_owned()];
-        b
-    }
-
-    pub fn hybrid(upstream: &str) -> Builder {
-        let mut b = Builder::new(Mode::Hybrid);
-        b.upstreams = vec![upstream.to_owned()];
-        b
-    }
-
-    pub async fn send(&self, req: Request<Body>) -> (StatusCode, http::HeaderMap, Bytes) {
-        let resp: Response<Body> = self.service.clone().oneshot(req).await.expect("infallible");
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map(|c| c.to_bytes())
-            .unwrap_or_default();
-        (status, headers, body)
-    }
-
-    /// Like `send`, but returns the body error instead of swallowing it.
-    pub async fn send_raw(&self, req: Request<Body>) -> (StatusCode, Result<Bytes, String>) {
-        let resp: Response<Body> = self.service.clone().oneshot(req).await.expect("infallible");
-        let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map(|c| c.to_bytes())
-            .map_err(|e| e.to_string());
-        (status, body)
-    }
-
-    pub async fn get(&self, path: &str) -> (StatusCode, http::HeaderMap, Bytes) {
-        self.send(get(path, None)).await
-    }
-
-    pub async fn get_as(&self, path: &str, who: &str) -> (StatusCode, http::HeaderMap, Bytes) {
+impl CargoApp for TestApp {
+    async fn get_as(&self, path: &str, who: &str) -> (StatusCode, http::HeaderMap, Bytes) {
         self.send(get(path, Some(who))).await
     }
 
-    pub async fn json(&self, path: &str) -> (StatusCode, Value) {
-        let (s, _, b) = self.get(path).await;
-        (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
-    }
-
-    /// The index file of `name` as parsed lines.
-    pub async fn lines(&self, name: &str) -> (StatusCode, Vec<Value>) {
+    async fn lines(&self, name: &str) -> (StatusCode, Vec<Value>) {
         let (s, _, b) = self.get(&index_path(name)).await;
         (s, parse_lines(&b))
     }
 
-    /// Publishes `name@vers` (a plain crate) as `who`.
-    pub async fn publish(&self, name: &str, vers: &str, who: &str) -> (StatusCode, Value) {
+    async fn publish(&self, name: &str, vers: &str, who: &str) -> (StatusCode, Value) {
         let meta = metadata(name, vers);
         self.publish_with(&meta, &crate_file(name, vers), who).await
     }
 
-    pub async fn publish_with(
+    async fn publish_with(
         &self,
         meta: &Value,
         crate_bytes: &[u8],
@@ -125,139 +63,6 @@ impl TestApp {
             .await;
         (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
     }
-
-    /// Every blob path and the versions of each named package, to assert nothing changed.
-    pub async fn snapshot_state(&self, keys: &[&str]) -> (Vec<String>, Vec<Option<usize>>) {
-        let blobs = self.storage.blobs.list("").await.expect("list");
-        let mut pkgs = Vec::new();
-        for k in keys {
-            pkgs.push(
-                self.storage
-                    .index
-                    .package(self.registry.name(), k)
-                    .await
-                    .expect("index")
-                    .map(|p| p.versions.len()),
-            );
-        }
-        (blobs, pkgs)
-    }
-}
-
-impl Builder {
-    fn new(mode: Mode) -> Self {
-        Self {
-            mode,
-            upstreams: Vec::new(),
-            base: BaseUrl::fixed("http://hub.test/cargo"),
-            ttl_secs: 300,
-            allowed_origins: Vec::new(),
-            max_upload: None,
-            policy: None,
-        }
-    }
-
-    pub fn base(mut self, base: BaseUrl) -> Self {
-        self.base = base;
-        self
-    }
-
-    pub fn upstreams(mut self, urls: &[String]) -> Self {
-        self.upstreams = urls.to_vec();
-        self
-    }
-
-    pub fn ttl(mut self, secs: u64) -> Self {
-        self.ttl_secs = secs;
-        self
-    }
-
-    pub fn allowed_origins(mut self, o: &[String]) -> Self {
-        self.allowed_origins = o.to_vec();
-        self
-    }
-
-    pub fn max_upload(mut self, bytes: u64) -> Self {
-        self.max_upload = Some(bytes);
-        self
-    }
-
-    /// A `RegistryPolicy` from TOML (the `[[registries]]` policy keys).
-    pub fn rules(self, toml_text: &str) -> Self {
-        let config: batlehub_rules::PolicyConfig = toml::from_str(toml_text).expect("policy toml");
-        self.policy(batlehub_rules::RegistryPolicy::from_config(&config, "test").expect("policy"))
-    }
-
-    pub fn policy(mut self, p: impl batlehub_core::Policy) -> Self {
-        self.policy = Some(Arc::new(p));
-        self
-    }
-
-    pub async fn build(self) -> TestApp {
-        let storage = batlehub_storage::memory().await.expect("memory storage");
-        let clock = FakeClock::new(start_time());
-        let hub = Hub::builder()
-            .storage(storage.clone())
-            .clock(clock.clone())
-            .build()
-            .expect("hub");
-        let mut config = RegistryConfig::new("cargo", self.mode).upstreams(self.upstreams);
-        config.metadata_ttl = std::time::Duration::from_secs(self.ttl_secs);
-        config.upstream.allowed_origins = self.allowed_origins;
-        if let Some(m) = self.max_upload {
-            config.max_upload_bytes = m;
-        }
-        let policy = self.policy.unwrap_or_else(|| {
-            Arc::new(batlehub_rules::RegistryPolicy::rbac_only(
-                batlehub_rules::Rbac::default(),
-            ))
-        });
-        let registry = hub.registry_with_policy(config, policy).expect("registry");
-        let service = CargoService::new(registry.clone(), self.base);
-        TestApp {
-            hub,
-            service,
-            storage,
-            clock,
-            registry,
-        }
-    }
-}
-
-/// `name` (a user), `admin` (an admin), `anonymous`, or `invalid`.
-pub fn identity(who: &str) -> Identity {
-    match who {
-        "" | "anonymous" => Identity::Anonymous,
-        "invalid" => Identity::Invalid("invalid token".into()),
-        name => Identity::User(Principal {
-            id: name.into(),
-            role: if name == "admin" {
-                Role::Admin
-            } else {
-                Role::User
-            },
-            groups: Vec::new(),
-            provider: "static".into(),
-        }),
-    }
-}
-
-pub fn get(path: &str, who: Option<&str>) -> Request<Body> {
-    let mut req = Request::get(path)
-        .body(batlehub_core::body::empty())
-        .expect("request");
-    if let Some(w) = who {
-        req.extensions_mut().insert(identity(w));
-    }
-    req
-}
-
-pub fn put(path: &str, body: Vec<u8>, who: &str) -> Request<Body> {
-    let mut req = Request::put(path)
-        .body(batlehub_core::body::full(body))
-        .expect("request");
-    req.extensions_mut().insert(identity(who));
-    req
 }
 
 /// A PUT whose body arrives in `chunk`-byte pieces.
@@ -266,33 +71,22 @@ pub fn put_chunked(path: &str, body: Vec<u8>, chunk: usize, who: &str) -> Reques
         .chunks(chunk)
         .map(|c| Ok(Bytes::copy_from_slice(c)))
         .collect();
-    let mut req = Request::put(path)
-        .body(batlehub_core::body::from_stream(futures::stream::iter(
-            pieces,
-        )))
-        .expect("request");
-    req.extensions_mut().insert(identity(who));
+    let mut req = put(path, Bytes::new(), who);
+    *req.body_mut() = batlehub_core::body::from_stream(futures::stream::iter(pieces));
     req
 }
 
 pub fn with_body(method: http::Method, path: &str, body: &Value, who: &str) -> Request<Body> {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("content-type", "application/json")
-        .body(batlehub_core::body::full(
-            serde_json::to_vec(body).expect("json"),
-        ))
-        .expect("request");
-    req.extensions_mut().insert(identity(who));
-    req
-}
-
-pub fn delete(path: &str, who: &str) -> Request<Body> {
-    let mut req = Request::delete(path)
-        .body(batlehub_core::body::empty())
-        .expect("request");
-    req.extensions_mut().insert(identity(who));
+    let mut req = batlehub_test::request(
+        method,
+        path,
+        serde_json::to_vec(body).expect("json"),
+        Some(who),
+    );
+    req.headers_mut().insert(
+        "content-type",
+        http::HeaderValue::from_static("application/json"),
+    );
     req
 }
 
@@ -397,6 +191,50 @@ pub fn framed(json: &[u8], crate_bytes: &[u8], declared: u32) -> Vec<u8> {
     out
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    batlehub_core::digest::Digests::of(bytes).sha256_hex()
+/// An upstream index line for `name@vers` whose crate is `bytes`.
+pub fn line(name: &str, vers: &str, bytes: &[u8], pubtime: Option<&str>) -> String {
+    let mut v = json!({
+        "name": name, "vers": vers, "deps": [], "cksum": sha256_hex(bytes),
+        "features": {}, "yanked": false, "links": null,
+        "x-unknown-field": "kept as is",
+    });
+    if let Some(t) = pubtime {
+        v["pubtime"] = json!(t);
+    }
+    v.to_string()
+}
+
+/// Serves a sparse index on `server` under `/index/` holding `name` with `versions` (and
+/// publish times), crates under `{uri}/files/{crate}-{version}.crate`.
+pub async fn mount_index(server: &MockServer, name: &str, versions: &[(&str, Option<&str>)]) {
+    let dl = format!("{}/files/{{crate}}-{{version}}.crate", server.uri());
+    Mock::given(method("GET"))
+        .and(path("/index/config.json"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({ "dl": dl, "api": server.uri() })),
+        )
+        .mount(server)
+        .await;
+    let mut text = String::new();
+    for (v, t) in versions {
+        text.push_str(&line(name, v, &crate_file(name, v), *t));
+        text.push('\n');
+        Mock::given(method("GET"))
+            .and(path(format!("/files/{name}-{v}.crate")))
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(crate_file(name, v)))
+            .mount(server)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(path(format!(
+            "/index{}",
+            index_path(name).trim_start_matches("/registry")
+        )))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_string(text)
+                .insert_header("etag", "\"v1\""),
+        )
+        .mount(server)
+        .await;
 }

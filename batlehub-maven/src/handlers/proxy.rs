@@ -35,11 +35,12 @@ fn check_names(meta: &Metadata, coords: &Coords, what: &str) -> Result<()> {
 }
 
 /// The upstream's artifact-level `maven-metadata.xml`, parsed (once per document digest),
-/// and the digest; `None` when no upstream has the artifact.
+/// its digest, and whether it is a stale copy (every upstream failed); `None` when no
+/// upstream has the artifact.
 pub(crate) async fn upstream_metadata(
     ctx: &Cx,
     coords: &Coords,
-) -> Result<Option<(Arc<Metadata>, String)>> {
+) -> Result<Option<(Arc<Metadata>, String, bool)>> {
     let Some(doc) = ctx
         .registry
         .upstream_document(
@@ -65,7 +66,7 @@ pub(crate) async fn upstream_metadata(
             check_names(&meta, coords, "maven-metadata.xml")?;
             Ok::<_, Error>(meta)
         })?;
-    Ok(Some((meta, doc.sha256)))
+    Ok(Some((meta, doc.sha256, doc.stale)))
 }
 
 /// The upstream's version-level metadata of a SNAPSHOT, checked and passed through.

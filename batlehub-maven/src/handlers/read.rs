@@ -28,11 +28,11 @@ pub(crate) async fn metadata(
     ctx.registry
         .check_package(&ctx.caller, Permission::ReleasesRead, &coords.key())
         .await?;
-    let xml: Bytes = match version {
+    let (xml, stale): (Bytes, bool) = match version {
         None => artifact_metadata(ctx, coords).await?,
-        Some(v) => snapshot_metadata(ctx, coords, v).await?,
+        Some(v) => (snapshot_metadata(ctx, coords, v).await?, false),
     };
-    Ok(match checksum {
+    let mut resp = match checksum {
         Some(algo) => typed(StatusCode::OK, "text/plain", algo.of(&xml)),
         None => {
             let mut resp = typed(StatusCode::OK, "text/xml", xml);
@@ -42,7 +42,9 @@ pub(crate) async fn metadata(
             );
             resp
         }
-    })
+    };
+    protocol::mark_stale(&mut resp, stale);
+    Ok(resp)
 }
 
 /// One version of artifact-level metadata, before policy.
@@ -137,10 +139,10 @@ impl PreparedMeta {
     }
 }
 
-/// Artifact-level metadata: local versions (complete ones) plus, in proxy and hybrid
-/// modes, the upstream's; versions policy denies are removed and `latest`/`release`
-/// recomputed from what is left.
-pub(crate) async fn artifact_metadata(ctx: &Cx, coords: &Coords) -> Result<Bytes> {
+/// Artifact-level metadata: local versions (complete ones) or, in proxy and hybrid modes
+/// for an artifact not deployed here, the upstream's; versions policy denies are removed and `latest`/`release`
+/// recomputed from what is left. The flag says the upstream part is a stale copy.
+pub(crate) async fn artifact_metadata(ctx: &Cx, coords: &Coords) -> Result<(Bytes, bool)> {
     let key = coords.key();
     let mode = ctx.registry.mode();
     let local = if mode == Mode::Proxy {
@@ -151,7 +153,9 @@ pub(crate) async fn artifact_metadata(ctx: &Cx, coords: &Coords) -> Result<Bytes
             .package_shared(ctx.registry.name(), &key)
             .await?
     };
-    let upstream = if mode.has_upstreams() {
+    // An artifact deployed here lists only its own versions: upstream versions never merge
+    // into it (dependency-confusion guard).
+    let upstream = if mode.has_upstreams() && !ctx.is_local(&key).await? {
         match proxy::upstream_metadata(ctx, coords).await {
             Ok(m) => m,
             // A hybrid registry still serves its own versions when the upstream fails.
@@ -164,6 +168,8 @@ pub(crate) async fn artifact_metadata(ctx: &Cx, coords: &Coords) -> Result<Bytes
     } else {
         None
     };
+    let stale = upstream.as_ref().is_some_and(|u| u.2);
+    let upstream = upstream.map(|(meta, sha, _)| (meta, sha));
     let memo_key = format!("maven-artifact:{}:{}", ctx.registry.name(), coords.path());
     let upstream_sha = upstream.as_ref().map(|(_, sha)| sha.as_str());
     let prepared = match ctx.registry.memo().get::<PreparedMeta>(&memo_key) {
@@ -216,12 +222,13 @@ pub(crate) async fn artifact_metadata(ctx: &Cx, coords: &Coords) -> Result<Bytes
         .map(|d| matches!(d, Decision::Allow))
         .collect();
     if allowed.iter().all(|a| *a) && (!times || prepared.local.is_none()) {
-        return Ok(prepared
+        let xml = prepared
             .all
             .get_or_init(|| prepared.render(coords, &facts, &allowed))
-            .clone());
+            .clone();
+        return Ok((xml, stale));
     }
-    Ok(prepared.render(coords, &facts, &allowed))
+    Ok((prepared.render(coords, &facts, &allowed), stale))
 }
 
 /// The most upstream POMs fetched for one metadata request to learn publish times.
@@ -282,7 +289,7 @@ async fn snapshot_metadata(ctx: &Cx, coords: &Coords, version: &str) -> Result<B
             .await?
     };
     let Some(v) = local else {
-        if ctx.registry.mode().has_upstreams() {
+        if ctx.registry.mode().has_upstreams() && !ctx.is_local(&key).await? {
             return proxy::upstream_snapshot_metadata(ctx, coords, version)
                 .await?
                 .ok_or_else(|| Error::NotFound(format!("no {coords}:{version} here")));
@@ -432,7 +439,9 @@ async fn open(
             return Err(not_found());
         }
     }
-    if mode.has_upstreams() {
+    // An artifact deployed here never falls through to an upstream (dependency-confusion
+    // guard), not even for versions it does not have.
+    if mode.has_upstreams() && !ctx.is_local(&key).await? {
         return proxy::file(ctx, coords, version, file, permission).await;
     }
     Err(not_found())

@@ -1,146 +1,63 @@
-//! A small harness: a PyPI service over in-memory storage, a fake clock, requests with an
-//! identity, wheel/sdist builders and twine-shaped multipart uploads.
+//! PyPI's helpers on the shared harness (`batlehub-test`): wheel/sdist builders,
+//! twine-shaped multipart uploads, and requests with an `Accept` header.
 
-#![allow(dead_code, unreachable_pub, missing_docs)]
+#![allow(dead_code, unreachable_pub, missing_docs, unused_imports)]
 
 use std::io::Write as _;
-use std::sync::Arc;
 
 use batlehub_core::body::Body;
 use batlehub_core::digest::Digests;
-use batlehub_core::{
-    BaseUrl, FakeClock, Hub, Identity, Mode, Principal, Registry, RegistryConfig, Role, Storage,
-};
 use batlehub_pypi::{DeniedVersions, PypiService};
-use bytes::Bytes;
-use chrono::TimeZone as _;
-use http::{Request, Response, StatusCode};
-use http_body_util::BodyExt as _;
-use serde_json::Value;
-use tower::ServiceExt as _;
+use http::Request;
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+pub use batlehub_test::sha256_hex as sha256;
+pub use batlehub_test::{Got, identity, start_time};
 
 pub const JSON: &str = "application/vnd.pypi.simple.v1+json";
 /// What pip sends.
 pub const PIP_ACCEPT: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01";
 
-pub struct TestApp {
-    pub hub: Hub,
-    pub service: PypiService,
-    pub storage: Storage,
-    pub clock: FakeClock,
-    pub registry: Registry,
+/// The shared harness serving PyPI.
+pub type TestApp = batlehub_test::TestApp<PypiService>;
+
+/// PyPI settings of the harness's builder.
+pub trait PypiBuilder {
+    /// How versions refused by policy appear on project pages.
+    fn denied(self, d: DeniedVersions) -> Self;
 }
 
-pub fn start_time() -> chrono::DateTime<chrono::Utc> {
-    chrono::Utc
-        .with_ymd_and_hms(2026, 1, 2, 3, 4, 5)
-        .single()
-        .expect("valid time")
-}
-
-pub struct Builder {
-    mode: Mode,
-    upstreams: Vec<String>,
-    ttl_secs: u64,
-    allowed_origins: Vec<String>,
-    max_upload: Option<u64>,
-    policy: Option<Arc<dyn batlehub_core::Policy>>,
-    denied: DeniedVersions,
-}
-
-/// A response, collected.
-#[derive(Debug)]
-pub struct Got {
-    pub status: StatusCode,
-    pub headers: http::HeaderMap,
-    pub reason: Option<String>,
-    pub body: Bytes,
-}
-
-impl Got {
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-
-    pub fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
+impl PypiBuilder for batlehub_test::Builder<PypiService> {
+    fn denied(self, d: DeniedVersions) -> Self {
+        self.map_service(move |s| s.denied_versions(d))
     }
 }
 
-impl TestApp {
-    pub fn local() -> Builder {
-        Builder::new(Mode::Local)
-    }
-
-    pub fn proxy(upstream: &str) -> Builder {
-        let mut b = Builder::new(Mode::Proxy);
-        b.upstreams = vec![upstream.to_owned()];
-        b
-    }
-
-    pub fn hybrid(upstream: &str) -> Builder {
-        let mut b = Builder::new(Mode::Hybrid);
-        b.upstreams = vec![upstream.to_owned()];
-        b
-    }
-
-    pub async fn send(&self, req: Request<Body>) -> Got {
-        let resp: Response<Body> = self.service.clone().oneshot(req).await.expect("infallible");
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let reason = resp
-            .extensions()
-            .get::<hyper::ext::ReasonPhrase>()
-            .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned());
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map(|c| c.to_bytes())
-            .unwrap_or_default();
-        Got {
-            status,
-            headers,
-            reason,
-            body,
-        }
-    }
-
-    /// Like `send`, but returns the body error instead of swallowing it.
-    pub async fn send_raw(&self, req: Request<Body>) -> (StatusCode, Result<Bytes, String>) {
-        let resp: Response<Body> = self.service.clone().oneshot(req).await.expect("infallible");
-        let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map(|c| c.to_bytes())
-            .map_err(|e| e.to_string());
-        (status, body)
-    }
-
-    pub async fn get(&self, path: &str) -> Got {
-        self.send(get(path, None, None)).await
-    }
-
-    pub async fn get_json(&self, path: &str) -> Got {
-        self.send(get(path, Some(JSON), None)).await
-    }
-
-    pub async fn get_as(&self, path: &str, accept: Option<&str>, who: &str) -> Got {
-        self.send(get(path, accept, Some(who))).await
-    }
-
+/// What PyPI tests ask of the harness beyond the shared requests.
+pub trait PypiApp {
+    /// An anonymous GET asking for PEP 691 JSON.
+    async fn get_json(&self, path: &str) -> Got;
+    /// A GET as `who` with `accept`.
+    async fn get_as(&self, path: &str, accept: Option<&str>, who: &str) -> Got;
     /// Uploads `file` as twine does, with correct digests.
-    pub async fn upload(&self, name: &str, version: &str, file: &Dist, who: &str) -> Got {
-        self.send(upload_request(
+    async fn upload(&self, name: &str, version: &str, file: &Dist, who: &str) -> Got;
+    /// Builds and uploads a wheel whose METADATA is right.
+    async fn publish_wheel(&self, name: &str, version: &str, who: &str) -> Got;
+}
+
+impl PypiApp for TestApp {
+    async fn get_json(&self, path: &str) -> Got {
+        self.call(get(path, Some(JSON), None)).await
+    }
+
+    async fn get_as(&self, path: &str, accept: Option<&str>, who: &str) -> Got {
+        self.call(get(path, accept, Some(who))).await
+    }
+
+    async fn upload(&self, name: &str, version: &str, file: &Dist, who: &str) -> Got {
+        self.call(upload_request(
             &twine_fields(name, version, file),
             file,
             Some(who),
@@ -148,142 +65,18 @@ impl TestApp {
         .await
     }
 
-    /// Builds and uploads a wheel whose METADATA is right.
-    pub async fn publish_wheel(&self, name: &str, version: &str, who: &str) -> Got {
+    async fn publish_wheel(&self, name: &str, version: &str, who: &str) -> Got {
         let whl = wheel(name, version, &[]);
         self.upload(name, version, &whl, who).await
     }
-
-    /// Every blob path and every version count, to assert nothing changed.
-    pub async fn state(&self, names: &[&str]) -> (Vec<String>, Vec<Option<usize>>) {
-        let blobs = self.storage.blobs.list("").await.expect("list");
-        let mut pkgs = Vec::new();
-        for n in names {
-            pkgs.push(
-                self.storage
-                    .index
-                    .package(self.registry.name(), n)
-                    .await
-                    .expect("index")
-                    .map(|p| p.versions.len()),
-            );
-        }
-        (blobs, pkgs)
-    }
 }
 
-impl Builder {
-    fn new(mode: Mode) -> Self {
-        Self {
-            mode,
-            upstreams: Vec::new(),
-            ttl_secs: 300,
-            allowed_origins: Vec::new(),
-            max_upload: None,
-            policy: None,
-            denied: DeniedVersions::Hide,
-        }
-    }
-
-    pub fn upstreams(mut self, urls: &[String]) -> Self {
-        self.upstreams = urls.to_vec();
-        self
-    }
-
-    pub fn ttl(mut self, secs: u64) -> Self {
-        self.ttl_secs = secs;
-        self
-    }
-
-    pub fn allowed_origins(mut self, o: &[String]) -> Self {
-        self.allowed_origins = o.to_vec();
-        self
-    }
-
-    pub fn max_upload(mut self, bytes: u64) -> Self {
-        self.max_upload = Some(bytes);
-        self
-    }
-
-    pub fn denied(mut self, d: DeniedVersions) -> Self {
-        self.denied = d;
-        self
-    }
-
-    /// A `RegistryPolicy` from TOML (the `[[registries]]` policy keys).
-    pub fn rules(mut self, toml_text: &str) -> Self {
-        let config: batlehub_rules::PolicyConfig = toml::from_str(toml_text).expect("policy toml");
-        self.policy = Some(Arc::new(
-            batlehub_rules::RegistryPolicy::from_config(&config, "test").expect("policy"),
-        ));
-        self
-    }
-
-    pub async fn build(self) -> TestApp {
-        let storage = batlehub_storage::memory().await.expect("memory storage");
-        let clock = FakeClock::new(start_time());
-        let hub = Hub::builder()
-            .storage(storage.clone())
-            .clock(clock.clone())
-            .build()
-            .expect("hub");
-        let mut config = RegistryConfig::new("pypi", self.mode).upstreams(self.upstreams);
-        config.metadata_ttl = std::time::Duration::from_secs(self.ttl_secs);
-        config.upstream.allowed_origins = self.allowed_origins;
-        if let Some(m) = self.max_upload {
-            config.max_upload_bytes = m;
-        }
-        let policy = self.policy.unwrap_or_else(|| {
-            Arc::new(batlehub_rules::RegistryPolicy::rbac_only(
-                batlehub_rules::Rbac::default(),
-            ))
-        });
-        let registry = hub.registry_with_policy(config, policy).expect("registry");
-        let service = PypiService::new(registry.clone(), BaseUrl::fixed("http://hub.test/pypi"))
-            .denied_versions(self.denied);
-        TestApp {
-            hub,
-            service,
-            storage,
-            clock,
-            registry,
-        }
-    }
-}
-
-/// `name` or `name@group+group`; `admin` is an admin.
-pub fn identity(who: &str) -> Identity {
-    match who {
-        "" | "anonymous" => Identity::Anonymous,
-        "invalid" => Identity::Invalid("invalid token".into()),
-        spec => {
-            let (name, groups) = spec.split_once('@').unwrap_or((spec, ""));
-            Identity::User(Principal {
-                id: name.into(),
-                role: if name == "admin" {
-                    Role::Admin
-                } else {
-                    Role::User
-                },
-                groups: groups
-                    .split('+')
-                    .filter(|g| !g.is_empty())
-                    .map(|g| format!("static:{g}"))
-                    .collect(),
-                provider: "static".into(),
-            })
-        }
-    }
-}
-
+/// A GET with `Accept: accept`, as `who` when given.
 pub fn get(path: &str, accept: Option<&str>, who: Option<&str>) -> Request<Body> {
-    let mut b = Request::get(path);
+    let mut req = batlehub_test::get(path, who);
     if let Some(a) = accept {
-        b = b.header("accept", a);
-    }
-    let mut req = b.body(batlehub_core::body::empty()).expect("request");
-    if let Some(w) = who {
-        req.extensions_mut().insert(identity(w));
+        req.headers_mut()
+            .insert("accept", http::HeaderValue::from_str(a).expect("header"));
     }
     req
 }
@@ -444,20 +237,61 @@ pub fn upload_request(
 }
 
 pub fn raw_upload(body: Vec<u8>, who: Option<&str>) -> Request<Body> {
-    let mut req = Request::post("/legacy/")
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
-        .body(batlehub_core::body::full(body))
-        .expect("request");
-    if let Some(w) = who {
-        req.extensions_mut().insert(identity(w));
-    }
+    let mut req = batlehub_test::request(http::Method::POST, "/legacy/", body, who);
+    req.headers_mut().insert(
+        "content-type",
+        http::HeaderValue::from_str(&format!("multipart/form-data; boundary={BOUNDARY}"))
+            .expect("header"),
+    );
     req
 }
 
-/// sha256 hex of bytes.
-pub fn sha256(bytes: &[u8]) -> String {
-    Digests::of(bytes).sha256_hex()
+/// A PEP 691 page listing `files` at `{files_base}/files/{filename}`.
+pub fn json_page(name: &str, files_base: &str, files: &[(&Dist, &str)]) -> Value {
+    let list: Vec<Value> = files
+        .iter()
+        .map(|(d, time)| {
+            let mut f = json!({
+                "filename": d.filename,
+                "url": format!("{files_base}/files/{}", d.filename),
+                "hashes": { "sha256": sha256(&d.bytes) },
+                "requires-python": ">=3.8",
+                "yanked": false,
+                "size": d.bytes.len(),
+                "upload-time": time,
+            });
+            if !d.metadata.is_empty() && d.filename.ends_with(".whl") {
+                f["core-metadata"] = json!({ "sha256": sha256(&d.metadata) });
+            }
+            f
+        })
+        .collect();
+    json!({ "meta": { "api-version": "1.1" }, "name": name, "files": list })
+}
+
+pub async fn serve_files(server: &MockServer, files: &[&Dist]) {
+    for d in files {
+        Mock::given(method("GET"))
+            .and(path(format!("/files/{}", d.filename)))
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(d.bytes.clone()))
+            .mount(server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path(format!("/files/{}.metadata", d.filename)))
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(d.metadata.clone()))
+            .mount(server)
+            .await;
+    }
+}
+
+pub async fn serve_page(server: &MockServer, name: &str, page: Value) {
+    Mock::given(method("GET"))
+        .and(path(format!("/simple/{name}/")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(serde_json::to_vec(&page).expect("json"), JSON)
+                .insert_header("etag", "\"p1\""),
+        )
+        .mount(server)
+        .await;
 }

@@ -1,0 +1,48 @@
+//! The shared conformance suite (`batlehub-test`), run for cargo.
+
+mod common;
+
+use batlehub_cargo::CargoService;
+use batlehub_core::body::Body;
+use batlehub_test::conformance::Conformance;
+use common::{CargoApp, TestApp, crate_file, index_path, metadata, mount_index, publish_body};
+use http::{Method, Request, StatusCode};
+use wiremock::MockServer;
+
+struct Cargo;
+
+impl Conformance for Cargo {
+    type Service = CargoService;
+
+    fn package() -> &'static str {
+        "conformance-pkg"
+    }
+
+    fn publish_request(name: &str, version: &str, who: Option<&str>) -> Request<Body> {
+        let body = publish_body(&metadata(name, version), &crate_file(name, version));
+        batlehub_test::request(Method::PUT, "/api/v1/crates/new", body, who)
+    }
+
+    async fn publish(app: &TestApp, name: &str, version: &str, who: &str) -> StatusCode {
+        app.publish(name, version, who).await.0
+    }
+
+    fn metadata_path(name: &str) -> String {
+        index_path(name)
+    }
+
+    fn artifact_path(name: &str, version: &str) -> String {
+        format!("/api/v1/crates/{name}/{version}/download")
+    }
+
+    async fn mount_upstream(server: &MockServer, name: &str, versions: &[&str]) {
+        let versions: Vec<(&str, Option<&str>)> = versions.iter().map(|v| (*v, None)).collect();
+        mount_index(server, name, &versions).await;
+    }
+
+    fn upstream_url(server: &MockServer) -> String {
+        format!("sparse+{}/index/", server.uri())
+    }
+}
+
+batlehub_test::conformance_suite!(Cargo);

@@ -1,0 +1,121 @@
+//! The shared conformance suite (`batlehub-test`), run for Maven.
+
+mod common;
+
+use batlehub_core::body::Body;
+use batlehub_maven::MavenService;
+use batlehub_test::conformance::Conformance;
+use common::{MavenApp, TestApp, pom, sha1_hex};
+use http::{Method, Request, StatusCode};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+struct Maven;
+
+/// `group:artifact` into the repository path of the artifact.
+fn split(name: &str) -> (String, &str) {
+    let (group, artifact) = name.split_once(':').unwrap_or(("org.example", name));
+    (group.replace('.', "/"), artifact)
+}
+
+fn jar(name: &str, version: &str) -> Vec<u8> {
+    format!("jar of {name} {version}").into_bytes()
+}
+
+impl Conformance for Maven {
+    type Service = MavenService;
+
+    fn package() -> &'static str {
+        "org.example:conformance"
+    }
+
+    fn publish_request(name: &str, version: &str, who: Option<&str>) -> Request<Body> {
+        batlehub_test::request(
+            Method::PUT,
+            &Self::artifact_path(name, version),
+            jar(name, version),
+            who,
+        )
+    }
+
+    async fn publish(app: &TestApp, name: &str, version: &str, who: &str) -> StatusCode {
+        let (group, artifact) = name.split_once(':').unwrap_or(("org.example", name));
+        app.deploy_release(group, artifact, version, who).await;
+        StatusCode::CREATED
+    }
+
+    fn metadata_path(name: &str) -> String {
+        let (group, artifact) = split(name);
+        format!("/maven2/{group}/{artifact}/maven-metadata.xml")
+    }
+
+    fn artifact_path(name: &str, version: &str) -> String {
+        let (group, artifact) = split(name);
+        format!("/maven2/{group}/{artifact}/{version}/{artifact}-{version}.jar")
+    }
+
+    fn lists_version(body: &[u8], version: &str) -> bool {
+        String::from_utf8_lossy(body).contains(&format!("<version>{version}</version>"))
+    }
+
+    fn traversal_paths() -> Vec<String> {
+        [
+            "/maven2/%2e%2e/%2e%2e/etc/passwd",
+            "/maven2/org/%2e%2e/lib/maven-metadata.xml",
+            "/maven2/org/..%2f..%2fetc/lib/1.0/lib-1.0.jar",
+            "/maven2/org%5c..%5cetc/lib/maven-metadata.xml",
+            "/maven2/org/lib/1.0/a%00b.jar",
+            "/maven2/org/lib/%2e/lib-1.0.jar",
+            "/maven2//org/lib/maven-metadata.xml",
+            "/%2e%2e/maven2/org/lib/maven-metadata.xml",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    async fn mount_upstream(server: &MockServer, name: &str, versions: &[&str]) {
+        let (group_path, artifact) = split(name);
+        let group = name.split_once(':').map_or("org.example", |(g, _)| g);
+        let root = format!("/repo/{group_path}/{artifact}");
+        let listed: String = versions
+            .iter()
+            .map(|v| format!("<version>{v}</version>"))
+            .collect();
+        let last = versions.last().copied().unwrap_or_default();
+        let metadata = format!(
+            "<metadata><groupId>{group}</groupId><artifactId>{artifact}</artifactId><versioning><latest>{last}</latest><release>{last}</release><versions>{listed}</versions><lastUpdated>20250101000000</lastUpdated></versioning></metadata>"
+        );
+        let mut files = vec![(format!("{root}/maven-metadata.xml"), metadata.into_bytes())];
+        for v in versions {
+            let pom = pom(group, artifact, v).into_bytes();
+            let jar = jar(name, v);
+            for (file, bytes) in [
+                (format!("{artifact}-{v}.pom"), pom),
+                (format!("{artifact}-{v}.jar"), jar),
+            ] {
+                files.push((
+                    format!("{root}/{v}/{file}.sha1"),
+                    sha1_hex(&bytes).into_bytes(),
+                ));
+                files.push((format!("{root}/{v}/{file}"), bytes));
+            }
+        }
+        for (p, bytes) in files {
+            Mock::given(method("GET"))
+                .and(path(p))
+                .respond_with(
+                    ResponseTemplate::new(200)
+                        .set_body_bytes(bytes)
+                        .insert_header("last-modified", "Wed, 01 Jan 2025 00:00:00 GMT"),
+                )
+                .mount(server)
+                .await;
+        }
+    }
+
+    fn upstream_url(server: &MockServer) -> String {
+        format!("{}/repo/", server.uri())
+    }
+}
+
+batlehub_test::conformance_suite!(Maven);
