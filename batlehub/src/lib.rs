@@ -2,6 +2,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use batlehub_core as core;
+pub use batlehub_core::body::Body;
+pub use batlehub_core::protocol::RegistryService;
 pub use batlehub_core::{
     BaseUrl, ClientAddr, Error, Hub, HubBuilder, Identity, Mode, Permission, Principal, Registry,
     RegistryConfig, Role,

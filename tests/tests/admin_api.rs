@@ -255,3 +255,85 @@ async fn namespaces_owners_visibility() {
         .expect("req");
     assert_eq!(r.status(), 404);
 }
+
+/// The admin API normalizes package names the registry's way: for cargo, `Serde_JSON`,
+/// `serde_json` and `serde-json` are one crate (stored as `serde-json`), for PyPI PEP 503
+/// applies; names the protocol refuses are a 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_names_are_normalized_per_registry_type() {
+    let data = scratch();
+    let srv = start_server(&format!(
+        "{}\n{}\n[[registries]]\nname = \"crates\"\ntype = \"cargo\"\nmode = \"local\"\n\
+         [[registries]]\nname = \"py\"\ntype = \"pypi\"\nmode = \"local\"\n",
+        storage_toml(data.path()),
+        tokens_toml()
+    ))
+    .await;
+    let api = format!("{}/api/v1/admin", srv.url());
+    let http = http_client();
+    let owners = |registry: &'static str, package: &'static str| {
+        http.get(format!("{api}/registries/{registry}/owners"))
+            .query(&[("package", package)])
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+    };
+
+    let r = http
+        .post(format!("{api}/registries/crates/owners"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"package": "Serde_JSON", "kind": "user", "name": "bob"}))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 201);
+    for spelling in ["serde-json", "serde_json", "SERDE_JSON"] {
+        let body: Value = owners("crates", spelling)
+            .await
+            .expect("req")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(body["package"], "serde-json", "{spelling}");
+        assert_eq!(
+            body["owners"],
+            json!([{"kind": "user", "name": "bob"}]),
+            "{spelling}"
+        );
+    }
+    let r = owners("crates", "not a crate").await.expect("req");
+    assert_eq!(r.status(), 400);
+
+    let r = http
+        .put(format!("{api}/registries/py/visibility"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"package": "My_Project.Name", "visibility": "internal"}))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["package"], "my-project-name");
+    let r = http
+        .post(format!("{api}/blocks"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"registry": "crates", "package": "Serde_JSON", "reason": "CVE-2026-1"}))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 201);
+    let block: Value = r.json().await.expect("json");
+    assert_eq!(block["package"], "serde-json");
+    let r = http
+        .post(format!("{api}/registries/crates/yank"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"package": "Serde_JSON", "version": "1.0.0", "yanked": true}))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 404);
+    let body: Value = r.json().await.expect("json");
+    assert!(
+        body["error"].as_str().unwrap_or_default().contains("serde-json"),
+        "{body}"
+    );
+}

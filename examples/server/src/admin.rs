@@ -1,14 +1,15 @@
 //! The admin API under `/api/v1/admin/`: tokens, owners, namespaces, visibility, blocks and
 //! the audit log. Every call needs the admin role; every change is audited.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use batlehub::core::model::{
     AuditEvent, AuditQuery, Block, Namespace, Owner, TokenRecord, Visibility,
 };
@@ -17,6 +18,8 @@ use batlehub::{Identity, Role};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+use crate::kinds::Kind;
 
 /// Called with a token id when it is revoked, so caches drop it at once.
 pub type RevokeHook = Arc<dyn Fn(&str) + Send + Sync>;
@@ -30,10 +33,8 @@ pub struct AdminState {
     pub audit: AuditSink,
     /// The clock.
     pub clock: Arc<dyn Clock>,
-    /// Configured registry names.
-    pub registries: Arc<BTreeSet<String>>,
-    /// Registry name -> type (`npm`, `cargo`, `pypi`, `maven`).
-    pub kinds: Arc<std::collections::BTreeMap<String, String>>,
+    /// Configured registry name -> its kind (type).
+    pub registries: Arc<BTreeMap<String, &'static Kind>>,
     /// Token revocation hook (PAT cache).
     pub on_revoke: Option<RevokeHook>,
 }
@@ -101,31 +102,68 @@ pub fn router(state: AdminState) -> Router {
         .with_state(state)
 }
 
-/// The admin principal's id, or the refusal.
-fn admin(identity: Option<Extension<Identity>>) -> ApiResult<String> {
-    match identity.map(|Extension(i)| i).unwrap_or_default() {
-        Identity::User(p) if p.role == Role::Admin => Ok(p.id),
-        Identity::User(p) => Err(ApiError(
-            StatusCode::FORBIDDEN,
-            format!("`{}` is not an admin", p.id),
-        )),
-        Identity::Invalid(reason) => Err(ApiError(StatusCode::UNAUTHORIZED, reason)),
-        Identity::Anonymous => Err(ApiError(
-            StatusCode::UNAUTHORIZED,
-            "the admin API needs an admin token".into(),
-        )),
+/// The calling admin's principal id: every admin handler takes one, so a call without the
+/// admin role is refused before anything else is read.
+#[derive(Debug)]
+struct Admin(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        match parts.extensions.get::<Identity>().cloned().unwrap_or_default() {
+            Identity::User(p) if p.role == Role::Admin => Ok(Admin(p.id)),
+            Identity::User(p) => Err(ApiError(
+                StatusCode::FORBIDDEN,
+                format!("`{}` is not an admin", p.id),
+            )),
+            Identity::Invalid(reason) => Err(ApiError(StatusCode::UNAUTHORIZED, reason)),
+            Identity::Anonymous => Err(ApiError(
+                StatusCode::UNAUTHORIZED,
+                "the admin API needs an admin token".into(),
+            )),
+        }
+    }
+}
+
+/// The configured registry named by `/registries/{registry}/...`, with its kind.
+#[derive(Debug)]
+struct Reg {
+    name: String,
+    kind: &'static Kind,
+}
+
+impl FromRequestParts<AdminState> for Reg {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AdminState) -> Result<Self, ApiError> {
+        let Path(name) = Path::<String>::from_request_parts(parts, st)
+            .await
+            .map_err(|e| bad(e.body_text()))?;
+        st.registry(&name)
+    }
+}
+
+impl Reg {
+    /// The key `raw` is stored under in this registry (cargo: `Serde_JSON` is
+    /// `serde-json`; PyPI: PEP 503), refusing names the protocol does not allow.
+    fn key(&self, raw: &str) -> ApiResult<String> {
+        check_package(raw)?;
+        (self.kind.package_key)(raw).map_err(|e| bad(e.client_message()))
     }
 }
 
 impl AdminState {
-    fn registry(&self, name: &str) -> ApiResult<()> {
-        if self.registries.contains(name) {
-            Ok(())
-        } else {
-            Err(ApiError(
+    fn registry(&self, name: &str) -> ApiResult<Reg> {
+        match self.registries.get(name) {
+            Some(kind) => Ok(Reg {
+                name: name.to_owned(),
+                kind,
+            }),
+            None => Err(ApiError(
                 StatusCode::NOT_FOUND,
                 format!("no registry named `{name}`"),
-            ))
+            )),
         }
     }
 
@@ -184,10 +222,9 @@ fn token_json(t: &TokenRecord) -> Value {
 
 async fn create_token(
     State(st): State<AdminState>,
-    identity: Option<Extension<Identity>>,
+    Admin(who): Admin,
     Json(req): Json<NewToken>,
 ) -> ApiResult {
-    let who = admin(identity)?;
     batlehub::core::coords::check_segment("principal", &req.principal)
         .map_err(|e| bad(e.to_string()))?;
     if req.role == Role::Anonymous {
@@ -217,19 +254,17 @@ async fn create_token(
 
 async fn list_tokens(
     State(st): State<AdminState>,
-    identity: Option<Extension<Identity>>,
+    _: Admin,
 ) -> ApiResult {
-    admin(identity)?;
     let tokens = st.index.list_tokens().await?;
     Ok(Json(tokens.iter().map(token_json).collect::<Vec<_>>()).into_response())
 }
 
 async fn revoke_token(
     State(st): State<AdminState>,
-    identity: Option<Extension<Identity>>,
+    Admin(who): Admin,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let who = admin(identity)?;
     if !st.index.revoke_token(&id, st.clock.now()).await? {
         return Err(ApiError(
             StatusCode::NOT_FOUND,
@@ -271,30 +306,26 @@ fn owner_of(kind: &str, name: &str) -> ApiResult<Owner> {
 
 async fn list_owners(
     State(st): State<AdminState>,
-    identity: Option<Extension<Identity>>,
-    Path(registry): Path<String>,
+    _: Admin,
+    reg: Reg,
     Query(q): Query<PackageQuery>,
 ) -> ApiResult {
-    admin(identity)?;
-    st.registry(&registry)?;
-    let package = q.package.ok_or_else(|| bad("?package= is required"))?;
-    check_package(&package)?;
-    let owners = st.index.owners(&registry, &package).await?;
+    let raw = q.package.ok_or_else(|| bad("?package= is required"))?;
+    let package = reg.key(&raw)?;
+    let owners = st.index.owners(&reg.name, &package).await?;
     Ok(Json(json!({ "package": package, "owners": owners })).into_response())
 }
 
 async fn add_owner(
     State(st): State<AdminState>,
-    identity: Option<Extension<Identity>>,
-    Path(registry): Path<String>,
+    Admin(who): Admin,
+    reg: Reg,
     Json(b): Json<OwnerBody>,
 ) -> ApiResult {
-    let who = admin(identity)?;
-    st.registry(&registry)?;
-    check_package(&b.package)?;
+    let package = reg.key(&b.package)?;
     let owner = owner_of(&b.kind, &b.name)?;
-    let added = st.index.add_owner(&registry, &b.package, &owner).await?;
-    st.record(&who, &registry, "admin.owner.add", Some(&b.package), None);
+    let added = st.index.add_owner(&reg.name, &package, &owner).await?;
+    st.record(&who, &reg.name, "admin.owner.add", Some(&package), None);
     let status = if added {
         StatusCode::CREATED
     } else {
@@ -312,22 +343,20 @@ struct OwnerQuery {
 
 async fn remove_owner(
     State(st): State<AdminState>,
-    identity: Option<Extension<Identity>>,
-    Path(registry): Path<String>,
+    Admin(who): Admin,
+    reg: Reg,
     Query(q): Query<OwnerQuery>,
 ) -> ApiResult {
-    let who = admin(identity)?;
-    st.registry(&registry)?;
-    check_package(&q.package)?;
+    let package = reg.key(&q.package)?;
     let owner = owner_of(&q.kind, &q.name)?;
-    if !st.index.remove_owner(&registry, &q.package, &owner).await? {
+    if !st.index.remove_owner(&reg.name, &package, &owner).await? {
         return Err(ApiError(StatusCode::NOT_FOUND, "not an owner".into()));
     }
     st.record(
         &who,
-        &registry,
+        &reg.name,
         "admin.owner.remove",
-        Some(&q.package),
+        Some(&package),
         None,
     );
     Ok(Json(json!({ "ok": true })).into_response())
@@ -344,22 +373,18 @@ struct NamespaceBody {
 
 async fn list_namespaces(
     State(st): State<AdminState>,
-    identity: Option<Extension<Identity>>,
-    Path(registry): Path<String>,
+    _: Admin,
+    reg: Reg,
 ) -> ApiResult {
-    admin(identity)?;
-    st.registry(&registry)?;
-    Ok(Json(st.index.namespaces(&registry).await?).into_response())
+    Ok(Json(st.index.namespaces(&reg.name).await?).into_response())
 }
 
 async fn add_namespace(
     State(st): State<AdminState>,
-    identity: Option<Extension<Identity>>,
-    Path(registry): Path<String>,
+    Admin(who): Admin,
+    reg: Reg,
     Json(b): Json<NamespaceBody>,
 ) -> ApiResult {
-    let who = admin(identity)?;
-    st.registry(&registry)?;
     if b.prefix.is_empty()
         || b.prefix.len() > 214
         || b.prefix.chars().any(|c| c.is_control() || c == '\\')
@@ -368,7 +393,7 @@ async fn add_namespace(
     }
     batlehub::core::coords::check_segment("group", &b.group).map_err(|e| bad(e.to_string()))?;
     let ns = Namespace {
-        registry: registry.clone(),
+        registry: reg.name.clone(),
         prefix: b.prefix.clone(),
         group: b.group,
     };
@@ -380,7 +405,7 @@ async fn add_namespace(
     }
     st.record(
         &who,
-        &registry,
+        &reg.name,
         "admin.namespace.add",
         Some(&b.prefix),
         None,
@@ -395,13 +420,11 @@ struct PrefixQuery {
 
 async fn remove_namespace(
     State(st): State<AdminState>,
-    identity: Option<Extension<Identity>>,
-    Path(registry): Path<String>,
+    Admin(who): Admin,
+    reg: Reg,
     Query(q): Query<PrefixQuery>,
 ) -> ApiResult {
-    let who = admin(identity)?;
-    st.registry(&registry)?;
-    if !st.index.remove_namespace(&registry, &q.prefix).await? {
+    if !st.index.remove_namespace(&reg.name, &q.prefix).await? {
         return Err(ApiError(
             StatusCode::NOT_FOUND,
             format!("prefix `{}` is not claimed", q.prefix),
@@ -409,7 +432,7 @@ async fn remove_namespace(
     }
     st.record(
         &who,
-        &registry,
+        &reg.name,
         "admin.namespace.remove",
         Some(&q.prefix),
         None,
@@ -428,20 +451,18 @@ struct VisibilityBody {
 
 async fn get_visibility(
     State(st): State<AdminState>,
-    identity: Option<Extension<Identity>>,
-    Path(registry): Path<String>,
+    _: Admin,
+    reg: Reg,
     Query(q): Query<PackageQuery>,
 ) -> ApiResult {
-    admin(identity)?;
-    st.registry(&registry)?;
     match q.package {
-        Some(package) => {
-            check_package(&package)?;
-            let v = st.index.visibility(&registry, &package).await?;
+        Some(raw) => {
+            let package = reg.key(&raw)?;
+            let v = st.index.visibility(&reg.name, &package).await?;
             Ok(Json(json!({ "package": package, "visibility": v })).into_response())
         }
         None => {
-            let list = st.index.restricted_packages(&registry).await?;
+            let list = st.index.restricted_packages(&reg.name).await?;
             let list: Vec<Value> = list
                 .into_iter()
                 .map(|(p, v)| json!({ "package": p, "visibility": v }))
@@ -453,24 +474,22 @@ async fn get_visibility(
 
 async fn set_visibility(
     State(st): State<AdminState>,
-    identity: Option<Extension<Identity>>,
-    Path(registry): Path<String>,
+    Admin(who): Admin,
+    reg: Reg,
     Json(b): Json<VisibilityBody>,
 ) -> ApiResult {
-    let who = admin(identity)?;
-    st.registry(&registry)?;
-    check_package(&b.package)?;
+    let package = reg.key(&b.package)?;
     st.index
-        .set_visibility(&registry, &b.package, b.visibility)
+        .set_visibility(&reg.name, &package, b.visibility)
         .await?;
     st.record(
         &who,
-        &registry,
+        &reg.name,
         "admin.visibility.set",
-        Some(&b.package),
+        Some(&package),
         None,
     );
-    Ok(Json(json!({ "package": b.package, "visibility": b.visibility })).into_response())
+    Ok(Json(json!({ "package": package, "visibility": b.visibility })).into_response())
 }
 
 // ---- yank -----------------------------------------------------------------------------
@@ -488,46 +507,27 @@ struct YankBody {
 /// every type: resolvers skip yanked versions unless pinned exactly).
 async fn yank(
     State(st): State<AdminState>,
-    identity: Option<Extension<Identity>>,
-    Path(registry): Path<String>,
+    Admin(who): Admin,
+    reg: Reg,
     Json(b): Json<YankBody>,
 ) -> ApiResult {
-    let who = admin(identity)?;
-    st.registry(&registry)?;
-    check_package(&b.package)?;
+    let key = reg.key(&b.package)?;
     batlehub::core::coords::check_segment("version", &b.version).map_err(|e| bad(e.to_string()))?;
-    let package = match st.kinds.get(&registry).map(String::as_str) {
-        Some("pypi") => {
-            batlehub::pypi::admin::set_yanked(
-                st.index.as_ref(),
-                &registry,
-                &b.package,
-                &b.version,
-                b.yanked,
-                b.reason.as_deref(),
-            )
-            .await?
-        }
-        _ => {
-            if !st
-                .index
-                .set_yanked(&registry, &b.package, &b.version, b.yanked)
-                .await?
-            {
-                return Err(ApiError(
-                    StatusCode::NOT_FOUND,
-                    format!("{} {} not found", b.package, b.version),
-                ));
-            }
-            b.package.clone()
-        }
-    };
+    let package = (reg.kind.yank)(
+        st.index.as_ref(),
+        &reg.name,
+        &key,
+        &b.version,
+        b.yanked,
+        b.reason.as_deref(),
+    )
+    .await?;
     let action = if b.yanked {
         "admin.yank"
     } else {
         "admin.unyank"
     };
-    st.record(&who, &registry, action, Some(&package), Some(&b.version));
+    st.record(&who, &reg.name, action, Some(&package), Some(&b.version));
     Ok(
         Json(json!({ "package": package, "version": b.version, "yanked": b.yanked }))
             .into_response(),
@@ -552,21 +552,18 @@ struct BlockBody {
 
 async fn list_blocks(
     State(st): State<AdminState>,
-    identity: Option<Extension<Identity>>,
+    _: Admin,
     Query(q): Query<RegistryFilter>,
 ) -> ApiResult {
-    admin(identity)?;
     Ok(Json(st.index.list_blocks(q.registry.as_deref()).await?).into_response())
 }
 
 async fn add_block(
     State(st): State<AdminState>,
-    identity: Option<Extension<Identity>>,
+    Admin(who): Admin,
     Json(b): Json<BlockBody>,
 ) -> ApiResult {
-    let who = admin(identity)?;
-    st.registry(&b.registry)?;
-    check_package(&b.package)?;
+    let package = st.registry(&b.registry)?.key(&b.package)?;
     if b.reason.trim().is_empty() {
         return Err(bad("a block needs a reason: clients are shown it"));
     }
@@ -579,7 +576,7 @@ async fn add_block(
     let block = Block {
         id: uuid::Uuid::new_v4().to_string(),
         registry: b.registry,
-        package: b.package,
+        package,
         versions: b.versions,
         reason: b.reason,
         created_by: who.clone(),
@@ -598,10 +595,9 @@ async fn add_block(
 
 async fn remove_block(
     State(st): State<AdminState>,
-    identity: Option<Extension<Identity>>,
+    Admin(who): Admin,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let who = admin(identity)?;
     if !st.index.remove_block(&id).await? {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no block `{id}`")));
     }
@@ -628,10 +624,9 @@ struct AuditParams {
 
 async fn query_audit(
     State(st): State<AdminState>,
-    identity: Option<Extension<Identity>>,
+    _: Admin,
     Query(p): Query<AuditParams>,
 ) -> ApiResult {
-    admin(identity)?;
     st.audit.flush().await;
     let q = AuditQuery {
         registry: p.registry,

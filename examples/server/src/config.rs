@@ -276,7 +276,7 @@ fn default_role() -> TokenRole {
 pub struct RegistryToml {
     /// Served at `/proxy/NAME/`.
     pub name: String,
-    /// Protocol: `npm` (more to come).
+    /// Protocol: a type of [`crate::kinds::KINDS`] (`npm`, `cargo`, `pypi`, `maven`).
     #[serde(rename = "type")]
     pub kind: String,
     /// `local`, `proxy` or `hybrid`.
@@ -313,9 +313,6 @@ pub struct RegistryToml {
     /// (listed as yanked with the rule's reason, so a pinned install prints it).
     pub denied_versions: Option<String>,
 }
-
-/// The registry types this build serves.
-pub const REGISTRY_TYPES: &[&str] = &["npm", "cargo", "pypi", "maven"];
 
 impl RegistryToml {
     /// A local registry of type `kind`, named after it, with defaults everywhere.
@@ -452,10 +449,9 @@ impl Config {
                 memory_cache_mib: default_memory_cache_mib(),
             },
             auth: AuthConfig::default(),
-            registries: REGISTRY_TYPES
+            registries: crate::kinds::KINDS
                 .iter()
-                .copied()
-                .map(RegistryToml::local)
+                .map(|k| RegistryToml::local(k.name))
                 .collect(),
         }
     }
@@ -470,22 +466,14 @@ impl Config {
             if names.insert(r.name.clone(), i).is_some() {
                 return Err(ConfigError(format!("{at}.name: duplicate registry name")));
             }
-            if !REGISTRY_TYPES.contains(&r.kind.as_str()) {
+            let Some(kind) = crate::kinds::find(&r.kind) else {
                 return Err(ConfigError(format!(
                     "{at}.type: unknown registry type `{}` (this build serves: {})",
                     r.kind,
-                    REGISTRY_TYPES.join(", ")
+                    crate::kinds::names().join(", ")
                 )));
-            }
-            match r.denied_versions.as_deref() {
-                None => {}
-                Some("hide" | "yanked") if r.kind == "pypi" => {}
-                Some(other) => {
-                    return Err(ConfigError(format!(
-                        "{at}.denied_versions: `{other}` is not valid here (pypi registries take hide or yanked)"
-                    )));
-                }
-            }
+            };
+            (kind.validate)(r).map_err(|e| ConfigError(format!("{at}.{e}")))?;
             if r.mode.has_upstreams() && r.upstreams.is_empty() {
                 return Err(ConfigError(format!(
                     "{at}.upstreams: required in {} mode",

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod kinds;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,6 @@ use axum::extract::ConnectInfo;
 use axum::routing::get;
 use batlehub::auth::{AuthLayer, PatProvider, Providers, StaticTokens, TokenConfig, TokenSecret};
 use batlehub::core::{ClientAddr, UpstreamAuth};
-use batlehub::npm::NpmService;
 use batlehub::rules::RegistryPolicy;
 use batlehub::{BaseUrl, Hub, RegistryConfig, Role};
 use tokio::net::TcpListener;
@@ -101,25 +101,14 @@ pub async fn build_router(config: &Config) -> Result<Router, ConfigError> {
             Some(public) => BaseUrl::fixed(&format!("{}{mount}", public.trim_end_matches('/'))),
             None => BaseUrl::derived(&mount).trusted_proxies(trusted.clone()),
         };
-        router = match r.kind.as_str() {
-            "cargo" => {
-                router.nest_service(&mount, batlehub::cargo::CargoService::new(registry, base))
-            }
-            "pypi" => {
-                let denied = match r.denied_versions.as_deref() {
-                    Some("yanked") => batlehub::pypi::DeniedVersions::Yanked,
-                    _ => batlehub::pypi::DeniedVersions::Hide,
-                };
-                router.nest_service(
-                    &mount,
-                    batlehub::pypi::PypiService::new(registry, base).denied_versions(denied),
-                )
-            }
-            "maven" => {
-                router.nest_service(&mount, batlehub::maven::MavenService::new(registry, base))
-            }
-            _ => router.nest_service(&mount, NpmService::new(registry, base)),
-        };
+        let kind = kinds::find(&r.kind).ok_or_else(|| {
+            ConfigError(format!(
+                "{at}.type: unknown registry type `{}` (this build serves: {})",
+                r.kind,
+                kinds::names().join(", ")
+            ))
+        })?;
+        router = router.nest_service(&mount, (kind.serve)(r, registry, base));
     }
 
     let tokens = config
@@ -148,12 +137,11 @@ pub async fn build_router(config: &Config) -> Result<Router, ConfigError> {
         index,
         audit: hub.audit().clone(),
         clock: hub.clock(),
-        registries: Arc::new(config.registries.iter().map(|r| r.name.clone()).collect()),
-        kinds: Arc::new(
+        registries: Arc::new(
             config
                 .registries
                 .iter()
-                .map(|r| (r.name.clone(), r.kind.clone()))
+                .filter_map(|r| Some((r.name.clone(), kinds::find(&r.kind)?)))
                 .collect(),
         ),
         on_revoke: Some(Arc::new(move |id: &str| pat.forget(id))),

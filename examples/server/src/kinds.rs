@@ -1,0 +1,191 @@
+//! The registry kinds this server serves: one row per protocol (type name, how the service
+//! is built from a `[[registries]]` entry, how package names are normalized). Adding a
+//! format to the server is adding a row.
+
+use std::convert::Infallible;
+
+use axum::http::{Request, Response};
+use batlehub::core::Index;
+use batlehub::core::protocol::RegistryService;
+use batlehub::{BaseUrl, Registry};
+use tower::util::BoxCloneSyncService;
+
+use crate::config::RegistryToml;
+
+/// A protocol service, type-erased for the router.
+pub type Served =
+    BoxCloneSyncService<Request<axum::body::Body>, Response<batlehub::Body>, Infallible>;
+
+/// One registry type (`type = "..."` in `[[registries]]`).
+pub struct Kind {
+    /// The `type` value.
+    pub name: &'static str,
+    /// Other `type` values accepted for it.
+    pub aliases: &'static [&'static str],
+    /// Checks the kind-specific keys of an entry (the reason, when refused).
+    pub validate: fn(&RegistryToml) -> Result<(), String>,
+    /// Builds the service for an entry.
+    pub serve: fn(&RegistryToml, Registry, BaseUrl) -> Served,
+    /// The key a raw package name is stored under (`Protocol::package_key`).
+    pub package_key: fn(&str) -> batlehub::core::Result<String>,
+    /// Yanks or restores a version for the admin API; returns the package key.
+    pub yank: YankFn,
+}
+
+/// A boxed `Send` future.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// What yanking a version takes: index, registry, package key, version, yanked, reason.
+pub type YankFn = for<'a> fn(
+    &'a dyn Index,
+    &'a str,
+    &'a str,
+    &'a str,
+    bool,
+    Option<&'a str>,
+) -> BoxFuture<'a, batlehub::core::Result<String>>;
+
+/// The index's yanked flag: resolvers skip yanked versions unless pinned exactly.
+fn yank_flag<'a>(
+    index: &'a dyn Index,
+    registry: &'a str,
+    package: &'a str,
+    version: &'a str,
+    yanked: bool,
+    _reason: Option<&'a str>,
+) -> BoxFuture<'a, batlehub::core::Result<String>> {
+    Box::pin(async move {
+        if index.set_yanked(registry, package, version, yanked).await? {
+            Ok(package.to_owned())
+        } else {
+            Err(batlehub::Error::NotFound(format!(
+                "{package} {version} not found"
+            )))
+        }
+    })
+}
+
+/// PEP 592: the yank reason is kept and shown by pip.
+fn pypi_yank<'a>(
+    index: &'a dyn Index,
+    registry: &'a str,
+    package: &'a str,
+    version: &'a str,
+    yanked: bool,
+    reason: Option<&'a str>,
+) -> BoxFuture<'a, batlehub::core::Result<String>> {
+    Box::pin(batlehub::pypi::admin::set_yanked(
+        index, registry, package, version, yanked, reason,
+    ))
+}
+
+impl std::fmt::Debug for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kind").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// Every registry type this build serves, the default (zero-config) ones first.
+pub static KINDS: &[Kind] = &[
+    Kind {
+        name: "npm",
+        aliases: &[],
+        validate: no_settings,
+        serve: plain::<batlehub::npm::NpmService>,
+        package_key: <batlehub::npm::NpmService as RegistryService>::package_key,
+        yank: yank_flag,
+    },
+    Kind {
+        name: "cargo",
+        aliases: &[],
+        validate: no_settings,
+        serve: plain::<batlehub::cargo::CargoService>,
+        package_key: <batlehub::cargo::CargoService as RegistryService>::package_key,
+        yank: yank_flag,
+    },
+    Kind {
+        name: "pypi",
+        aliases: &[],
+        validate: pypi_settings,
+        serve: pypi,
+        package_key: <batlehub::pypi::PypiService as RegistryService>::package_key,
+        yank: pypi_yank,
+    },
+    Kind {
+        name: "maven",
+        aliases: &[],
+        validate: no_settings,
+        serve: plain::<batlehub::maven::MavenService>,
+        package_key: <batlehub::maven::MavenService as RegistryService>::package_key,
+        yank: yank_flag,
+    },
+];
+
+/// The kind named `name` (or one of its aliases).
+#[must_use]
+pub fn find(name: &str) -> Option<&'static Kind> {
+    KINDS
+        .iter()
+        .find(|k| k.name == name || k.aliases.contains(&name))
+}
+
+/// The type names, for messages.
+#[must_use]
+pub fn names() -> Vec<&'static str> {
+    KINDS.iter().map(|k| k.name).collect()
+}
+
+fn plain<S>(_: &RegistryToml, registry: Registry, base: BaseUrl) -> Served
+where
+    S: RegistryService
+        + tower::Service<
+            Request<axum::body::Body>,
+            Response = Response<batlehub::Body>,
+            Error = Infallible,
+        >,
+    S::Future: Send + 'static,
+{
+    BoxCloneSyncService::new(S::from_registry(registry, base))
+}
+
+fn no_settings(r: &RegistryToml) -> Result<(), String> {
+    match r.denied_versions.as_deref() {
+        None => Ok(()),
+        Some(other) => Err(denied_versions_error(other)),
+    }
+}
+
+fn denied_versions_error(value: &str) -> String {
+    format!("denied_versions: `{value}` is not valid here (pypi registries take hide or yanked)")
+}
+
+fn pypi_settings(r: &RegistryToml) -> Result<(), String> {
+    match r.denied_versions.as_deref() {
+        None | Some("hide" | "yanked") => Ok(()),
+        Some(other) => Err(denied_versions_error(other)),
+    }
+}
+
+fn pypi(r: &RegistryToml, registry: Registry, base: BaseUrl) -> Served {
+    let denied = match r.denied_versions.as_deref() {
+        Some("yanked") => batlehub::pypi::DeniedVersions::Yanked,
+        _ => batlehub::pypi::DeniedVersions::Hide,
+    };
+    BoxCloneSyncService::new(batlehub::pypi::PypiService::new(registry, base).denied_versions(denied))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_normalized_the_protocol_way() {
+        let key = |kind: &str, raw: &str| (find(kind).expect("kind").package_key)(raw);
+        assert_eq!(key("cargo", "Serde_JSON").expect("valid"), "serde-json");
+        assert_eq!(key("pypi", "My_Pkg.Name").expect("valid"), "my-pkg-name");
+        assert_eq!(key("npm", "@scope/pkg").expect("valid"), "@scope/pkg");
+        assert_eq!(key("maven", "org.example:lib").expect("valid"), "org.example:lib");
+        assert!(key("cargo", "not a crate").is_err());
+        assert!(find("nope").is_none());
+    }
+}
