@@ -1,7 +1,7 @@
 //! Reading credentials from the headers each client sends.
 
 use base64::Engine as _;
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 /// A secret presented by a client, before verification.
 #[derive(Clone, PartialEq, Eq)]
@@ -22,14 +22,19 @@ impl std::fmt::Debug for Credentials {
 }
 
 /// Extracts credentials: `Authorization: Bearer`, `Authorization: Basic` (token =
-/// password), raw `Authorization: <token>`, or `X-NuGet-ApiKey`.
+/// password), raw `Authorization: <token>`, or, without `Authorization`, the first of
+/// `api_key_headers` present (a protocol whose client sends its key in a header of its own
+/// names it there; see [`AuthLayer::api_key_header`](crate::AuthLayer::api_key_header)).
 ///
 /// Returns `Ok(None)` when no credentials are present and `Err` with a reason when a header
 /// is present but unreadable (which must not fall back to anonymous).
 ///
 /// # Errors
 /// A reason when the `Authorization` header is malformed.
-pub fn extract_credentials(headers: &HeaderMap) -> Result<Option<Credentials>, String> {
+pub fn extract_credentials(
+    headers: &HeaderMap,
+    api_key_headers: &[HeaderName],
+) -> Result<Option<Credentials>, String> {
     if let Some(value) = headers.get(http::header::AUTHORIZATION) {
         let value = value
             .to_str()
@@ -79,18 +84,20 @@ pub fn extract_credentials(headers: &HeaderMap) -> Result<Option<Credentials>, S
         }
         return Err(format!("unsupported Authorization scheme `{scheme}`"));
     }
-    if let Some(value) = headers.get("x-nuget-apikey") {
-        let token = value
-            .to_str()
-            .map_err(|_| "X-NuGet-ApiKey is not valid text".to_owned())?
-            .trim();
-        if token.is_empty() {
-            return Err("X-NuGet-ApiKey is empty".to_owned());
+    for name in api_key_headers {
+        if let Some(value) = headers.get(name) {
+            let token = value
+                .to_str()
+                .map_err(|_| format!("{name} is not valid text"))?
+                .trim();
+            if token.is_empty() {
+                return Err(format!("{name} is empty"));
+            }
+            return Ok(Some(Credentials {
+                token: token.to_owned(),
+                username: None,
+            }));
         }
-        return Ok(Some(Credentials {
-            token: token.to_owned(),
-            username: None,
-        }));
     }
     Ok(None)
 }
@@ -111,14 +118,15 @@ mod tests {
     #[test]
     fn every_client_form() {
         let basic = base64::engine::general_purpose::STANDARD.encode("__token__:tok");
+        let api_key = [HeaderName::from_static("x-api-key")];
         for headers in [
             h("authorization", "Bearer tok"),
             h("authorization", "tok"),
             h("authorization", &format!("Basic {basic}")),
-            h("x-nuget-apikey", "tok"),
+            h("x-api-key", "tok"),
         ] {
             assert_eq!(
-                extract_credentials(&headers)
+                extract_credentials(&headers, &api_key)
                     .expect("ok")
                     .expect("some")
                     .token,
@@ -126,7 +134,7 @@ mod tests {
             );
         }
         assert!(
-            extract_credentials(&HeaderMap::new())
+            extract_credentials(&HeaderMap::new(), &[])
                 .expect("ok")
                 .is_none()
         );
@@ -134,9 +142,9 @@ mod tests {
 
     #[test]
     fn malformed_is_an_error() {
-        assert!(extract_credentials(&h("authorization", "Basic !!!")).is_err());
-        assert!(extract_credentials(&h("authorization", "Digest abc")).is_err());
+        assert!(extract_credentials(&h("authorization", "Basic !!!"), &[]).is_err());
+        assert!(extract_credentials(&h("authorization", "Digest abc"), &[]).is_err());
         let nopass = base64::engine::general_purpose::STANDARD.encode("user:");
-        assert!(extract_credentials(&h("authorization", &format!("Basic {nopass}"))).is_err());
+        assert!(extract_credentials(&h("authorization", &format!("Basic {nopass}")), &[]).is_err());
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use batlehub_core::Identity;
-use http::Request;
+use http::{HeaderName, Request};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -35,19 +35,30 @@ pub trait Authenticator: Send + Sync + Debug + 'static {
 #[must_use]
 pub struct AuthLayer {
     authenticator: Arc<dyn Authenticator>,
+    api_key_headers: Arc<[HeaderName]>,
 }
 
 impl AuthLayer {
     /// A layer using `authenticator`.
     pub fn new(authenticator: impl Authenticator) -> Self {
-        Self {
-            authenticator: Arc::new(authenticator),
-        }
+        Self::from_arc(Arc::new(authenticator))
     }
 
     /// A layer sharing an authenticator.
     pub fn from_arc(authenticator: Arc<dyn Authenticator>) -> Self {
-        Self { authenticator }
+        Self {
+            authenticator,
+            api_key_headers: Arc::from([]),
+        }
+    }
+
+    /// Also reads a token from header `name` when a request has no `Authorization` header,
+    /// for clients that send their key in a header of their own.
+    pub fn api_key_header(mut self, name: HeaderName) -> Self {
+        let mut names = self.api_key_headers.to_vec();
+        names.push(name);
+        self.api_key_headers = Arc::from(names);
+        self
     }
 }
 
@@ -58,6 +69,7 @@ impl<S> Layer<S> for AuthLayer {
         AuthService {
             inner,
             authenticator: self.authenticator.clone(),
+            api_key_headers: self.api_key_headers.clone(),
         }
     }
 }
@@ -67,6 +79,7 @@ impl<S> Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     authenticator: Arc<dyn Authenticator>,
+    api_key_headers: Arc<[HeaderName]>,
 }
 
 type Slow<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
@@ -137,7 +150,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let identity = match extract_credentials(req.headers()) {
+        let identity = match extract_credentials(req.headers(), &self.api_key_headers) {
             Ok(None) => Some(Identity::Anonymous),
             Err(reason) => Some(Identity::Invalid(reason)),
             Ok(Some(creds)) => match self.authenticator.authenticate_cached(&creds) {

@@ -74,6 +74,11 @@ impl Protocol for Cargo {
         Some(HeaderValue::from_static("Basic realm=\"batlehub\""))
     }
 
+    /// cargo names a sparse index `sparse+https://...`; the engine fetches plain HTTP(S).
+    fn upstream_url(raw: &str) -> String {
+        raw.strip_prefix("sparse+").unwrap_or(raw).to_owned()
+    }
+
     /// Crate names are stored lowercase with `-` for `_`: `Serde_JSON` and `serde-json`
     /// are one crate.
     fn package_key(raw: &str) -> Result<String> {

@@ -255,6 +255,25 @@ impl Registry {
         self.inner.upstream.as_ref()
     }
 
+    /// Resolves a link upstream `index` handed out (absolute, or relative to that upstream's
+    /// root): a download URL from an index file, a tarball URL from a packument.
+    ///
+    /// # Errors
+    /// [`Error::Internal`] without such an upstream; [`Error::Upstream`] when the link does
+    /// not parse.
+    pub fn upstream_link(&self, index: usize, href: &str) -> Result<Url> {
+        let root = self
+            .upstream()
+            .and_then(|u| u.roots().get(index))
+            .ok_or_else(|| Error::internal(format!("no upstream #{index}")))?;
+        root.join(href).map_err(|e| {
+            Error::Upstream(format!(
+                "the upstream link `{}` is invalid: {e}",
+                href.escape_default()
+            ))
+        })
+    }
+
     /// Checks that `identity` may do what needs `permission` (on `package`).
     ///
     /// # Errors

@@ -147,7 +147,6 @@ impl UpstreamClient {
     pub fn new(options: &UpstreamOptions) -> std::result::Result<Self, String> {
         let mut roots = Vec::new();
         for raw in &options.urls {
-            let raw = raw.strip_prefix("sparse+").unwrap_or(raw);
             let mut url = Url::parse(raw).map_err(|e| format!("upstream URL `{raw}`: {e}"))?;
             if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
                 return Err(format!("upstream URL `{raw}` must be http(s) with a host"));

@@ -354,7 +354,8 @@ impl<S: RegistryService> Builder<S> {
             .clock(clock.clone())
             .build()
             .unwrap();
-        let mut config = RegistryConfig::new(S::PROTOCOL, self.mode).upstreams(self.upstreams);
+        let upstreams = self.upstreams.iter().map(|u| S::upstream_url(u));
+        let mut config = RegistryConfig::new(S::PROTOCOL, self.mode).upstreams(upstreams);
         config.metadata_ttl = std::time::Duration::from_secs(self.ttl_secs);
         config.upstream.allowed_origins = self.allowed_origins;
         config.upstream.auth = self.auth;

@@ -333,7 +333,10 @@ async fn admin_names_are_normalized_per_registry_type() {
     assert_eq!(r.status(), 404);
     let body: Value = r.json().await.expect("json");
     assert!(
-        body["error"].as_str().unwrap_or_default().contains("serde-json"),
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("serde-json"),
         "{body}"
     );
 }

@@ -71,19 +71,7 @@ pub(crate) async fn download(ctx: &Cx, name: &CrateName, version: &str) -> Resul
     })?;
     let config = upstream_config(ctx, doc.upstream).await?;
     let raw_url = config.download_url(&line.name, &line.vers, cksum);
-    let client = ctx
-        .registry
-        .upstream()
-        .ok_or_else(|| Error::internal("proxy without upstream client"))?;
-    let root = client
-        .roots()
-        .get(doc.upstream)
-        .ok_or_else(|| Error::internal("upstream index out of range"))?;
-    let url = root.join(&raw_url).map_err(|e| {
-        Error::Upstream(format!(
-            "the upstream download URL for {name}@{version} is invalid: {e}"
-        ))
-    })?;
+    let url = ctx.registry.upstream_link(doc.upstream, &raw_url)?;
     let artifact = ctx
         .registry
         .upstream_artifact(&cache_key, url, Some(expected))

@@ -128,13 +128,9 @@ async fn upstream_search(ctx: &Cx, q: &str, per_page: u32) -> Result<Vec<SearchH
         .registry
         .upstream()
         .ok_or_else(|| Error::internal("no upstream"))?;
-    let root = client
-        .roots()
-        .first()
-        .ok_or_else(|| Error::internal("no upstream"))?;
-    let mut url = root
-        .join(&format!("{}/api/v1/crates", api.trim_end_matches('/')))
-        .map_err(|e| Error::Upstream(format!("upstream api URL is invalid: {e}")))?;
+    let mut url = ctx
+        .registry
+        .upstream_link(0, &format!("{}/api/v1/crates", api.trim_end_matches('/')))?;
     url.query_pairs_mut()
         .append_pair("q", q)
         .append_pair("per_page", &per_page.to_string());

@@ -141,6 +141,15 @@ pub trait Protocol: std::fmt::Debug + Send + Sync + 'static {
     /// `Basic` challenge), or `None` for none.
     fn challenge(&self) -> Option<HeaderValue>;
 
+    /// The upstream URL as configured (cargo users write `sparse+https://...`) turned into
+    /// the plain `http(s)` URL the engine fetches from. The default keeps it as it is.
+    fn upstream_url(raw: &str) -> String
+    where
+        Self: Sized,
+    {
+        raw.to_owned()
+    }
+
     /// The key a raw package name is stored under (policy, owners, blocks and the index use
     /// it): the protocol's normalization. The default keeps the name as it is.
     ///
@@ -258,6 +267,10 @@ pub trait RegistryService: Clone + Send + Sync + 'static {
     /// # Errors
     /// [`Error::BadRequest`] when `raw` is not a valid name for this protocol.
     fn package_key(raw: &str) -> Result<String>;
+
+    /// A configured upstream URL in the form the engine fetches from
+    /// ([`Protocol::upstream_url`]).
+    fn upstream_url(raw: &str) -> String;
 }
 
 /// Declares a protocol crate's exported service: a documented newtype over
@@ -309,6 +322,7 @@ macro_rules! protocol_service {
                 upstream: &str,
                 mount_path: &str,
             ) -> ::core::result::Result<Self, ::std::string::String> {
+                let upstream = <$proto as $crate::protocol::Protocol>::upstream_url(upstream);
                 let registry = hub.registry(
                     $crate::RegistryConfig::new(name, $crate::Mode::Proxy).upstreams([upstream]),
                 )?;
@@ -335,6 +349,10 @@ macro_rules! protocol_service {
 
             fn package_key(raw: &str) -> $crate::Result<::std::string::String> {
                 <$proto as $crate::protocol::Protocol>::package_key(raw)
+            }
+
+            fn upstream_url(raw: &str) -> ::std::string::String {
+                <$proto as $crate::protocol::Protocol>::upstream_url(raw)
             }
         }
 

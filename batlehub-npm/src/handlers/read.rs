@@ -489,19 +489,7 @@ pub(crate) async fn tarball(ctx: &Cx, name: &PackageName, file: &str) -> Result<
     let raw_url = dist.get("tarball").and_then(Value::as_str).ok_or_else(|| {
         Error::Upstream(format!("upstream lists no tarball for {name}@{version}"))
     })?;
-    let client = ctx
-        .registry
-        .upstream()
-        .ok_or_else(|| Error::internal("proxy without upstream client"))?;
-    let root = client
-        .roots()
-        .get(doc.upstream)
-        .ok_or_else(|| Error::internal("upstream index out of range"))?;
-    let url = root.join(raw_url).map_err(|e| {
-        Error::Upstream(format!(
-            "upstream tarball URL for {name}@{version} is invalid: {e}"
-        ))
-    })?;
+    let url = ctx.registry.upstream_link(doc.upstream, raw_url)?;
     let expected = dist
         .get("integrity")
         .and_then(Value::as_str)

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
@@ -111,7 +111,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        match parts.extensions.get::<Identity>().cloned().unwrap_or_default() {
+        match parts
+            .extensions
+            .get::<Identity>()
+            .cloned()
+            .unwrap_or_default()
+        {
             Identity::User(p) if p.role == Role::Admin => Ok(Admin(p.id)),
             Identity::User(p) => Err(ApiError(
                 StatusCode::FORBIDDEN,
@@ -252,10 +257,7 @@ async fn create_token(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-async fn list_tokens(
-    State(st): State<AdminState>,
-    _: Admin,
-) -> ApiResult {
+async fn list_tokens(State(st): State<AdminState>, _: Admin) -> ApiResult {
     let tokens = st.index.list_tokens().await?;
     Ok(Json(tokens.iter().map(token_json).collect::<Vec<_>>()).into_response())
 }
@@ -352,13 +354,7 @@ async fn remove_owner(
     if !st.index.remove_owner(&reg.name, &package, &owner).await? {
         return Err(ApiError(StatusCode::NOT_FOUND, "not an owner".into()));
     }
-    st.record(
-        &who,
-        &reg.name,
-        "admin.owner.remove",
-        Some(&package),
-        None,
-    );
+    st.record(&who, &reg.name, "admin.owner.remove", Some(&package), None);
     Ok(Json(json!({ "ok": true })).into_response())
 }
 
@@ -371,11 +367,7 @@ struct NamespaceBody {
     group: String,
 }
 
-async fn list_namespaces(
-    State(st): State<AdminState>,
-    _: Admin,
-    reg: Reg,
-) -> ApiResult {
+async fn list_namespaces(State(st): State<AdminState>, _: Admin, reg: Reg) -> ApiResult {
     Ok(Json(st.index.namespaces(&reg.name).await?).into_response())
 }
 

@@ -28,6 +28,9 @@ pub struct Kind {
     pub serve: fn(&RegistryToml, Registry, BaseUrl) -> Served,
     /// The key a raw package name is stored under (`Protocol::package_key`).
     pub package_key: fn(&str) -> batlehub::core::Result<String>,
+    /// A configured upstream URL in the form the engine fetches from (cargo: `sparse+`
+    /// dropped).
+    pub upstream_url: fn(&str) -> String,
     /// Yanks or restores a version for the admin API; returns the package key.
     pub yank: YankFn,
 }
@@ -81,7 +84,9 @@ fn pypi_yank<'a>(
 
 impl std::fmt::Debug for Kind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Kind").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Kind")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -93,6 +98,7 @@ pub static KINDS: &[Kind] = &[
         validate: no_settings,
         serve: plain::<batlehub::npm::NpmService>,
         package_key: <batlehub::npm::NpmService as RegistryService>::package_key,
+        upstream_url: <batlehub::npm::NpmService as RegistryService>::upstream_url,
         yank: yank_flag,
     },
     Kind {
@@ -101,6 +107,7 @@ pub static KINDS: &[Kind] = &[
         validate: no_settings,
         serve: plain::<batlehub::cargo::CargoService>,
         package_key: <batlehub::cargo::CargoService as RegistryService>::package_key,
+        upstream_url: <batlehub::cargo::CargoService as RegistryService>::upstream_url,
         yank: yank_flag,
     },
     Kind {
@@ -109,6 +116,7 @@ pub static KINDS: &[Kind] = &[
         validate: pypi_settings,
         serve: pypi,
         package_key: <batlehub::pypi::PypiService as RegistryService>::package_key,
+        upstream_url: <batlehub::pypi::PypiService as RegistryService>::upstream_url,
         yank: pypi_yank,
     },
     Kind {
@@ -117,6 +125,7 @@ pub static KINDS: &[Kind] = &[
         validate: no_settings,
         serve: plain::<batlehub::maven::MavenService>,
         package_key: <batlehub::maven::MavenService as RegistryService>::package_key,
+        upstream_url: <batlehub::maven::MavenService as RegistryService>::upstream_url,
         yank: yank_flag,
     },
 ];
@@ -171,7 +180,9 @@ fn pypi(r: &RegistryToml, registry: Registry, base: BaseUrl) -> Served {
         Some("yanked") => batlehub::pypi::DeniedVersions::Yanked,
         _ => batlehub::pypi::DeniedVersions::Hide,
     };
-    BoxCloneSyncService::new(batlehub::pypi::PypiService::new(registry, base).denied_versions(denied))
+    BoxCloneSyncService::new(
+        batlehub::pypi::PypiService::new(registry, base).denied_versions(denied),
+    )
 }
 
 #[cfg(test)]
@@ -184,7 +195,10 @@ mod tests {
         assert_eq!(key("cargo", "Serde_JSON").expect("valid"), "serde-json");
         assert_eq!(key("pypi", "My_Pkg.Name").expect("valid"), "my-pkg-name");
         assert_eq!(key("npm", "@scope/pkg").expect("valid"), "@scope/pkg");
-        assert_eq!(key("maven", "org.example:lib").expect("valid"), "org.example:lib");
+        assert_eq!(
+            key("maven", "org.example:lib").expect("valid"),
+            "org.example:lib"
+        );
         assert!(key("cargo", "not a crate").is_err());
         assert!(find("nope").is_none());
     }

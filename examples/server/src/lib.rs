@@ -73,7 +73,15 @@ pub async fn build_router(config: &Config) -> Result<Router, ConfigError> {
     let mut router = Router::new().route("/healthz", get(|| async { "ok\n" }));
     for (i, r) in config.registries.iter().enumerate() {
         let at = format!("registries[{i}] ({})", r.name);
-        let mut rc = RegistryConfig::new(&r.name, r.mode).upstreams(r.upstreams.clone());
+        let kind = kinds::find(&r.kind).ok_or_else(|| {
+            ConfigError(format!(
+                "{at}.type: unknown registry type `{}` (this build serves: {})",
+                r.kind,
+                kinds::names().join(", ")
+            ))
+        })?;
+        let upstreams = r.upstreams.iter().map(|u| (kind.upstream_url)(u));
+        let mut rc = RegistryConfig::new(&r.name, r.mode).upstreams(upstreams);
         rc.upstream.allowed_origins = r.allowed_origins.clone();
         rc.upstream.ca_cert_path = r.tls.as_ref().and_then(|t| t.ca_cert_path.clone());
         rc.upstream.auth = r.upstream_auth.as_ref().map(|a| match a.clone() {
@@ -101,13 +109,6 @@ pub async fn build_router(config: &Config) -> Result<Router, ConfigError> {
             Some(public) => BaseUrl::fixed(&format!("{}{mount}", public.trim_end_matches('/'))),
             None => BaseUrl::derived(&mount).trusted_proxies(trusted.clone()),
         };
-        let kind = kinds::find(&r.kind).ok_or_else(|| {
-            ConfigError(format!(
-                "{at}.type: unknown registry type `{}` (this build serves: {})",
-                r.kind,
-                kinds::names().join(", ")
-            ))
-        })?;
         router = router.nest_service(&mount, (kind.serve)(r, registry, base));
     }
 
