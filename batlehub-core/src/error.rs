@@ -118,6 +118,31 @@ impl Error {
     }
 }
 
+/// A configuration that cannot be served: a bad registry name, a proxy without upstreams, a
+/// bad upstream URL or CA file, a hub without storage. Constructors return it, so nothing
+/// is discovered at the first request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ConfigError {
+    message: String,
+}
+
+impl ConfigError {
+    /// An error saying `message`.
+    #[must_use]
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+
+    /// What is wrong, naming the offending setting.
+    #[must_use]
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
 /// Shorthand for results of the core engine.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

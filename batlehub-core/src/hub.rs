@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::audit::AuditSink;
 use crate::clock::{Clock, SystemClock};
+use crate::error::ConfigError;
 use crate::policy::{DefaultPolicy, Policy};
 use crate::registry::{Registry, RegistryConfig};
 use crate::store::Storage;
@@ -12,7 +13,7 @@ use crate::store::Storage;
 ///
 /// # Examples
 /// ```no_run
-/// # async fn demo(storage: batlehub_core::Storage) -> Result<(), String> {
+/// # async fn demo(storage: batlehub_core::Storage) -> Result<(), batlehub_core::ConfigError> {
 /// use batlehub_core::{Hub, Mode, RegistryConfig};
 /// let hub = Hub::builder().storage(storage).build()?;
 /// let npm = hub.registry(RegistryConfig::new("npm", Mode::Local))?;
@@ -59,8 +60,10 @@ impl HubBuilder {
     ///
     /// # Errors
     /// When no storage was given.
-    pub fn build(self) -> Result<Hub, String> {
-        let storage = self.storage.ok_or("Hub needs a storage")?;
+    pub fn build(self) -> Result<Hub, ConfigError> {
+        let storage = self
+            .storage
+            .ok_or_else(|| ConfigError::new("Hub needs a storage"))?;
         Ok(Hub {
             audit: AuditSink::new(storage.index.clone()),
             storage,
@@ -98,7 +101,7 @@ impl Hub {
     ///
     /// # Errors
     /// As [`Registry::new`].
-    pub fn registry(&self, config: RegistryConfig) -> Result<Registry, String> {
+    pub fn registry(&self, config: RegistryConfig) -> Result<Registry, ConfigError> {
         Registry::new(
             config,
             self.storage.clone(),
@@ -116,7 +119,7 @@ impl Hub {
         &self,
         config: RegistryConfig,
         policy: Arc<dyn Policy>,
-    ) -> Result<Registry, String> {
+    ) -> Result<Registry, ConfigError> {
         Registry::new(
             config,
             self.storage.clone(),

@@ -22,7 +22,7 @@ pub use audit::AuditSink;
 pub use baseurl::{BaseUrl, ClientAddr};
 pub use body::Body;
 pub use clock::{Clock, FakeClock, SystemClock};
-pub use error::{Denial, Error, Result};
+pub use error::{ConfigError, Denial, Error, Result};
 pub use hub::{Hub, HubBuilder};
 pub use memo::MemoCache;
 pub use model::{Identity, Mode, Permission, Principal, Role};
@@ -34,7 +34,7 @@ pub use registry::{Artifact, Document, Registry, RegistryConfig, Staged};
 pub use store::{BlobStore, Index, Storage};
 pub use upstream::{UpstreamAuth, UpstreamClient, UpstreamOptions};
 
-/// What [`protocol_service!`] expands to needs; not part of the API.
+/// What `protocol_service!` expands to needs; not part of the API.
 #[doc(hidden)]
 pub mod __private {
     pub use bytes::Bytes;

@@ -83,6 +83,7 @@ impl UpstreamAuth {
 
 /// How to reach a registry's upstreams.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct UpstreamOptions {
     /// Upstream roots, tried in order.
     pub urls: Vec<String>,

@@ -5,8 +5,8 @@ pub use batlehub_core as core;
 pub use batlehub_core::body::Body;
 pub use batlehub_core::protocol::RegistryService;
 pub use batlehub_core::{
-    BaseUrl, ClientAddr, Error, Hub, HubBuilder, Identity, Mode, Permission, Principal, Registry,
-    RegistryConfig, Role,
+    BaseUrl, ClientAddr, ConfigError, Error, Hub, HubBuilder, Identity, Mode, Permission,
+    Principal, Registry, RegistryConfig, Role,
 };
 
 /// Blob stores and metadata indexes (opendal; SQLite and PostgreSQL through sqlx).
@@ -17,6 +17,11 @@ pub use batlehub_auth as auth;
 
 /// Access and supply-chain policy.
 pub use batlehub_rules as rules;
+
+/// Mounting registries in an axum `Router`.
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
 
 /// The npm registry protocol.
 #[cfg(feature = "npm")]

@@ -24,7 +24,7 @@
 //!   helpers of this module ([`json`], [`text`], [`artifact`], [`conditional`], ...); they
 //!   read bodies with [`RequestBody::read_to_bytes`] or stream them with
 //!   [`RequestBody::into_stream`]. They never import from `lib.rs` or `protocol.rs`.
-//! - `lib.rs`: docs, and the exported service, declared with [`protocol_service!`]:
+//! - `lib.rs`: docs, and the exported service, declared with [`protocol_service!`](crate::protocol_service):
 //!
 //! ```
 //! use batlehub_core::protocol::{self, Cx, Protocol, RequestBody};
@@ -250,7 +250,7 @@ impl Cx {
 }
 
 /// A service serving one registry instance in one protocol: what every type declared with
-/// [`protocol_service!`] is. Lets generic code (a server's table of registry kinds, a test
+/// [`protocol_service!`](crate::protocol_service) is. Lets generic code (a server's table of registry kinds, a test
 /// harness) build and inspect services without knowing the protocol.
 pub trait RegistryService: Clone + Send + Sync + 'static {
     /// The protocol's name (`"npm"`, `"cargo"`, ...).
@@ -305,7 +305,7 @@ macro_rules! protocol_service {
                 hub: &$crate::Hub,
                 name: &str,
                 mount_path: &str,
-            ) -> ::core::result::Result<Self, ::std::string::String> {
+            ) -> ::core::result::Result<Self, $crate::ConfigError> {
                 let registry =
                     hub.registry($crate::RegistryConfig::new(name, $crate::Mode::Local))?;
                 Ok(Self::new(registry, $crate::BaseUrl::derived(mount_path)))
@@ -321,7 +321,7 @@ macro_rules! protocol_service {
                 name: &str,
                 upstream: &str,
                 mount_path: &str,
-            ) -> ::core::result::Result<Self, ::std::string::String> {
+            ) -> ::core::result::Result<Self, $crate::ConfigError> {
                 let upstream = <$proto as $crate::protocol::Protocol>::upstream_url(upstream);
                 let registry = hub.registry(
                     $crate::RegistryConfig::new(name, $crate::Mode::Proxy).upstreams([upstream]),

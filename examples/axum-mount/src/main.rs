@@ -6,9 +6,10 @@
 //! ```
 
 use axum::{Router, routing::get};
-use batlehub::Hub;
 use batlehub::auth::{AuthLayer, StaticTokens};
+use batlehub::axum::RouterExt as _;
 use batlehub::npm::NpmService;
+use batlehub::{Hub, Mode, RegistryConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -17,12 +18,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("usage: example-axum-mount UPSTREAM_URL")?;
     let storage = batlehub::storage::embedded("./example-data").await?;
     let hub = Hub::builder().storage(storage).build()?;
-    let npm = NpmService::proxy(&hub, "npm", &upstream, "/npm")?;
 
-    // Your existing application, with the registry mounted beside its own routes.
+    // Your existing application, with the registry mounted beside its own routes (the
+    // mount path, written once, also gives the registry its base URL).
     let app = Router::new()
         .route("/", get(|| async { "my platform" }))
-        .nest_service("/npm", npm)
+        .registry::<NpmService>(
+            "/npm",
+            &hub,
+            RegistryConfig::new("npm", Mode::Proxy).upstreams([upstream]),
+        )?
         .layer(AuthLayer::new(StaticTokens::new(Vec::new())?));
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;

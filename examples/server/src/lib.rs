@@ -52,7 +52,7 @@ pub async fn build_router(config: &Config) -> Result<Router, ConfigError> {
     let hub = Hub::builder()
         .storage(storage)
         .build()
-        .map_err(ConfigError)?;
+        .map_err(|e| ConfigError(e.to_string()))?;
 
     let trusted: Vec<ipnet::IpNet> = config
         .server

@@ -1,0 +1,270 @@
+//! Authorization, policy checks and audit.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::model::{Access, AuditEvent, Decision, Identity, LocalPackage, Permission};
+use crate::policy::{Caller, Outcome, PolicyCx, PublishFacts, VersionFacts};
+
+use super::Registry;
+
+impl Registry {
+    /// Checks that `identity` may do what needs `permission` (on `package`).
+    ///
+    /// # Errors
+    /// [`Error::Unauthorized`] for invalid credentials, or when anonymous callers are refused;
+    /// [`Error::Forbidden`] / [`Error::Denied`] for known callers refused by policy.
+    pub fn authorize(
+        &self,
+        identity: &Identity,
+        permission: Permission,
+        package: Option<&str>,
+    ) -> Result<()> {
+        if let Identity::Invalid(reason) = identity {
+            return Err(Error::Unauthorized(reason.clone()));
+        }
+        let access = Access {
+            registry: self.name(),
+            permission,
+            package,
+        };
+        match self.inner.policy.decide(identity, &access) {
+            Decision::Allow => Ok(()),
+            Decision::Deny(denial) => match identity {
+                Identity::Anonymous if denial.rule == "rbac" => Err(Error::Unauthorized(format!(
+                    "authentication required: anonymous access to `{}` lacks {}",
+                    self.name(),
+                    permission
+                ))),
+                _ => Err(Error::Denied(denial)),
+            },
+        }
+    }
+
+    /// Refuses publishing in proxy mode.
+    ///
+    /// # Errors
+    /// [`Error::MethodNotAllowed`] in proxy mode.
+    pub fn ensure_publishable(&self) -> Result<()> {
+        if self.mode().accepts_publish() {
+            Ok(())
+        } else {
+            Err(Error::MethodNotAllowed(format!(
+                "registry `{}` is a proxy; publish to a local or hybrid registry",
+                self.name()
+            )))
+        }
+    }
+
+    // ---- policy -------------------------------------------------------------------------
+
+    fn cx<'a>(&'a self, caller: &'a Caller) -> PolicyCx<'a> {
+        PolicyCx {
+            registry: self.name(),
+            caller,
+            index: self.index(),
+            now: self.now(),
+        }
+    }
+
+    /// Records an audit event for this registry (queued; written in batches).
+    pub fn audit(
+        &self,
+        caller: &Caller,
+        action: &str,
+        package: Option<&str>,
+        version: Option<&str>,
+        outcome: std::result::Result<(), &Error>,
+    ) {
+        let (outcome, rule, reason) = match outcome {
+            Ok(()) => ("allow", None, None),
+            Err(Error::Denied(d)) => ("deny", Some(d.rule.clone()), Some(d.reason.clone())),
+            Err(e) => (
+                "deny",
+                Some(rule_of(e).to_owned()),
+                Some(e.client_message()),
+            ),
+        };
+        self.inner.audit.record(AuditEvent {
+            at: self.now(),
+            registry: self.name().to_owned(),
+            action: action.to_owned(),
+            package: package.map(str::to_owned),
+            version: version.map(str::to_owned),
+            principal: caller.identity.name().to_owned(),
+            outcome: outcome.to_owned(),
+            rule,
+            reason,
+            client_ip: caller.client_ip.map(|ip| ip.to_string()),
+        });
+    }
+
+    /// Admits a request (rate limits), returning headers to add to the response.
+    ///
+    /// # Errors
+    /// [`Error::TooManyRequests`] when a limit is exhausted.
+    pub async fn admit(&self, caller: &Caller) -> Result<Outcome> {
+        self.inner.policy.admit(self.cx(caller)).await
+    }
+
+    /// Package-level access: RBAC, then visibility and whole-package blocks.
+    ///
+    /// # Errors
+    /// [`Error::Unauthorized`]/[`Error::Denied`] from RBAC or a block; [`Error::NotFound`] when
+    /// the package is hidden from this caller.
+    pub async fn check_package(
+        &self,
+        caller: &Caller,
+        permission: Permission,
+        package: &str,
+    ) -> Result<()> {
+        self.authorize(&caller.identity, permission, Some(package))?;
+        self.inner.policy.package(self.cx(caller), package).await
+    }
+
+    /// The local package `name` if it has at least one version, shared: the index hands
+    /// out the same `Arc` until the package changes (see [`Index::package_shared`](crate::store::Index::package_shared)).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn local_package(&self, name: &str) -> Result<Option<Arc<LocalPackage>>> {
+        Ok(self
+            .index()
+            .package_shared(self.name(), name)
+            .await?
+            .filter(|p| !p.versions.is_empty()))
+    }
+
+    /// Whether this registry's policy decides on publish times (a release-age gate): when
+    /// not, protocol services need not work out when upstream versions were published.
+    #[must_use]
+    pub fn uses_publish_times(&self) -> bool {
+        self.inner.policy.uses_publish_times()
+    }
+
+    /// One decision per version; denied versions are hidden from listings.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn version_decisions(
+        &self,
+        caller: &Caller,
+        package: &str,
+        versions: &[VersionFacts],
+    ) -> Result<Vec<Decision>> {
+        self.inner
+            .policy
+            .versions(self.cx(caller), package, versions)
+            .await
+    }
+
+    /// Whether `version` may be downloaded: RBAC, package access, version rules. The
+    /// decision is audited.
+    ///
+    /// # Errors
+    /// As [`Registry::check_package`], plus [`Error::Denied`] from version rules.
+    pub async fn check_download(
+        &self,
+        caller: &Caller,
+        permission: Permission,
+        package: &str,
+        version: &VersionFacts,
+    ) -> Result<()> {
+        let outcome: Result<()> = async {
+            self.check_package(caller, permission, package).await?;
+            let decisions = self
+                .version_decisions(caller, package, std::slice::from_ref(version))
+                .await?;
+            match decisions.into_iter().next() {
+                Some(Decision::Deny(d)) => Err(Error::Denied(d)),
+                _ => Ok(()),
+            }
+        }
+        .await;
+        match &outcome {
+            Err(Error::NotFound(_)) => {}
+            other => self.audit(
+                caller,
+                "download",
+                Some(package),
+                Some(&version.version),
+                other.as_ref().map(|_| ()),
+            ),
+        }
+        outcome
+    }
+
+    /// A request naming a tag instead of a version.
+    ///
+    /// # Errors
+    /// [`Error::Denied`] when tags are refused.
+    pub fn check_tag(&self, caller: &Caller, package: &str, tag: &str) -> Result<()> {
+        match self.inner.policy.tag(self.cx(caller), package, tag) {
+            Decision::Allow => Ok(()),
+            Decision::Deny(d) => Err(Error::Denied(d)),
+        }
+    }
+
+    /// Whether a publish may go ahead: mode, RBAC, then ownership, namespaces, versioning,
+    /// signing and quota. Refusals are audited.
+    ///
+    /// # Errors
+    /// [`Error::MethodNotAllowed`] in proxy mode; RBAC errors; the policy's refusal.
+    pub async fn check_publish(&self, caller: &Caller, facts: &PublishFacts) -> Result<Outcome> {
+        let outcome: Result<Outcome> = async {
+            self.ensure_publishable()?;
+            self.authorize(&caller.identity, Permission::Publish, Some(&facts.package))?;
+            self.inner.policy.publish(self.cx(caller), facts).await
+        }
+        .await;
+        if let Err(e) = &outcome {
+            self.audit(
+                caller,
+                "publish",
+                Some(&facts.package),
+                Some(&facts.version),
+                Err(e),
+            );
+        }
+        outcome
+    }
+
+    /// Whether `caller` may change an existing package (`action`: yank, deprecate, tag,
+    /// unpublish, owners). The decision is audited.
+    ///
+    /// # Errors
+    /// RBAC errors; [`Error::Denied`] when the caller is not an owner.
+    pub async fn check_manage(&self, caller: &Caller, package: &str, action: &str) -> Result<()> {
+        let outcome: Result<()> = async {
+            self.ensure_publishable()?;
+            self.authorize(&caller.identity, Permission::Publish, Some(package))?;
+            self.inner.policy.manage(self.cx(caller), package).await
+        }
+        .await;
+        self.audit(
+            caller,
+            action,
+            Some(package),
+            None,
+            outcome.as_ref().map(|_| ()),
+        );
+        outcome
+    }
+
+    // ---- local blobs ----------------------------------------------------------------
+}
+
+/// The rule id recorded for refusals that are not policy denials.
+fn rule_of(e: &Error) -> &'static str {
+    match e {
+        Error::Unauthorized(_) => "authentication",
+        Error::Forbidden(_) => "rbac",
+        Error::TooManyRequests { .. } => "rate_limit",
+        Error::Unprocessable(_) => "versioning",
+        Error::BadRequest(_) => "validation",
+        Error::Conflict(_) => "immutable",
+        Error::PayloadTooLarge(_) => "size_limit",
+        Error::MethodNotAllowed(_) => "mode",
+        _ => "error",
+    }
+}

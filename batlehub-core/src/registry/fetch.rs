@@ -1,0 +1,527 @@
+//! Reading blobs, and upstream documents and artifacts: cache, single-flight, integrity.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt as _;
+use futures::future::FutureExt as _;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use tokio::sync::{mpsc, oneshot};
+use url::Url;
+
+use crate::body;
+use crate::digest::{Digests, ExpectedDigest, MultiHasher};
+use crate::error::{Error, Result};
+use crate::model::{CachedArtifact, CachedDocument};
+use crate::store::blob_path;
+use crate::upstream::UpstreamClient;
+
+use super::{Artifact, ArtifactFlight, Document, Registry, SMALL_BLOB_BYTES};
+
+impl Registry {
+    /// Opens a content-addressed blob for download.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the blob is missing; storage errors.
+    pub async fn open_blob(&self, sha256: &str) -> Result<Artifact> {
+        self.read_blob(sha256)
+            .await?
+            .ok_or_else(|| Error::storage(format!("blob {sha256} is referenced but missing")))
+    }
+
+    /// A blob ready to stream: blobs up to [`SMALL_BLOB_BYTES`] are kept in the memory cache
+    /// after their first read and served from there; larger ones stream from the store.
+    async fn read_blob(&self, sha256: &str) -> Result<Option<Artifact>> {
+        let key = format!("blob:{sha256}");
+        if let Some(hit) = self.memo().get::<Bytes>(&key) {
+            return Ok(Some(Artifact {
+                size: Some(hit.len() as u64),
+                sha256: Some(sha256.to_owned()),
+                body: body::full(Bytes::clone(&hit)),
+            }));
+        }
+        let Some(reader) = self.inner.storage.blobs.reader(&blob_path(sha256)).await? else {
+            return Ok(None);
+        };
+        let size = reader.size;
+        if size > SMALL_BLOB_BYTES {
+            return Ok(Some(Artifact {
+                size: Some(size),
+                sha256: Some(sha256.to_owned()),
+                body: body::from_stream(reader.stream),
+            }));
+        }
+        let mut buf = bytes::BytesMut::with_capacity(usize::try_from(size).unwrap_or(0));
+        let mut stream = reader.stream;
+        while let Some(chunk) = stream.next().await {
+            let chunk =
+                chunk.map_err(|e| Error::storage(format!("blob {sha256} read failed: {e}")))?;
+            buf.extend_from_slice(&chunk);
+            if buf.len() as u64 > size {
+                return Err(Error::storage(format!("blob {sha256} grew while read")));
+            }
+        }
+        let bytes = buf.freeze();
+        self.memo()
+            .insert(key, Arc::new(bytes.clone()), bytes.len());
+        Ok(Some(Artifact {
+            size: Some(bytes.len() as u64),
+            sha256: Some(sha256.to_owned()),
+            body: body::full(bytes),
+        }))
+    }
+
+    // ---- upstream documents -----------------------------------------------------------
+
+    fn upstream_client(&self) -> Result<&UpstreamClient> {
+        self.inner
+            .upstream
+            .as_ref()
+            .ok_or_else(|| Error::NotFound(format!("registry `{}` has no upstream", self.name())))
+    }
+
+    /// Fetches a metadata document from the upstreams (tried in order), through the cache:
+    /// fresh copies are served directly; stale ones are revalidated with `If-None-Match` /
+    /// `If-Modified-Since`; when every upstream fails the cached copy is served with
+    /// [`Document::stale`] set. Concurrent misses for one key make one upstream request.
+    ///
+    /// `key` names the document in the cache; `path` is relative to each upstream root.
+    /// Returns `None` when every upstream answers 404.
+    ///
+    /// # Errors
+    /// [`Error::Upstream`] when every upstream failed and nothing was cached.
+    pub async fn upstream_document(
+        &self,
+        key: &str,
+        path: &str,
+        accept: &'static str,
+    ) -> Result<Option<Document>> {
+        self.upstream_client()?;
+        let index = self.index();
+        if let Some(cached) = index.cached_document(self.name(), key).await? {
+            let age = self.now().signed_duration_since(cached.fetched_at);
+            let ttl =
+                chrono::Duration::from_std(self.inner.config.metadata_ttl).unwrap_or_default();
+            if age < ttl
+                && let Some(body) = self.document_body(&cached.sha256).await?
+            {
+                return Ok(Some(Document {
+                    body,
+                    content_type: cached.content_type,
+                    stale: false,
+                    upstream: cached.upstream as usize,
+                    fetched_at: cached.fetched_at,
+                    sha256: cached.sha256,
+                }));
+            }
+        }
+        let flight = {
+            let mut flights = self.inner.doc_flights.lock();
+            if let Some(f) = flights.get(key) {
+                f.clone()
+            } else {
+                let this = self.clone();
+                let k = key.to_owned();
+                let p = path.to_owned();
+                let fut = async move {
+                    let out = this.refresh_document(&k, &p, accept).await;
+                    this.inner.doc_flights.lock().remove(&k);
+                    out
+                }
+                .boxed()
+                .shared();
+                flights.insert(key.to_owned(), fut.clone());
+                fut
+            }
+        };
+        flight.await
+    }
+
+    async fn refresh_document(
+        &self,
+        key: &str,
+        path: &str,
+        accept: &'static str,
+    ) -> Result<Option<Document>> {
+        let client = self.upstream_client()?;
+        let index = self.index();
+        let blobs = &self.inner.storage.blobs;
+        let cached = index.cached_document(self.name(), key).await?;
+        let mut not_found = 0usize;
+        let mut failures = Vec::new();
+        for i in 0..client.roots().len() {
+            let url = client.url_for(i, path)?;
+            let mut headers = HeaderMap::new();
+            headers.insert(http::header::ACCEPT, HeaderValue::from_static(accept));
+            if let Some(c) = cached.as_ref().filter(|c| c.upstream as usize == i) {
+                if let Some(etag) = c
+                    .etag
+                    .as_deref()
+                    .and_then(|e| HeaderValue::from_str(e).ok())
+                {
+                    headers.insert(http::header::IF_NONE_MATCH, etag);
+                }
+                if let Some(lm) = c
+                    .last_modified
+                    .as_deref()
+                    .and_then(|e| HeaderValue::from_str(e).ok())
+                {
+                    headers.insert(http::header::IF_MODIFIED_SINCE, lm);
+                }
+            }
+            let resp = match client.get(url.clone(), headers).await {
+                Ok(r) => r,
+                Err(e) => {
+                    failures.push(e.to_string());
+                    continue;
+                }
+            };
+            let status = resp.status();
+            if status == StatusCode::NOT_MODIFIED {
+                if let Some(c) = cached.as_ref()
+                    && let Some(body) = self.document_body(&c.sha256).await?
+                {
+                    let now = self.now();
+                    index.touch_cached_document(self.name(), key, now).await?;
+                    return Ok(Some(Document {
+                        body,
+                        content_type: c.content_type.clone(),
+                        stale: false,
+                        upstream: i,
+                        fetched_at: now,
+                        sha256: c.sha256.clone(),
+                    }));
+                }
+                failures.push(format!("{url}: 304 without a cached copy"));
+                continue;
+            }
+            if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
+                not_found += 1;
+                continue;
+            }
+            if !status.is_success() {
+                tracing::warn!(%url, %status, "upstream answered with an error");
+                failures.push(format!("{url}: {status}"));
+                continue;
+            }
+            let header = |name: http::header::HeaderName| {
+                resp.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let etag = header(http::header::ETAG);
+            let last_modified = header(http::header::LAST_MODIFIED);
+            let content_type = header(http::header::CONTENT_TYPE);
+            let body = match read_limited(resp, self.inner.config.max_document_bytes).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(%url, error = %e, "upstream document body failed");
+                    failures.push(e.to_string());
+                    continue;
+                }
+            };
+            let digests = Digests::of(&body);
+            let sha256 = digests.sha256_hex();
+            let path = blob_path(&sha256);
+            if blobs.stat(&path).await?.is_none() {
+                let mut w = blobs.writer(&path).await?;
+                w.write(body.clone()).await?;
+                w.close().await?;
+            }
+            let now = self.now();
+            let doc = CachedDocument {
+                sha256: sha256.clone(),
+                size: body.len() as u64,
+                etag,
+                last_modified,
+                content_type: content_type.clone(),
+                upstream: u32::try_from(i).unwrap_or(u32::MAX),
+                fetched_at: now,
+            };
+            index.put_cached_document(self.name(), key, &doc).await?;
+            return Ok(Some(Document {
+                body,
+                content_type,
+                stale: false,
+                upstream: i,
+                fetched_at: now,
+                sha256,
+            }));
+        }
+        if failures.is_empty() && not_found > 0 {
+            return Ok(None);
+        }
+        if let Some(c) = cached
+            && let Some(body) = self.document_body(&c.sha256).await?
+        {
+            tracing::warn!(registry = %self.name(), key, ?failures, "every upstream failed; serving stale copy");
+            return Ok(Some(Document {
+                body,
+                content_type: c.content_type,
+                stale: true,
+                upstream: c.upstream as usize,
+                fetched_at: c.fetched_at,
+                sha256: c.sha256,
+            }));
+        }
+        tracing::warn!(registry = %self.name(), key, ?failures, "every upstream failed");
+        Err(Error::Upstream(format!(
+            "every upstream of `{}` failed and nothing is cached",
+            self.name()
+        )))
+    }
+
+    // ---- upstream artifacts -----------------------------------------------------------
+
+    /// An artifact already in the cache, if any.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn cached_artifact(&self, key: &str) -> Result<Option<Artifact>> {
+        let Some(cached) = self.index().cached_artifact(self.name(), key).await? else {
+            return Ok(None);
+        };
+        match self.read_blob(&cached.sha256).await? {
+            Some(artifact) => Ok(Some(artifact)),
+            None => {
+                tracing::warn!(registry = %self.name(), key, "cached artifact's blob is missing; refetching");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Serves an upstream artifact through the cache.
+    ///
+    /// On a miss the artifact is downloaded once, however many clients ask at the same
+    /// time: the first client receives the bytes as they stream (the last chunk is held
+    /// back until the digest is checked), the others wait and are served from the cache.
+    /// The bytes are hashed while streaming and compared with `expected`; a mismatch is
+    /// never cached and fails the transfer. `url` must be within the upstream's allowed
+    /// origins.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an upstream 404, [`Error::Upstream`], [`Error::Integrity`].
+    pub async fn upstream_artifact(
+        &self,
+        key: &str,
+        url: Url,
+        expected: Option<ExpectedDigest>,
+    ) -> Result<Artifact> {
+        let client = self.upstream_client()?;
+        client.check_url(&url)?;
+        if let Some(hit) = self.cached_artifact(key).await? {
+            return Ok(hit);
+        }
+        enum Role {
+            Leader(
+                mpsc::Receiver<std::io::Result<Bytes>>,
+                oneshot::Receiver<Result<Option<u64>>>,
+            ),
+            Follower(ArtifactFlight),
+        }
+        let role = {
+            let mut flights = self.inner.artifact_flights.lock();
+            if let Some(f) = flights.get(key) {
+                Role::Follower(f.clone())
+            } else {
+                let (tx, rx) = mpsc::channel(8);
+                let (head_tx, head_rx) = oneshot::channel();
+                let (done_tx, done_rx) = oneshot::channel::<Result<CachedArtifact>>();
+                let flight: ArtifactFlight = async move {
+                    done_rx
+                        .await
+                        .unwrap_or_else(|_| Err(Error::internal("artifact download task vanished")))
+                }
+                .boxed()
+                .shared();
+                flights.insert(key.to_owned(), flight.clone());
+                let this = self.clone();
+                let key = key.to_owned();
+                tokio::spawn(async move {
+                    let out = this.download(&key, url, expected, tx, head_tx).await;
+                    this.inner.artifact_flights.lock().remove(&key);
+                    let _ = done_tx.send(out);
+                });
+                Role::Leader(rx, head_rx)
+            }
+        };
+        match role {
+            Role::Leader(rx, head_rx) => {
+                let size = head_rx
+                    .await
+                    .map_err(|_| Error::internal("download task ended early"))??;
+                let stream = futures::stream::unfold(rx, |mut rx| async move {
+                    rx.recv().await.map(|item| (item, rx))
+                });
+                Ok(Artifact {
+                    size,
+                    sha256: None,
+                    body: body::from_stream(stream),
+                })
+            }
+            Role::Follower(flight) => {
+                flight.await?;
+                self.cached_artifact(key)
+                    .await?
+                    .ok_or_else(|| Error::internal("artifact vanished from cache after download"))
+            }
+        }
+    }
+
+    async fn download(
+        &self,
+        key: &str,
+        url: Url,
+        expected: Option<ExpectedDigest>,
+        tx: mpsc::Sender<std::io::Result<Bytes>>,
+        head_tx: oneshot::Sender<Result<Option<u64>>>,
+    ) -> Result<CachedArtifact> {
+        let client = self.upstream_client()?.clone();
+        let resp = match client.get(url.clone(), HeaderMap::new()).await {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = head_tx.send(Err(e.clone()));
+                return Err(e);
+            }
+        };
+        let status = resp.status();
+        if !status.is_success() {
+            let e = if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
+                Error::NotFound(format!("upstream has no artifact for {key}"))
+            } else {
+                tracing::warn!(%url, %status, "upstream artifact request failed");
+                Error::Upstream(format!("upstream answered {status} for {key}"))
+            };
+            let _ = head_tx.send(Err(e.clone()));
+            return Err(e);
+        }
+        let limit = self.inner.config.max_artifact_bytes;
+        let length = resp.content_length();
+        if length.is_some_and(|l| l > limit) {
+            let e = Error::Upstream(format!(
+                "upstream artifact {key} is larger than {limit} bytes"
+            ));
+            let _ = head_tx.send(Err(e.clone()));
+            return Err(e);
+        }
+        let blobs = &self.inner.storage.blobs;
+        let temp = format!("tmp/{}", uuid::Uuid::new_v4());
+        let mut writer = match blobs.writer(&temp).await {
+            Ok(w) => w,
+            Err(e) => {
+                let _ = head_tx.send(Err(e.clone()));
+                return Err(e);
+            }
+        };
+        let _ = head_tx.send(Ok(length));
+        let mut hasher = MultiHasher::default();
+        let mut pending: Option<Bytes> = None;
+        let mut client_gone = false;
+        let mut stream = resp.bytes_stream();
+        let fail = |msg: String| std::io::Error::other(msg);
+        let result: Result<()> = async {
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| {
+                    tracing::warn!(%url, error = %e, "upstream artifact stream broke");
+                    Error::Upstream(format!("upstream transfer of {key} broke"))
+                })?;
+                hasher.update(&chunk);
+                if hasher.size() > limit {
+                    return Err(Error::Upstream(format!(
+                        "upstream artifact {key} is larger than {limit} bytes"
+                    )));
+                }
+                writer.write(chunk.clone()).await?;
+                if let Some(prev) = pending.replace(chunk)
+                    && !client_gone
+                    && tx.send(Ok(prev)).await.is_err()
+                {
+                    client_gone = true;
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            let _ = writer.abort().await;
+            let _ = blobs.delete(&temp).await;
+            let _ = tx.send(Err(fail(e.to_string()))).await;
+            return Err(e);
+        }
+        let digests = hasher.finish();
+        if let Some(exp) = &expected
+            && !exp.matches(&digests)
+        {
+            let _ = writer.abort().await;
+            let _ = blobs.delete(&temp).await;
+            tracing::error!(
+                registry = %self.name(), key, %url, sha256 = %digests.sha256_hex(),
+                "integrity check failed: upstream bytes do not match the published digest; not cached"
+            );
+            let e = Error::Integrity {
+                key: key.to_owned(),
+            };
+            let _ = tx.send(Err(fail(e.to_string()))).await;
+            return Err(e);
+        }
+        if expected.is_none() {
+            tracing::warn!(registry = %self.name(), key, "upstream published no digest; caching unverified");
+        }
+        let commit: Result<CachedArtifact> = async {
+            writer.close().await?;
+            let sha256 = digests.sha256_hex();
+            let path = blob_path(&sha256);
+            if blobs.stat(&path).await?.is_some() {
+                blobs.delete(&temp).await?;
+            } else {
+                blobs.rename(&temp, &path).await?;
+            }
+            let cached = CachedArtifact {
+                sha256,
+                size: digests.size,
+                fetched_at: self.now(),
+            };
+            self.index()
+                .put_cached_artifact(self.name(), key, &cached)
+                .await?;
+            Ok(cached)
+        }
+        .await;
+        match commit {
+            Ok(cached) => {
+                if let Some(last) = pending
+                    && !client_gone
+                {
+                    let _ = tx.send(Ok(last)).await;
+                }
+                Ok(cached)
+            }
+            Err(e) => {
+                let _ = blobs.delete(&temp).await;
+                let _ = tx.send(Err(fail(e.to_string()))).await;
+                Err(e)
+            }
+        }
+    }
+}
+
+async fn read_limited(resp: reqwest::Response, limit: u64) -> Result<Bytes> {
+    if resp.content_length().is_some_and(|l| l > limit) {
+        return Err(Error::Upstream(format!(
+            "upstream document larger than {limit} bytes"
+        )));
+    }
+    let mut stream = resp.bytes_stream();
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Error::Upstream(format!("upstream body broke: {e}")))?;
+        if (buf.len() + chunk.len()) as u64 > limit {
+            return Err(Error::Upstream(format!(
+                "upstream document larger than {limit} bytes"
+            )));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}

@@ -1,0 +1,327 @@
+//! The registry engine: one instance per configured registry, shared by its protocol service.
+//!
+//! Split by concern: this file holds the types and accessors; `access` the policy checks
+//! and audit, `publish` staging and publishing, `fetch` blobs and upstream documents and
+//! artifacts (cache, single-flight, integrity).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::future::{BoxFuture, Shared};
+use parking_lot::Mutex;
+use url::Url;
+
+mod access;
+mod fetch;
+mod publish;
+
+use crate::audit::AuditSink;
+use crate::body::Body;
+use crate::clock::Clock;
+use crate::digest::Digests;
+use crate::error::{ConfigError, Error, Result};
+use crate::memo::MemoCache;
+use crate::model::{CachedArtifact, Mode};
+use crate::policy::Policy;
+use crate::store::{BlobStore, Index, Storage, blob_path};
+use crate::upstream::{UpstreamClient, UpstreamOptions};
+
+/// Blobs up to this size are kept in the storage's memory cache once read.
+pub const SMALL_BLOB_BYTES: u64 = 1024 * 1024;
+
+/// Configuration of one registry instance.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RegistryConfig {
+    /// Instance name (unique within a hub; the reference server serves it at `/proxy/NAME/`).
+    pub name: String,
+    /// `local`, `proxy` or `hybrid`.
+    pub mode: Mode,
+    /// How to reach the upstreams (required for proxy and hybrid).
+    pub upstream: UpstreamOptions,
+    /// How long a cached upstream document is fresh before revalidation.
+    pub metadata_ttl: Duration,
+    /// The largest upload accepted.
+    pub max_upload_bytes: u64,
+    /// The largest upstream artifact cached.
+    pub max_artifact_bytes: u64,
+    /// The largest upstream metadata document accepted.
+    pub max_document_bytes: u64,
+}
+
+impl RegistryConfig {
+    /// A configuration with defaults: TTL 300 s, uploads up to 512 MiB.
+    #[must_use]
+    pub fn new(name: impl Into<String>, mode: Mode) -> Self {
+        Self {
+            name: name.into(),
+            mode,
+            upstream: UpstreamOptions::default(),
+            metadata_ttl: Duration::from_secs(300),
+            max_upload_bytes: 512 * 1024 * 1024,
+            max_artifact_bytes: 8 * 1024 * 1024 * 1024,
+            max_document_bytes: 256 * 1024 * 1024,
+        }
+    }
+
+    /// Sets the upstream URLs.
+    #[must_use]
+    pub fn upstreams<I, S>(mut self, urls: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.upstream.urls = urls.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+/// A document fetched from (or cached for) an upstream.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// The raw upstream bytes.
+    pub body: Bytes,
+    /// The upstream's Content-Type.
+    pub content_type: Option<String>,
+    /// Served from cache because every upstream failed.
+    pub stale: bool,
+    /// Which upstream it came from.
+    pub upstream: usize,
+    /// When it was fetched or last revalidated.
+    pub fetched_at: DateTime<Utc>,
+    /// sha256 (hex) of `body`: a key for values derived from it (see [`Registry::memo`]).
+    pub sha256: String,
+}
+
+/// An artifact ready to stream to a client.
+pub struct Artifact {
+    /// Size when known (sets `Content-Length`).
+    pub size: Option<u64>,
+    /// sha256 hex when known.
+    pub sha256: Option<String>,
+    /// The bytes.
+    pub body: Body,
+}
+
+impl fmt::Debug for Artifact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Artifact")
+            .field("size", &self.size)
+            .field("sha256", &self.sha256)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An upload written to a temporary blob, hashed, not yet visible.
+///
+/// The temporary blob is deleted when the last clone is dropped without having been
+/// published ([`Registry::publish`], [`Registry::add_file`]) or discarded
+/// ([`Registry::discard`]): a handler that returns early with an error leaves nothing
+/// behind.
+#[derive(Debug, Clone)]
+pub struct Staged {
+    temp: Arc<TempBlob>,
+    /// Digests of the bytes.
+    pub digests: Digests,
+}
+
+/// A temporary blob, deleted on drop unless settled (moved or deleted explicitly).
+struct TempBlob {
+    path: String,
+    blobs: Arc<dyn BlobStore>,
+    settled: AtomicBool,
+}
+
+impl TempBlob {
+    fn settle(&self) {
+        self.settled.store(true, Ordering::Release);
+    }
+}
+
+impl fmt::Debug for TempBlob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TempBlob")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl Drop for TempBlob {
+    fn drop(&mut self) {
+        if self.settled.load(Ordering::Acquire) {
+            return;
+        }
+        let (blobs, path) = (self.blobs.clone(), std::mem::take(&mut self.path));
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    if let Err(e) = blobs.delete(&path).await {
+                        tracing::warn!(error = %e, temp = %path, "could not delete an unpublished upload");
+                    }
+                });
+            }
+            // Outside a runtime nothing can be awaited; the orphan sweep removes it.
+            Err(_) => tracing::warn!(temp = %path, "unpublished upload left behind"),
+        }
+    }
+}
+
+type DocFlight = Shared<BoxFuture<'static, Result<Option<Document>>>>;
+type ArtifactFlight = Shared<BoxFuture<'static, Result<CachedArtifact>>>;
+
+struct Inner {
+    config: RegistryConfig,
+    storage: Storage,
+    policy: Arc<dyn Policy>,
+    clock: Arc<dyn Clock>,
+    audit: AuditSink,
+    upstream: Option<UpstreamClient>,
+    doc_flights: Mutex<HashMap<String, DocFlight>>,
+    artifact_flights: Mutex<HashMap<String, ArtifactFlight>>,
+}
+
+/// One registry instance: its mode, storage, upstreams and policy.
+///
+/// Cheap to clone (an `Arc`). Protocol services hold one and call it for every operation;
+/// it owns caching, single-flight, integrity checks and atomic publishing so that protocol
+/// crates only parse and render.
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("name", &self.inner.config.name)
+            .field("mode", &self.inner.config.mode)
+            .field("upstream", &self.inner.upstream)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    /// Builds a registry instance.
+    ///
+    /// # Errors
+    /// A message when the name is bad, a proxy has no upstream, or the upstream client
+    /// cannot be built.
+    pub fn new(
+        config: RegistryConfig,
+        storage: Storage,
+        policy: Arc<dyn Policy>,
+        clock: Arc<dyn Clock>,
+        audit: AuditSink,
+    ) -> std::result::Result<Self, ConfigError> {
+        crate::coords::check_segment("registry name", &config.name)
+            .map_err(|e| ConfigError::new(e.to_string()))?;
+        let upstream = if config.mode.has_upstreams() {
+            if config.upstream.urls.is_empty() {
+                return Err(ConfigError::new(format!(
+                    "registry `{}` is in {} mode and needs at least one upstream",
+                    config.name, config.mode
+                )));
+            }
+            Some(UpstreamClient::new(&config.upstream).map_err(ConfigError::new)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                storage,
+                policy,
+                clock,
+                audit,
+                upstream,
+                doc_flights: Mutex::new(HashMap::new()),
+                artifact_flights: Mutex::new(HashMap::new()),
+                config,
+            }),
+        })
+    }
+
+    /// The in-memory cache of values derived from content (documents, parsed and rendered
+    /// metadata). Key entries by content digest so that they never go stale.
+    #[must_use]
+    pub fn memo(&self) -> &MemoCache {
+        &self.inner.storage.memo
+    }
+
+    /// A stored document's bytes, from memory when recently read.
+    async fn document_body(&self, sha256: &str) -> Result<Option<Bytes>> {
+        let key = format!("doc:{sha256}");
+        if let Some(hit) = self.memo().get::<Bytes>(&key) {
+            return Ok(Some(Bytes::clone(&hit)));
+        }
+        let body = self
+            .inner
+            .storage
+            .blobs
+            .read_all(&blob_path(sha256))
+            .await?;
+        if let Some(b) = &body {
+            self.memo().insert(key, Arc::new(b.clone()), b.len());
+        }
+        Ok(body)
+    }
+
+    /// The instance name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.inner.config.name
+    }
+
+    /// The mode.
+    #[must_use]
+    pub fn mode(&self) -> Mode {
+        self.inner.config.mode
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &RegistryConfig {
+        &self.inner.config
+    }
+
+    /// The metadata index.
+    #[must_use]
+    pub fn index(&self) -> &dyn Index {
+        self.inner.storage.index.as_ref()
+    }
+
+    /// The clock.
+    #[must_use]
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    /// The upstream client, in proxy and hybrid modes.
+    #[must_use]
+    pub fn upstream(&self) -> Option<&UpstreamClient> {
+        self.inner.upstream.as_ref()
+    }
+
+    /// Resolves a link upstream `index` handed out (absolute, or relative to that upstream's
+    /// root): a download URL from an index file, a tarball URL from a packument.
+    ///
+    /// # Errors
+    /// [`Error::Internal`] without such an upstream; [`Error::Upstream`] when the link does
+    /// not parse.
+    pub fn upstream_link(&self, index: usize, href: &str) -> Result<Url> {
+        let root = self
+            .upstream()
+            .and_then(|u| u.roots().get(index))
+            .ok_or_else(|| Error::internal(format!("no upstream #{index}")))?;
+        root.join(href).map_err(|e| {
+            Error::Upstream(format!(
+                "the upstream link `{}` is invalid: {e}",
+                href.escape_default()
+            ))
+        })
+    }
+}

@@ -1,0 +1,188 @@
+//! Staging uploads and publishing versions and files.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt as _};
+
+use crate::digest::MultiHasher;
+use crate::error::{Error, Result};
+use crate::model::{NewVersion, Owner};
+use crate::policy::Caller;
+use crate::store::blob_path;
+
+use super::{Registry, Staged, TempBlob};
+
+impl Registry {
+    /// Streams an upload into a temporary blob, hashing it, refusing more than
+    /// `max_upload_bytes`.
+    ///
+    /// # Errors
+    /// [`Error::PayloadTooLarge`], [`Error::BadRequest`] for a broken stream, storage errors.
+    pub async fn stage<S, E>(&self, mut stream: S) -> Result<Staged>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+        E: fmt::Display,
+    {
+        let temp = format!("tmp/{}", uuid::Uuid::new_v4());
+        let mut writer = self.inner.storage.blobs.writer(&temp).await?;
+        let mut hasher = MultiHasher::default();
+        let limit = self.inner.config.max_upload_bytes;
+        let outcome: Result<()> = async {
+            while let Some(chunk) = stream.next().await {
+                let chunk =
+                    chunk.map_err(|e| Error::BadRequest(format!("upload interrupted: {e}")))?;
+                hasher.update(&chunk);
+                if hasher.size() > limit {
+                    return Err(Error::PayloadTooLarge(format!(
+                        "upload exceeds the limit of {limit} bytes"
+                    )));
+                }
+                writer.write(chunk).await?;
+            }
+            writer.close().await
+        }
+        .await;
+        if let Err(e) = outcome {
+            let _ = writer.abort().await;
+            let _ = self.inner.storage.blobs.delete(&temp).await;
+            return Err(e);
+        }
+        Ok(Staged {
+            temp: Arc::new(TempBlob {
+                path: temp,
+                blobs: self.inner.storage.blobs.clone(),
+                settled: AtomicBool::new(false),
+            }),
+            digests: hasher.finish(),
+        })
+    }
+
+    /// [`Registry::stage`] for bytes already in memory.
+    ///
+    /// # Errors
+    /// As [`Registry::stage`].
+    pub async fn stage_bytes(&self, bytes: Bytes) -> Result<Staged> {
+        self.stage(futures::stream::iter([Ok::<_, std::convert::Infallible>(
+            bytes,
+        )]))
+        .await
+    }
+
+    /// Deletes a staged upload that will not be published.
+    pub async fn discard(&self, staged: Staged) {
+        if let Err(e) = self.inner.storage.blobs.delete(&staged.temp.path).await {
+            tracing::warn!(error = %e, temp = %staged.temp.path, "could not delete staged upload");
+        }
+        staged.temp.settle();
+    }
+
+    /// Publishes a version atomically: staged blobs become content-addressed blobs, then
+    /// the index row, files and tags are committed in one transaction. If the commit fails
+    /// (a version published twice), blobs this call created are removed again.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] when the version exists; storage errors.
+    pub async fn publish(
+        &self,
+        caller: &Caller,
+        new: NewVersion,
+        staged: Vec<Staged>,
+    ) -> Result<()> {
+        let out = self.publish_inner(new.clone(), staged).await;
+        self.audit(
+            caller,
+            "publish",
+            Some(&new.version.package),
+            Some(&new.version.version),
+            out.as_ref().map(|_| ()),
+        );
+        out
+    }
+
+    /// Moves staged uploads to their content addresses; returns the blobs this created.
+    async fn commit_blobs(&self, staged: &[Staged]) -> Result<Vec<String>> {
+        let blobs = &self.inner.storage.blobs;
+        let mut created = Vec::new();
+        for s in staged {
+            let path = blob_path(&s.digests.sha256_hex());
+            if blobs.stat(&path).await?.is_some() {
+                blobs.delete(&s.temp.path).await?;
+            } else {
+                blobs.rename(&s.temp.path, &path).await?;
+                created.push(path);
+            }
+            s.temp.settle();
+        }
+        Ok(created)
+    }
+
+    /// Adds a file to an existing version (a wheel beside an sdist, a Maven classifier):
+    /// the staged blob becomes content-addressed, then the file row is committed. If the
+    /// commit fails (the file exists, the version does not), a blob this call created is
+    /// removed again. The outcome is audited as `publish`.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] when the file exists; [`Error::NotFound`] when the version does
+    /// not; storage errors.
+    pub async fn add_file(
+        &self,
+        caller: &Caller,
+        package: &str,
+        version: &str,
+        file: crate::model::FileRecord,
+        staged: Staged,
+    ) -> Result<()> {
+        let created = self.commit_blobs(std::slice::from_ref(&staged)).await?;
+        let out = match self
+            .index()
+            .add_file(self.name(), package, version, &file)
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::NotFound(format!(
+                "{package} {version} does not exist"
+            ))),
+            Err(e) => Err(e),
+        };
+        if out.is_err() {
+            for path in created {
+                let _ = self.inner.storage.blobs.delete(&path).await;
+            }
+        }
+        self.audit(
+            caller,
+            "publish",
+            Some(package),
+            Some(version),
+            out.as_ref().map(|_| ()),
+        );
+        out
+    }
+
+    async fn publish_inner(&self, new: NewVersion, staged: Vec<Staged>) -> Result<()> {
+        let blobs = &self.inner.storage.blobs;
+        let created = self.commit_blobs(&staged).await?;
+        match self.index().publish(&new).await {
+            Ok(()) => {
+                let package = &new.version.package;
+                if let Some(publisher) = &new.version.publisher
+                    && self.index().owners(self.name(), package).await?.is_empty()
+                {
+                    self.index()
+                        .add_owner(self.name(), package, &Owner::User(publisher.clone()))
+                        .await?;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                for path in created {
+                    let _ = blobs.delete(&path).await;
+                }
+                Err(e)
+            }
+        }
+    }
+}
