@@ -30,7 +30,7 @@ pub use policy::{
     AllowAll, Caller, DefaultPolicy, Outcome, Policy, PolicyCx, PublishFacts, Signature,
     VersionFacts,
 };
-pub use registry::{Artifact, Document, Registry, RegistryConfig, Staged};
+pub use registry::{Artifact, Document, LocalIndex, Registry, RegistryConfig, Staged};
 pub use store::{BlobStore, Index, Storage};
 pub use upstream::{UpstreamAuth, UpstreamClient, UpstreamOptions};
 

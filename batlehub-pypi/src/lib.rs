@@ -3,6 +3,7 @@
 
 pub mod admin;
 mod archive;
+mod denied;
 mod handlers;
 pub mod metadata;
 mod multipart;
@@ -12,7 +13,7 @@ mod routes;
 pub mod version;
 pub mod wire;
 
-pub use protocol::DeniedVersions;
+pub use denied::DeniedVersions;
 
 batlehub_core::protocol_service! {
     /// Serves one PyPI registry instance (local, proxy or hybrid) at whatever path it is

@@ -24,8 +24,8 @@ pub(crate) async fn download(ctx: &Cx, name: &CrateName, version: &str) -> Resul
     if ctx.is_local(&name.key()).await? {
         let v = ctx
             .registry
-            .index()
-            .version(ctx.registry.name(), &key, version)
+            .local()
+            .version(&key, version)
             .await?
             .ok_or_else(|| version_not_found(name, version))?;
         let facts = VersionFacts::of(&v);

@@ -27,8 +27,8 @@ pub(crate) fn not_found(name: &CrateName) -> Error {
 pub(crate) async fn local_package(ctx: &Cx, name: &CrateName) -> Result<Option<LocalPackage>> {
     Ok(ctx
         .registry
-        .index()
-        .package(ctx.registry.name(), &name.key())
+        .local()
+        .package(&name.key())
         .await?
         .filter(|p| !p.versions.is_empty()))
 }

@@ -16,11 +16,7 @@ use batlehub_core::protocol::{Cx, json};
 /// hybrid mode) and to crates that do not exist.
 async fn local_crate(ctx: &Cx, name: &CrateName) -> Result<()> {
     if !ctx.is_local(&name.key()).await?
-        || !ctx
-            .registry
-            .index()
-            .package_exists(ctx.registry.name(), &name.key())
-            .await?
+        || !ctx.registry.local().package_exists(&name.key()).await?
     {
         return Err(not_found(name));
     }
@@ -40,8 +36,8 @@ pub(crate) async fn set_yanked(
     local_crate(ctx, name).await?;
     let found = ctx
         .registry
-        .index()
-        .set_yanked(ctx.registry.name(), &key, version, yanked)
+        .local()
+        .set_yanked(&key, version, yanked)
         .await?;
     if !found {
         return Err(Error::NotFound(format!(
@@ -95,11 +91,7 @@ pub(crate) async fn list_owners(ctx: &Cx, name: &CrateName) -> Result<Response<B
     if !ctx.is_local(&name.key()).await? || local_package(ctx, name).await?.is_none() {
         return Err(not_found(name));
     }
-    let owners = ctx
-        .registry
-        .index()
-        .owners(ctx.registry.name(), &key)
-        .await?;
+    let owners = ctx.registry.local().owners(&key).await?;
     let users: Vec<OwnerEntry> = owners
         .iter()
         .zip(1u32..)
@@ -123,12 +115,7 @@ pub(crate) async fn add_owners(ctx: &Cx, name: &CrateName, body: &Bytes) -> Resu
     let mut added = Vec::new();
     let mut already = Vec::new();
     for o in &owners {
-        if ctx
-            .registry
-            .index()
-            .add_owner(ctx.registry.name(), &key, o)
-            .await?
-        {
+        if ctx.registry.local().add_owner(&key, o).await? {
             added.push(login(o));
         } else {
             already.push(login(o));
@@ -167,9 +154,9 @@ pub(crate) async fn remove_owners(
         .await?;
     local_crate(ctx, name).await?;
     let remove = parse_users(body)?;
-    let index = ctx.registry.index();
+    let index = ctx.registry.local();
     let reg = ctx.registry.name();
-    let current = index.owners(reg, &key).await?;
+    let current = index.owners(&key).await?;
     if let Some(missing) = remove.iter().find(|o| !current.contains(o)) {
         return Err(Error::NotFound(format!(
             "`{}` is not an owner of crate `{name}`",
@@ -182,7 +169,7 @@ pub(crate) async fn remove_owners(
         )));
     }
     for o in &remove {
-        index.remove_owner(reg, &key, o).await?;
+        index.remove_owner(&key, o).await?;
     }
     let removed: Vec<String> = remove.iter().map(login).collect();
     tracing::info!(registry = reg, krate = %name, ?removed, "owners removed");

@@ -227,8 +227,7 @@ pub(crate) async fn publish(ctx: &Cx, body: BodyStream) -> Result<Response<Body>
     }
 
     let key = name.key();
-    let reg = ctx.registry.name();
-    let existing = ctx.registry.index().package(reg, &key).await?;
+    let existing = ctx.registry.local().package(&key).await?;
     let exists = existing.as_ref().is_some_and(|p| !p.versions.is_empty());
     if let Some(pkg) = existing.as_ref().filter(|_| exists) {
         if let Some(stored) = stored_name(pkg)

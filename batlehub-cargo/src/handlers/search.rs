@@ -25,11 +25,7 @@ pub(crate) async fn search(ctx: &Cx, q: &str, per_page: u32) -> Result<Response<
     let mut keys = std::collections::HashSet::new();
     if ctx.registry.mode() != Mode::Proxy {
         let needle = q.trim().to_ascii_lowercase().replace('_', "-");
-        let found = ctx
-            .registry
-            .index()
-            .search(ctx.registry.name(), &needle, 0, per_page)
-            .await?;
+        let found = ctx.registry.local().search(&needle, 0, per_page).await?;
         for summary in found {
             if ctx
                 .registry
@@ -78,12 +74,7 @@ pub(crate) async fn search(ctx: &Cx, q: &str, per_page: u32) -> Result<Response<
 /// A local crate as a search hit: the highest version policy lets this caller select
 /// (not yanked when possible), with the name and description it was published with.
 async fn local_hit(ctx: &Cx, key: &str) -> Result<Option<SearchHit>> {
-    let Some(pkg) = ctx
-        .registry
-        .index()
-        .package(ctx.registry.name(), key)
-        .await?
-    else {
+    let Some(pkg) = ctx.registry.local().package(key).await? else {
         return Ok(None);
     };
     let facts: Vec<VersionFacts> = pkg.versions.iter().map(VersionFacts::of).collect();

@@ -18,7 +18,10 @@ use url::Url;
 
 mod access;
 mod fetch;
+mod local;
 mod publish;
+
+pub use local::LocalIndex;
 
 use crate::audit::AuditSink;
 use crate::body::Body;

@@ -87,10 +87,7 @@ pub(crate) async fn put(ctx: &Cx, route: Route, body: RequestBody) -> Result<Res
 }
 
 async fn stored_version(ctx: &Cx, coords: &Coords, version: &str) -> Result<Option<VersionRecord>> {
-    ctx.registry
-        .index()
-        .version(ctx.registry.name(), &coords.key(), version)
-        .await
+    ctx.registry.local().version(&coords.key(), version).await
 }
 
 async fn verify_checksum(
@@ -180,11 +177,7 @@ async fn commit(
     };
     let existing = stored_version(ctx, coords, version).await?;
     let Some(existing) = existing else {
-        let package_exists = ctx
-            .registry
-            .index()
-            .package_exists(ctx.registry.name(), &key)
-            .await?;
+        let package_exists = ctx.registry.local().package_exists(&key).await?;
         let facts = PublishFacts {
             package: key.clone(),
             version: version.to_owned(),
@@ -235,10 +228,7 @@ async fn commit(
             // A release whose earlier deploy never stored its POM, deployed again by the
             // same deployer: start the version over with this file.
             add_check(ctx, coords, version, staged).await?;
-            ctx.registry
-                .index()
-                .delete_version(ctx.registry.name(), &key, version)
-                .await?;
+            ctx.registry.local().delete_version(&key, version).await?;
             Box::pin(commit(ctx, coords, version, file, staged)).await
         }
     }

@@ -130,8 +130,8 @@ pub(crate) async fn fetch_pom_time(
 async fn cached_time(ctx: &Cx, key: &str) -> Result<Option<DateTime<Utc>>> {
     Ok(ctx
         .registry
-        .index()
-        .cached_document(ctx.registry.name(), key)
+        .local()
+        .cached_document(key)
         .await?
         .and_then(|d| d.last_modified)
         .and_then(|lm| DateTime::parse_from_rfc2822(&lm).ok())

@@ -148,10 +148,7 @@ pub(crate) async fn artifact_metadata(ctx: &Cx, coords: &Coords) -> Result<(Byte
     let local = if mode == Mode::Proxy {
         None
     } else {
-        ctx.registry
-            .index()
-            .package_shared(ctx.registry.name(), &key)
-            .await?
+        ctx.registry.local().package_shared(&key).await?
     };
     // An artifact deployed here lists only its own versions: upstream versions never merge
     // into it (dependency-confusion guard).
@@ -283,10 +280,7 @@ async fn snapshot_metadata(ctx: &Cx, coords: &Coords, version: &str) -> Result<B
     let local = if ctx.registry.mode() == Mode::Proxy {
         None
     } else {
-        ctx.registry
-            .index()
-            .version(ctx.registry.name(), &key, version)
-            .await?
+        ctx.registry.local().version(&key, version).await?
     };
     let Some(v) = local else {
         if ctx.registry.mode().has_upstreams() && !ctx.is_local(&key).await? {
@@ -417,11 +411,7 @@ async fn open(
     let mode = ctx.registry.mode();
     let not_found = || Error::NotFound(format!("no file {file} in {coords}:{version}"));
     if mode != Mode::Proxy {
-        let stored = ctx
-            .registry
-            .index()
-            .version(ctx.registry.name(), &key, version)
-            .await?;
+        let stored = ctx.registry.local().version(&key, version).await?;
         if let Some(v) = stored {
             if let Some(f) = v.files.iter().find(|f| f.filename == file)
                 && file_visible(coords, &v, file)

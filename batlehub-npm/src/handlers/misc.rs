@@ -25,24 +25,12 @@ pub(crate) async fn search(ctx: &Cx, text: &str, size: u32, from: u32) -> Result
     let mut objects = Vec::new();
     let mut names = std::collections::HashSet::new();
     if ctx.registry.mode() != Mode::Proxy {
-        for hit in ctx
-            .registry
-            .index()
-            .search(ctx.registry.name(), text, from, size)
-            .await?
-        {
+        for hit in ctx.registry.local().search(text, from, size).await? {
             // Report the `latest` tag's version, as npm does, not the newest publish.
-            let tags = ctx
-                .registry
-                .index()
-                .tags(ctx.registry.name(), &hit.name)
-                .await?;
+            let tags = ctx.registry.local().tags(&hit.name).await?;
             let latest = match tags.get("latest") {
                 Some(v) if *v != hit.latest_version => {
-                    ctx.registry
-                        .index()
-                        .version(ctx.registry.name(), &hit.name, v)
-                        .await?
+                    ctx.registry.local().version(&hit.name, v).await?
                 }
                 _ => None,
             };

@@ -53,11 +53,7 @@ pub(crate) async fn put_package(
 
 async fn local_exists(ctx: &Cx, name: &PackageName) -> Result<bool> {
     Ok(ctx.is_local(name.as_str()).await?
-        && ctx
-            .registry
-            .index()
-            .package_exists(ctx.registry.name(), name.as_str())
-            .await?)
+        && ctx.registry.local().package_exists(name.as_str()).await?)
 }
 
 /// Applies `deprecated` changes from a full document.
@@ -72,10 +68,9 @@ async fn update_metadata(
     ctx.registry
         .check_manage(&ctx.caller, name.as_str(), "deprecate")
         .await?;
-    let reg = ctx.registry.name();
-    let index = ctx.registry.index();
+    let index = ctx.registry.local();
     for (version, manifest) in &body.versions {
-        let Some(current) = index.version(reg, name.as_str(), version).await? else {
+        let Some(current) = index.version(name.as_str(), version).await? else {
             continue;
         };
         let wanted = manifest
@@ -83,9 +78,7 @@ async fn update_metadata(
             .and_then(Value::as_str)
             .filter(|m| !m.is_empty());
         if current.deprecated.as_deref() != wanted {
-            index
-                .set_deprecated(reg, name.as_str(), version, wanted)
-                .await?;
+            index.set_deprecated(name.as_str(), version, wanted).await?;
         }
     }
     Ok(json(
@@ -96,8 +89,8 @@ async fn update_metadata(
 
 async fn publish(ctx: &Cx, name: &PackageName, body: PublishBody) -> Result<Response<Body>> {
     let reg = ctx.registry.name();
-    let index = ctx.registry.index();
-    let exists = index.package_exists(reg, name.as_str()).await?;
+    let index = ctx.registry.local();
+    let exists = index.package_exists(name.as_str()).await?;
     if !exists {
         name.check_new()?;
     }
@@ -220,7 +213,7 @@ async fn publish(ctx: &Cx, name: &PackageName, body: PublishBody) -> Result<Resp
         .map(|(t, _)| t.clone())
         .collect();
     if !tags.iter().any(|t| t == "latest")
-        && !index.tags(reg, name.as_str()).await?.contains_key("latest")
+        && !index.tags(name.as_str()).await?.contains_key("latest")
     {
         tags.push("latest".into());
     }
@@ -287,8 +280,8 @@ pub(crate) async fn put_revision(
         .await?;
     let body = parse_body(body)?;
     let reg = ctx.registry.name();
-    let index = ctx.registry.index();
-    let Some(pkg) = index.package(reg, name.as_str()).await? else {
+    let index = ctx.registry.local();
+    let Some(pkg) = index.package(name.as_str()).await? else {
         return Err(not_found(name));
     };
     // Versions hidden by policy travel in `policyRestrictions`; they are not being removed.
@@ -301,13 +294,13 @@ pub(crate) async fn put_revision(
         if !body.versions.contains_key(&v.version)
             && !restricted.is_some_and(|r| r.contains_key(&v.version))
         {
-            index.delete_version(reg, name.as_str(), &v.version).await?;
+            index.delete_version(name.as_str(), &v.version).await?;
             tracing::info!(registry = reg, package = %name, version = %v.version, "unpublished");
         }
     }
     for (tag, version) in &body.dist_tags {
         if batlehub_core::coords::check_segment("tag", tag).is_ok() {
-            index.set_tag(reg, name.as_str(), tag, version).await?;
+            index.set_tag(name.as_str(), tag, version).await?;
         }
     }
     update_metadata(ctx, name, &body)
@@ -327,10 +320,7 @@ pub(crate) async fn unpublish_package(ctx: &Cx, name: &PackageName) -> Result<Re
     ctx.registry
         .check_manage(&ctx.caller, name.as_str(), "unpublish")
         .await?;
-    ctx.registry
-        .index()
-        .delete_package(ctx.registry.name(), name.as_str())
-        .await?;
+    ctx.registry.local().delete_package(name.as_str()).await?;
     tracing::info!(registry = ctx.registry.name(), package = %name, "unpublished package");
     Ok(json(StatusCode::OK, &json!({ "ok": true })))
 }

@@ -441,8 +441,8 @@ pub(crate) async fn tarball(ctx: &Cx, name: &PackageName, file: &str) -> Result<
     if ctx.is_local(name.as_str()).await? {
         let v = ctx
             .registry
-            .index()
-            .version(ctx.registry.name(), name.as_str(), version)
+            .local()
+            .version(name.as_str(), version)
             .await?
             .ok_or_else(|| Error::NotFound(format!("`{name}@{version}` not found")))?;
         let facts = VersionFacts::of(&v);

@@ -24,11 +24,7 @@ async fn writable(ctx: &Cx, name: &PackageName) -> Result<()> {
         .check_manage(&ctx.caller, name.as_str(), "dist-tag")
         .await?;
     if !ctx.is_local(name.as_str()).await?
-        || !ctx
-            .registry
-            .index()
-            .package_exists(ctx.registry.name(), name.as_str())
-            .await?
+        || !ctx.registry.local().package_exists(name.as_str()).await?
     {
         return Err(not_found(name));
     }
@@ -58,8 +54,8 @@ pub(crate) async fn add(
     };
     let set = ctx
         .registry
-        .index()
-        .set_tag(ctx.registry.name(), name.as_str(), tag, &version)
+        .local()
+        .set_tag(name.as_str(), tag, &version)
         .await?;
     if !set {
         return Err(Error::NotFound(format!(
@@ -77,12 +73,7 @@ pub(crate) async fn remove(ctx: &Cx, name: &PackageName, tag: &str) -> Result<Re
             "the `latest` tag cannot be removed; point it elsewhere instead".into(),
         ));
     }
-    if !ctx
-        .registry
-        .index()
-        .remove_tag(ctx.registry.name(), name.as_str(), tag)
-        .await?
-    {
+    if !ctx.registry.local().remove_tag(name.as_str(), tag).await? {
         return Err(Error::NotFound(format!(
             "tag `{tag}` of `{name}` not found"
         )));

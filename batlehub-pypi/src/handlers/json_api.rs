@@ -168,7 +168,7 @@ pub(crate) async fn project(ctx: &Cx, raw: &str) -> Result<Response<Body>> {
         return Ok(redirect(&format!("{}/pypi/{name}/json", ctx.base)));
     }
     let listing = loaded(ctx, &name).await?;
-    let visible = listing.visible(crate::protocol::denied(ctx));
+    let visible = listing.visible(crate::denied::denied(ctx));
     let latest = latest(&visible).ok_or_else(|| not_found(&name))?;
     let mut releases = Map::new();
     for r in &visible {
@@ -208,12 +208,13 @@ pub(crate) async fn version(ctx: &Cx, raw: &str, wanted: &str) -> Result<Respons
         .rev()
         .find(|r| version::same_release(&r.version, wanted))
         .ok_or_else(|| Error::NotFound(format!("version `{wanted}` of `{name}` not found")))?;
-    if let (Some(d), crate::DeniedVersions::Hide) = (&release.denied, crate::protocol::denied(ctx))
+    if let (Some(d), crate::denied::DeniedVersions::Hide) =
+        (&release.denied, crate::denied::denied(ctx))
     {
         return Err(Error::Denied(d.clone()));
     }
     let release = listing
-        .visible(crate::protocol::denied(ctx))
+        .visible(crate::denied::denied(ctx))
         .into_iter()
         .find(|r| r.version == release.version)
         .ok_or_else(|| Error::internal("visible release vanished"))?;

@@ -352,13 +352,13 @@ pub(crate) fn file_url(base: &str, name: &ProjectName, filename: &str) -> String
 
 impl Listing {
     /// Releases the caller may see, with denied ones dropped or (with
-    /// [`DeniedVersions::Yanked`](crate::DeniedVersions::Yanked)) marked yanked.
-    pub(crate) fn visible(&self, denied: crate::DeniedVersions) -> Vec<Release> {
+    /// [`DeniedVersions::Yanked`](crate::denied::DeniedVersions::Yanked)) marked yanked.
+    pub(crate) fn visible(&self, denied: crate::denied::DeniedVersions) -> Vec<Release> {
         self.releases
             .iter()
             .filter_map(|r| match (&r.denied, denied) {
                 (None, _) => Some(r.clone()),
-                (Some(d), crate::DeniedVersions::Yanked) => {
+                (Some(d), crate::denied::DeniedVersions::Yanked) => {
                     let mut r = r.clone();
                     for f in &mut r.files {
                         f.yanked = Some(d.reason.clone());
@@ -372,7 +372,7 @@ impl Listing {
 
     /// The project page this caller gets, file URLs pointing at this registry.
     pub(crate) fn page(&self, ctx: &Cx) -> ProjectPage {
-        let visible = self.visible(crate::protocol::denied(ctx));
+        let visible = self.visible(crate::denied::denied(ctx));
         let files = visible
             .iter()
             .flat_map(|r| r.files.iter())

@@ -362,7 +362,7 @@ async fn publish_file(
     let reg = ctx.registry.name();
     let name = c.name.as_str();
     let filename = content.filename.clone();
-    let pkg = ctx.registry.index().package(reg, name).await?;
+    let pkg = ctx.registry.local().package(name).await?;
     if pkg
         .iter()
         .flat_map(|p| p.versions.iter())
@@ -515,11 +515,7 @@ async fn retry_as_added(
     file: FileRecord,
     meta: Option<MetaFile>,
 ) -> Result<()> {
-    let pkg = ctx
-        .registry
-        .index()
-        .package(ctx.registry.name(), name)
-        .await?;
+    let pkg = ctx.registry.local().package(name).await?;
     let existing = pkg.as_ref().and_then(|p| {
         p.versions
             .iter()
