@@ -3,10 +3,10 @@
 
 mod crate_file;
 mod handlers;
-pub mod name;
+mod name;
 mod protocol;
 mod routes;
-pub mod wire;
+mod wire;
 
 batlehub_core::protocol_service! {
     /// Serves one cargo registry instance (local, proxy or hybrid) at whatever path it is

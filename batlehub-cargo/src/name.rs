@@ -3,7 +3,7 @@
 use batlehub_core::{Error, Result};
 
 /// The longest crate name accepted.
-pub const MAX_NAME_LEN: usize = 64;
+pub(crate) const MAX_NAME_LEN: usize = 64;
 
 /// Names Windows reserves for devices: a crate with such a name cannot be unpacked there.
 const RESERVED: &[&str] = &[
@@ -16,14 +16,14 @@ const RESERVED: &[&str] = &[
 /// Two names that differ only in case or in `-` versus `_` are the same crate: they share a
 /// [`CrateName::key`], under which the crate is stored, owned and checked by policy.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct CrateName(String);
+pub(crate) struct CrateName(String);
 
 impl CrateName {
     /// Validates a (decoded) name: 1 to 64 ASCII alphanumeric, `-` or `_` characters.
     ///
     /// # Errors
     /// [`Error::BadRequest`] naming the rule that is broken.
-    pub fn parse(name: &str) -> Result<Self> {
+    pub(crate) fn parse(name: &str) -> Result<Self> {
         let bad = |why: &str| {
             Err(Error::BadRequest(format!(
                 "invalid crate name `{}`: {why}",
@@ -53,7 +53,7 @@ impl CrateName {
     ///
     /// # Errors
     /// [`Error::BadRequest`] naming the rule.
-    pub fn check_new(&self) -> Result<()> {
+    pub(crate) fn check_new(&self) -> Result<()> {
         if !self.0.starts_with(|c: char| c.is_ascii_alphabetic()) {
             return Err(Error::BadRequest(format!(
                 "invalid crate name `{}`: the first character must be a letter",
@@ -69,27 +69,21 @@ impl CrateName {
         Ok(())
     }
 
-    /// The name as given.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
     /// The storage and policy key: lowercase, `_` written as `-`.
     #[must_use]
-    pub fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         self.0.to_ascii_lowercase().replace('_', "-")
     }
 
     /// The lowercase name: the file name of its index file.
     #[must_use]
-    pub fn lower(&self) -> String {
+    pub(crate) fn lower(&self) -> String {
         self.0.to_ascii_lowercase()
     }
 
     /// The index file path of this name (`1/a`, `2/ab`, `3/a/abc`, `ab/cd/abcd`), lowercase.
     #[must_use]
-    pub fn index_path(&self) -> String {
+    pub(crate) fn index_path(&self) -> String {
         let lower = self.lower();
         format!("{}/{lower}", prefix(&lower))
     }
@@ -103,7 +97,7 @@ impl std::fmt::Display for CrateName {
 
 /// The index directory of a name (`{prefix}` in a `dl` template), in the name's own case.
 #[must_use]
-pub fn prefix(name: &str) -> String {
+pub(crate) fn prefix(name: &str) -> String {
     match name.len() {
         0 => String::new(),
         1 => "1".into(),
@@ -114,7 +108,7 @@ pub fn prefix(name: &str) -> String {
 }
 
 /// Validates a version as cargo requires (semver 2.0).
-pub use batlehub_core::coords::check_semver as check_version;
+pub(crate) use batlehub_core::coords::check_semver as check_version;
 
 #[cfg(test)]
 mod tests {

@@ -10,17 +10,17 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Feature name -> what it enables.
-pub type FeatureMap = BTreeMap<String, Vec<String>>;
+pub(crate) type FeatureMap = BTreeMap<String, Vec<String>>;
 
 /// `config.json` at the root of the sparse index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IndexConfig {
+pub(crate) struct IndexConfig {
     /// Where crates are downloaded from; cargo appends `/{crate}/{version}/download` when
     /// the value has no `{crate}`-style markers.
-    pub dl: String,
+    pub(crate) dl: String,
     /// The web API root (publish, yank, owners, search). Without it cargo cannot publish.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api: Option<String>,
+    pub(crate) api: Option<String>,
     /// Every request needs the token, index reads included (cargo sends `Authorization`
     /// on every request to such a registry).
     #[serde(
@@ -28,13 +28,13 @@ pub struct IndexConfig {
         default,
         skip_serializing_if = "std::ops::Not::not"
     )]
-    pub auth_required: bool,
+    pub(crate) auth_required: bool,
 }
 
 impl IndexConfig {
     /// The `config.json` of a registry served at `base`.
     #[must_use]
-    pub fn for_base(base: &str, auth_required: bool) -> Self {
+    pub(crate) fn for_base(base: &str, auth_required: bool) -> Self {
         Self {
             dl: format!("{base}/api/v1/crates"),
             api: Some(base.to_owned()),
@@ -46,7 +46,7 @@ impl IndexConfig {
     /// `{crate}`, `{version}`, `{prefix}`, `{lowerprefix}` and `{sha256-checksum}` are
     /// replaced; without any marker, `/{crate}/{version}/download` is appended.
     #[must_use]
-    pub fn download_url(&self, name: &str, version: &str, cksum: &str) -> String {
+    pub(crate) fn download_url(&self, name: &str, version: &str, cksum: &str) -> String {
         const MARKERS: [&str; 5] = [
             "{crate}",
             "{version}",
@@ -69,67 +69,67 @@ impl IndexConfig {
 
 /// One line of an index file: one published version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IndexLine {
+pub(crate) struct IndexLine {
     /// The crate name as published (case preserved).
-    pub name: String,
+    pub(crate) name: String,
     /// The version.
-    pub vers: String,
+    pub(crate) vers: String,
     /// Every dependency, dev and build ones included.
     #[serde(default)]
-    pub deps: Vec<IndexDep>,
+    pub(crate) deps: Vec<IndexDep>,
     /// sha256 hex of the `.crate` file; cargo checks downloads against it.
-    pub cksum: String,
+    pub(crate) cksum: String,
     /// Features whose values use only the classic syntax.
     #[serde(default)]
-    pub features: FeatureMap,
+    pub(crate) features: FeatureMap,
     /// Features using `dep:` or `pkg?/feat` (cargo merges them with `features`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub features2: Option<FeatureMap>,
+    pub(crate) features2: Option<FeatureMap>,
     /// Yanked versions are not selected by new resolutions.
     #[serde(default)]
-    pub yanked: bool,
+    pub(crate) yanked: bool,
     /// The `links` value of the manifest.
     #[serde(default)]
-    pub links: Option<String>,
+    pub(crate) links: Option<String>,
     /// The schema version: `2` when `features2` is present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub v: Option<u32>,
+    pub(crate) v: Option<u32>,
     /// The minimum supported Rust version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rust_version: Option<String>,
+    pub(crate) rust_version: Option<String>,
     /// The publish time, `YYYY-MM-DDTHH:MM:SSZ`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pubtime: Option<String>,
+    pub(crate) pubtime: Option<String>,
 }
 
 /// A dependency in an index line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IndexDep {
+pub(crate) struct IndexDep {
     /// The name the dependent uses (the rename, when renamed).
-    pub name: String,
+    pub(crate) name: String,
     /// The version requirement.
-    pub req: String,
+    pub(crate) req: String,
     /// Features enabled on the dependency.
     #[serde(default)]
-    pub features: Vec<String>,
+    pub(crate) features: Vec<String>,
     /// Whether it is optional.
     #[serde(default)]
-    pub optional: bool,
+    pub(crate) optional: bool,
     /// Whether its default features are enabled.
     #[serde(default = "yes")]
-    pub default_features: bool,
+    pub(crate) default_features: bool,
     /// A `cfg(...)` or target triple, when platform-specific.
     #[serde(default)]
-    pub target: Option<String>,
+    pub(crate) target: Option<String>,
     /// `normal`, `dev` or `build`.
     #[serde(default)]
-    pub kind: Option<String>,
+    pub(crate) kind: Option<String>,
     /// The index URL of another registry; `null` means this one.
     #[serde(default)]
-    pub registry: Option<String>,
+    pub(crate) registry: Option<String>,
     /// The real crate name, when renamed.
     #[serde(default)]
-    pub package: Option<String>,
+    pub(crate) package: Option<String>,
 }
 
 fn yes() -> bool {
@@ -138,65 +138,65 @@ fn yes() -> bool {
 
 /// The JSON part of a publish request (`PUT /api/v1/crates/new`).
 #[derive(Debug, Clone, Deserialize)]
-pub struct PublishMetadata {
+pub(crate) struct PublishMetadata {
     /// Crate name.
-    pub name: String,
+    pub(crate) name: String,
     /// Version.
-    pub vers: String,
+    pub(crate) vers: String,
     /// Dependencies, in the publish API's form.
     #[serde(default)]
-    pub deps: Vec<PublishDep>,
+    pub(crate) deps: Vec<PublishDep>,
     /// Features, `dep:`/`?` syntax included.
     #[serde(default)]
-    pub features: FeatureMap,
+    pub(crate) features: FeatureMap,
     /// Description, shown by `cargo search`.
     #[serde(default)]
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
     /// The `links` value.
     #[serde(default)]
-    pub links: Option<String>,
+    pub(crate) links: Option<String>,
     /// The minimum supported Rust version.
     #[serde(default)]
-    pub rust_version: Option<String>,
+    pub(crate) rust_version: Option<String>,
     /// Not sent by cargo; when a client sends it, it must match the `.crate`.
     #[serde(default)]
-    pub cksum: Option<String>,
+    pub(crate) cksum: Option<String>,
 }
 
 /// A dependency in the publish API's form.
 #[derive(Debug, Clone, Deserialize)]
-pub struct PublishDep {
+pub(crate) struct PublishDep {
     /// The real crate name (the index calls it `package` when renamed).
-    pub name: String,
+    pub(crate) name: String,
     /// The version requirement (the index calls it `req`).
-    pub version_req: String,
+    pub(crate) version_req: String,
     /// Features enabled on it.
     #[serde(default)]
-    pub features: Vec<String>,
+    pub(crate) features: Vec<String>,
     /// Whether it is optional.
     #[serde(default)]
-    pub optional: bool,
+    pub(crate) optional: bool,
     /// Whether its default features are enabled.
     #[serde(default = "yes")]
-    pub default_features: bool,
+    pub(crate) default_features: bool,
     /// Platform restriction.
     #[serde(default)]
-    pub target: Option<String>,
+    pub(crate) target: Option<String>,
     /// `normal`, `dev` or `build`.
     #[serde(default)]
-    pub kind: Option<String>,
+    pub(crate) kind: Option<String>,
     /// Another registry's index URL; `null` means this one.
     #[serde(default)]
-    pub registry: Option<String>,
+    pub(crate) registry: Option<String>,
     /// The rename used in `Cargo.toml` (the index's `name`).
     #[serde(default)]
-    pub explicit_name_in_toml: Option<String>,
+    pub(crate) explicit_name_in_toml: Option<String>,
 }
 
 impl PublishDep {
     /// The index form: the rename becomes `name`, the real name `package`.
     #[must_use]
-    pub fn to_index(&self) -> IndexDep {
+    pub(crate) fn to_index(&self) -> IndexDep {
         let (name, package) = match &self.explicit_name_in_toml {
             Some(rename) if *rename != self.name => (rename.clone(), Some(self.name.clone())),
             _ => (self.name.clone(), None),
@@ -217,13 +217,13 @@ impl PublishDep {
 
 /// Whether a feature value needs `features2` (namespaced `dep:` or weak `?/` syntax).
 #[must_use]
-pub fn is_new_syntax(value: &str) -> bool {
+pub(crate) fn is_new_syntax(value: &str) -> bool {
     value.starts_with("dep:") || value.contains("?/")
 }
 
 /// Splits features into the classic map and `features2`, as the index format describes.
 #[must_use]
-pub fn split_features(features: &FeatureMap) -> (FeatureMap, Option<FeatureMap>) {
+pub(crate) fn split_features(features: &FeatureMap) -> (FeatureMap, Option<FeatureMap>) {
     let (new, classic): (FeatureMap, FeatureMap) = features
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
@@ -233,13 +233,13 @@ pub fn split_features(features: &FeatureMap) -> (FeatureMap, Option<FeatureMap>)
 
 /// A time as the index writes `pubtime`: `2025-01-01T00:00:00Z`.
 #[must_use]
-pub fn pubtime(t: DateTime<Utc>) -> String {
+pub(crate) fn pubtime(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// Parses a `pubtime`.
 #[must_use]
-pub fn parse_pubtime(s: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_pubtime(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .ok()
         .map(|d| d.with_timezone(&Utc))
@@ -248,25 +248,25 @@ pub fn parse_pubtime(s: &str) -> Option<DateTime<Utc>> {
 /// What the proxy reads from an upstream index line: enough for policy and downloads;
 /// the line itself is passed through untouched.
 #[derive(Debug, Clone, Deserialize)]
-pub struct LineFacts {
+pub(crate) struct LineFacts {
     /// Crate name.
-    pub name: String,
+    pub(crate) name: String,
     /// Version.
-    pub vers: String,
+    pub(crate) vers: String,
     /// sha256 hex of the `.crate`.
     #[serde(default)]
-    pub cksum: Option<String>,
+    pub(crate) cksum: Option<String>,
     /// Yanked upstream.
     #[serde(default)]
-    pub yanked: bool,
+    pub(crate) yanked: bool,
     /// Publish time, when the upstream publishes it.
     #[serde(default)]
-    pub pubtime: Option<String>,
+    pub(crate) pubtime: Option<String>,
 }
 
 /// The response to a successful publish.
 #[must_use]
-pub fn publish_ok() -> serde_json::Value {
+pub(crate) fn publish_ok() -> serde_json::Value {
     serde_json::json!({
         "warnings": { "invalid_categories": [], "invalid_badges": [], "other": [] }
     })
@@ -274,32 +274,32 @@ pub fn publish_ok() -> serde_json::Value {
 
 /// The body of `PUT`/`DELETE /api/v1/crates/{name}/owners`.
 #[derive(Debug, Clone, Deserialize)]
-pub struct OwnersRequest {
+pub(crate) struct OwnersRequest {
     /// Logins to add or remove.
-    pub users: Vec<String>,
+    pub(crate) users: Vec<String>,
 }
 
 /// One owner in `GET /api/v1/crates/{name}/owners`.
 #[derive(Debug, Clone, Serialize)]
-pub struct OwnerEntry {
+pub(crate) struct OwnerEntry {
     /// A number cargo requires; positions in the sorted owner list.
-    pub id: u32,
+    pub(crate) id: u32,
     /// The principal id, or `group:NAME` for a group.
-    pub login: String,
+    pub(crate) login: String,
     /// A display name, when there is one.
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
 }
 
 /// One hit of `GET /api/v1/crates`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SearchHit {
+pub(crate) struct SearchHit {
     /// Crate name.
-    pub name: String,
+    pub(crate) name: String,
     /// The highest version the caller may select.
-    pub max_version: String,
+    pub(crate) max_version: String,
     /// Description.
     #[serde(default)]
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
 }
 
 #[cfg(test)]

@@ -33,3 +33,13 @@ where
     StreamBody::new(stream.map(|r| r.map(http_body::Frame::data).map_err(Into::into)))
         .boxed_unsync()
 }
+
+/// Reads a whole body of at most `limit` bytes (a stored metadata file, never an artifact
+/// to serve); `None` when it is larger or its transfer fails.
+pub async fn read_small(body: Body, limit: usize) -> Option<Bytes> {
+    // Boxed as `Send` explicitly: without it the compiler cannot prove the futures of
+    // services calling this `Send` ("not general enough") through the collect future.
+    let collected: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>> =
+        Box::pin(http_body_util::Limited::new(body, limit).collect());
+    collected.await.ok().map(|c| c.to_bytes())
+}

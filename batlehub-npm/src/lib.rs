@@ -2,11 +2,11 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod handlers;
-pub mod name;
+mod name;
 mod protocol;
 mod routes;
 mod tarball;
-pub mod wire;
+mod wire;
 
 batlehub_core::protocol_service! {
     /// Serves one npm registry instance (local, proxy or hybrid) at whatever path it is

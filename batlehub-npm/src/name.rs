@@ -3,11 +3,11 @@
 use batlehub_core::{Error, Result};
 
 /// The longest npm package name.
-pub const MAX_NAME_LEN: usize = 214;
+pub(crate) const MAX_NAME_LEN: usize = 214;
 
 /// A validated npm package name, scoped (`@scope/name`) or not.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct PackageName {
+pub(crate) struct PackageName {
     full: String,
     slash: Option<usize>,
 }
@@ -19,7 +19,7 @@ impl PackageName {
     ///
     /// # Errors
     /// [`Error::BadRequest`] explaining which rule is broken.
-    pub fn parse(name: &str) -> Result<Self> {
+    pub(crate) fn parse(name: &str) -> Result<Self> {
         let bad = |why: &str| {
             Err(Error::BadRequest(format!(
                 "invalid package name `{}`: {why}",
@@ -64,7 +64,7 @@ impl PackageName {
     ///
     /// # Errors
     /// [`Error::BadRequest`] explaining the rule.
-    pub fn check_new(&self) -> Result<()> {
+    pub(crate) fn check_new(&self) -> Result<()> {
         if self.full.chars().any(|c| c.is_ascii_uppercase()) {
             return Err(Error::BadRequest(format!(
                 "invalid package name `{}`: new packages must be lowercase",
@@ -82,13 +82,13 @@ impl PackageName {
 
     /// `@scope/name` or `name`.
     #[must_use]
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.full
     }
 
     /// The part after the scope: the tarball file name's prefix.
     #[must_use]
-    pub fn basename(&self) -> &str {
+    pub(crate) fn basename(&self) -> &str {
         match self.slash {
             Some(i) => &self.full[i + 1..],
             None => &self.full,
@@ -97,7 +97,7 @@ impl PackageName {
 
     /// The name as one URL path segment (`@scope%2fname`), as npm requests packuments.
     #[must_use]
-    pub fn escaped(&self) -> String {
+    pub(crate) fn escaped(&self) -> String {
         match self.slash {
             Some(i) => format!("{}%2f{}", &self.full[..i], &self.full[i + 1..]),
             None => self.full.clone(),
@@ -106,13 +106,13 @@ impl PackageName {
 
     /// The tarball file name for `version`.
     #[must_use]
-    pub fn tarball_file(&self, version: &str) -> String {
+    pub(crate) fn tarball_file(&self, version: &str) -> String {
         format!("{}-{version}.tgz", self.basename())
     }
 
     /// The version named by a tarball file name of this package, if it is one.
     #[must_use]
-    pub fn version_of_file<'a>(&self, file: &'a str) -> Option<&'a str> {
+    pub(crate) fn version_of_file<'a>(&self, file: &'a str) -> Option<&'a str> {
         file.strip_prefix(self.basename())?
             .strip_prefix('-')?
             .strip_suffix(".tgz")
@@ -132,7 +132,7 @@ fn is_url_safe(c: char) -> bool {
 }
 
 /// Validates a version string as npm requires (semver 2.0).
-pub use batlehub_core::coords::check_semver as check_version;
+pub(crate) use batlehub_core::coords::check_semver as check_version;
 
 #[cfg(test)]
 mod tests {

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use crate::name::PackageName;
 
 /// The `Accept` value npm sends for abbreviated ("corgi") packuments.
-pub const CORGI: &str = "application/vnd.npm.install-v1+json";
+pub(crate) const CORGI: &str = "application/vnd.npm.install-v1+json";
 
 /// Fields of a version manifest that an abbreviated packument keeps (npm's
 /// `registry/package.json` "abbreviated metadata" format).
@@ -45,19 +45,19 @@ const CORGI_VERSION_FIELDS: &[&str] = &[
 
 /// ISO 8601 with milliseconds and `Z`, as npm writes times.
 #[must_use]
-pub fn iso(t: DateTime<Utc>) -> String {
+pub(crate) fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// The tarball URL this registry hands out for `name@version`.
 #[must_use]
-pub fn tarball_url(base: &str, name: &PackageName, version: &str) -> String {
+pub(crate) fn tarball_url(base: &str, name: &PackageName, version: &str) -> String {
     format!("{base}/{}/-/{}", name.as_str(), name.tarball_file(version))
 }
 
 /// A version manifest as stored, made ready to serve: tarball URL, deprecation.
 #[must_use]
-pub fn render_version(base: &str, name: &PackageName, v: &VersionRecord) -> Value {
+pub(crate) fn render_version(base: &str, name: &PackageName, v: &VersionRecord) -> Value {
     let mut manifest = match &v.metadata {
         Value::Object(m) => m.clone(),
         _ => Map::new(),
@@ -82,7 +82,7 @@ pub fn render_version(base: &str, name: &PackageName, v: &VersionRecord) -> Valu
 
 /// The full packument of a local package.
 #[must_use]
-pub fn local_packument(base: &str, name: &PackageName, pkg: &LocalPackage) -> Value {
+pub(crate) fn local_packument(base: &str, name: &PackageName, pkg: &LocalPackage) -> Value {
     let mut versions = Map::new();
     let mut time = Map::new();
     time.insert("created".into(), Value::String(iso(pkg.record.created_at)));
@@ -153,7 +153,7 @@ fn revision(pkg: &LocalPackage) -> String {
 }
 
 /// Rewrites every `dist.tarball` of an upstream packument to this registry.
-pub fn rewrite_tarballs(doc: &mut Value, base: &str, name: &PackageName) {
+pub(crate) fn rewrite_tarballs(doc: &mut Value, base: &str, name: &PackageName) {
     if let Some(Value::Object(versions)) = doc.get_mut("versions") {
         for (version, manifest) in versions.iter_mut() {
             if let Some(Value::Object(dist)) = manifest.get_mut("dist") {
@@ -168,7 +168,7 @@ pub fn rewrite_tarballs(doc: &mut Value, base: &str, name: &PackageName) {
 
 /// The abbreviated ("corgi") form of a full packument.
 #[must_use]
-pub fn abbreviate(full: &Value) -> Value {
+pub(crate) fn abbreviate(full: &Value) -> Value {
     let mut out = Map::new();
     out.insert(
         "name".into(),
@@ -226,28 +226,28 @@ fn slim_versions(versions: Option<&Value>) -> Map<String, Value> {
 
 /// The body of `PUT /{name}` as the npm CLI sends it (publish, deprecate, unpublish).
 #[derive(Debug, Deserialize)]
-pub struct PublishBody {
+pub(crate) struct PublishBody {
     /// Package name.
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// Version manifests, keyed by version.
     #[serde(default)]
-    pub versions: Map<String, Value>,
+    pub(crate) versions: Map<String, Value>,
     /// Tags to set.
     #[serde(default, rename = "dist-tags")]
-    pub dist_tags: BTreeMap<String, String>,
+    pub(crate) dist_tags: BTreeMap<String, String>,
     /// Versions hidden by policy, as this registry sent them (passed back by npm).
     #[serde(default, rename = "policyRestrictions")]
-    pub policy_restrictions: Option<Value>,
+    pub(crate) policy_restrictions: Option<Value>,
     /// Tarballs, keyed by file name, base64 in `data`.
     #[serde(default, rename = "_attachments")]
-    pub attachments: BTreeMap<String, Attachment>,
+    pub(crate) attachments: BTreeMap<String, Attachment>,
 }
 
 /// One `_attachments` entry.
 #[derive(Debug, Deserialize)]
-pub struct Attachment {
+pub(crate) struct Attachment {
     /// Base64 tarball.
-    pub data: String,
+    pub(crate) data: String,
     /// Declared decoded length.
-    pub length: Option<u64>,
+    pub(crate) length: Option<u64>,
 }

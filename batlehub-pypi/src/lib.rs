@@ -11,7 +11,7 @@ pub mod name;
 mod protocol;
 mod routes;
 pub mod version;
-pub mod wire;
+mod wire;
 
 pub use denied::DeniedVersions;
 

@@ -9,49 +9,49 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 /// The Simple API version served (PEP 700 is 1.1).
-pub const API_VERSION: &str = "1.1";
+pub(crate) const API_VERSION: &str = "1.1";
 /// PEP 691's JSON content type.
-pub const JSON_V1: &str = "application/vnd.pypi.simple.v1+json";
+pub(crate) const JSON_V1: &str = "application/vnd.pypi.simple.v1+json";
 /// PEP 691's HTML content type.
-pub const HTML_V1: &str = "application/vnd.pypi.simple.v1+html";
+pub(crate) const HTML_V1: &str = "application/vnd.pypi.simple.v1+html";
 /// What this registry sends upstream: JSON preferred, HTML accepted (as pip asks).
-pub const UPSTREAM_ACCEPT: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
+pub(crate) const UPSTREAM_ACCEPT: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
 
 /// One distribution file on a project page.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DistFile {
+pub(crate) struct DistFile {
     /// The file name (the last path segment of its URL).
-    pub filename: String,
+    pub(crate) filename: String,
     /// Its URL, without fragment (relative URLs are allowed in upstream pages).
-    pub url: String,
+    pub(crate) url: String,
     /// Hex digests by algorithm (`sha256`, ...); rendered as the `#sha256=` fragment in HTML.
-    pub hashes: BTreeMap<String, String>,
+    pub(crate) hashes: BTreeMap<String, String>,
     /// `Requires-Python` (`data-requires-python`, `requires-python`).
-    pub requires_python: Option<String>,
+    pub(crate) requires_python: Option<String>,
     /// `None` when not yanked, else the reason (possibly empty), PEP 592.
-    pub yanked: Option<String>,
+    pub(crate) yanked: Option<String>,
     /// The PEP 658 metadata file's hashes when it exists (possibly none known), PEP 714.
-    pub core_metadata: Option<BTreeMap<String, String>>,
+    pub(crate) core_metadata: Option<BTreeMap<String, String>>,
     /// Size in bytes (PEP 700).
-    pub size: Option<u64>,
+    pub(crate) size: Option<u64>,
     /// Upload time (PEP 700).
-    pub upload_time: Option<DateTime<Utc>>,
+    pub(crate) upload_time: Option<DateTime<Utc>>,
 }
 
 /// A project page.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProjectPage {
+pub(crate) struct ProjectPage {
     /// The (normalized) project name.
-    pub name: String,
+    pub(crate) name: String,
     /// The files.
-    pub files: Vec<DistFile>,
+    pub(crate) files: Vec<DistFile>,
     /// Every version of the project, files or not (PEP 700).
-    pub versions: Vec<String>,
+    pub(crate) versions: Vec<String>,
 }
 
 /// The representation a client asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// `application/vnd.pypi.simple.v1+json`.
     Json,
     /// `application/vnd.pypi.simple.v1+html`.
@@ -63,7 +63,7 @@ pub enum Format {
 impl Format {
     /// The `Content-Type` to answer with.
     #[must_use]
-    pub fn content_type(self) -> &'static str {
+    pub(crate) fn content_type(self) -> &'static str {
         match self {
             Format::Json => JSON_V1,
             Format::Html => HTML_V1,
@@ -76,7 +76,7 @@ impl Format {
 /// the highest q-value, ties going to the order JSON, v1 HTML, `text/html`; HTML when the
 /// header is absent or nothing in it is served here.
 #[must_use]
-pub fn negotiate(accept: Option<&str>) -> Format {
+pub(crate) fn negotiate(accept: Option<&str>) -> Format {
     let Some(accept) = accept else {
         return Format::TextHtml;
     };
@@ -118,13 +118,13 @@ pub fn negotiate(accept: Option<&str>) -> Format {
 
 /// PEP 700's time format: `yyyy-mm-ddThh:mm:ss.ffffffZ`.
 #[must_use]
-pub fn upload_time(t: DateTime<Utc>) -> String {
+pub(crate) fn upload_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
 /// Escapes text for HTML content and attribute values.
 #[must_use]
-pub fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -149,7 +149,7 @@ fn hash_attr(hashes: &BTreeMap<String, String>) -> String {
 
 /// A project page as PEP 503 HTML (with the PEP 592/658/714 `data-` attributes).
 #[must_use]
-pub fn render_html(page: &ProjectPage) -> String {
+pub(crate) fn render_html(page: &ProjectPage) -> String {
     let name = escape(&page.name);
     let mut out = format!(
         "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"{API_VERSION}\">\n    <title>Links for {name}</title>\n  </head>\n  <body>\n    <h1>Links for {name}</h1>\n"
@@ -185,7 +185,7 @@ pub fn render_html(page: &ProjectPage) -> String {
 
 /// A project page as PEP 691 JSON (API version 1.1: `versions`, `size`, `upload-time`).
 #[must_use]
-pub fn render_json(page: &ProjectPage) -> Value {
+pub(crate) fn render_json(page: &ProjectPage) -> Value {
     let files: Vec<Value> = page
         .files
         .iter()
@@ -231,7 +231,7 @@ pub fn render_json(page: &ProjectPage) -> Value {
 
 /// The project list (`/simple/`) as PEP 503 HTML; `projects` are `(normalized, display)`.
 #[must_use]
-pub fn render_index_html(projects: &[(String, String)]) -> String {
+pub(crate) fn render_index_html(projects: &[(String, String)]) -> String {
     let mut out = format!(
         "<!DOCTYPE html>\n<html>\n  <head>\n    <meta name=\"pypi:repository-version\" content=\"{API_VERSION}\">\n    <title>Simple index</title>\n  </head>\n  <body>\n"
     );
@@ -248,14 +248,14 @@ pub fn render_index_html(projects: &[(String, String)]) -> String {
 
 /// The project list as PEP 691 JSON.
 #[must_use]
-pub fn render_index_json(projects: &[(String, String)]) -> Value {
+pub(crate) fn render_index_json(projects: &[(String, String)]) -> Value {
     let list: Vec<Value> = projects.iter().map(|(_, d)| json!({ "name": d })).collect();
     json!({ "meta": { "api-version": API_VERSION }, "projects": list })
 }
 
 /// Whether an upstream response is PEP 691 JSON (by its content type, else by sniffing).
 #[must_use]
-pub fn is_json(content_type: Option<&str>, body: &[u8]) -> bool {
+pub(crate) fn is_json(content_type: Option<&str>, body: &[u8]) -> bool {
     match content_type {
         Some(ct) => {
             let ct = ct.to_ascii_lowercase();
@@ -317,7 +317,7 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 ///
 /// # Errors
 /// A message when the body is not a PEP 691 project page.
-pub fn parse_json(body: &[u8]) -> Result<ProjectPage, String> {
+pub(crate) fn parse_json(body: &[u8]) -> Result<ProjectPage, String> {
     let value: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     if !value.is_object() {
         return Err("not a JSON object".into());
@@ -354,7 +354,7 @@ pub fn parse_json(body: &[u8]) -> Result<ProjectPage, String> {
 
 /// Parses an upstream PEP 503 HTML project page (URLs left as sent, fragments split off).
 #[must_use]
-pub fn parse_html(body: &str) -> ProjectPage {
+pub(crate) fn parse_html(body: &str) -> ProjectPage {
     let mut page = ProjectPage::default();
     for (attrs, text) in anchors(body) {
         let Some(href) = attrs.get("href") else {
@@ -406,7 +406,7 @@ pub fn parse_html(body: &str) -> ProjectPage {
 
 /// The project names of an upstream project list (JSON or HTML).
 #[must_use]
-pub fn parse_index(content_type: Option<&str>, body: &[u8]) -> Vec<String> {
+pub(crate) fn parse_index(content_type: Option<&str>, body: &[u8]) -> Vec<String> {
     if is_json(content_type, body) {
         #[derive(Deserialize)]
         struct Index {
@@ -521,7 +521,7 @@ fn strip_tags(s: &str) -> String {
 
 /// Decodes the HTML character references upstream pages use.
 #[must_use]
-pub fn unescape(s: &str) -> String {
+pub(crate) fn unescape(s: &str) -> String {
     if !s.contains('&') {
         return s.to_owned();
     }

@@ -5,7 +5,6 @@ use batlehub_core::body::Body;
 use batlehub_core::{Error, Permission, Result};
 use chrono::{DateTime, Utc};
 use http::{Response, StatusCode};
-use http_body_util::BodyExt as _;
 use serde_json::{Map, Value, json};
 
 use crate::handlers::files;
@@ -59,15 +58,8 @@ fn latest(releases: &[Release]) -> Option<&Release> {
         .or_else(|| releases.last())
 }
 
-/// Reads a small body completely.
-async fn read_small(body: batlehub_core::body::Body) -> Option<bytes::Bytes> {
-    let limit = 4 * 1024 * 1024;
-    // Boxed as `Send` explicitly: without it the compiler fails to prove the service's
-    // future `Send` ("not general enough") through the body's collect future.
-    let collected: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>> =
-        Box::pin(http_body_util::Limited::new(body, limit).collect());
-    collected.await.ok().map(|c| c.to_bytes())
-}
+/// The largest core metadata file read.
+const MAX_CORE_METADATA: usize = 4 * 1024 * 1024;
 
 /// The core metadata of a release, when one is stored (local) or the upstream publishes a
 /// `.metadata` file for one of its wheels (read through the artifact cache).
@@ -89,7 +81,7 @@ async fn core_metadata(ctx: &Cx, listing: &Listing, release: &Release) -> Option
             }
         }
     };
-    CoreMetadata::parse(&read_small(body).await?).ok()
+    CoreMetadata::parse(&batlehub_core::body::read_small(body, MAX_CORE_METADATA).await?).ok()
 }
 
 fn info(ctx: &Cx, listing: &Listing, release: &Release, core: Option<CoreMetadata>) -> Value {
