@@ -3,7 +3,7 @@
 
 use batlehub_core::body::Body;
 use batlehub_core::protocol::{self, Cx, Protocol, RequestBody};
-use batlehub_core::{Error, Result};
+use batlehub_core::{Error, Permission, Result};
 use http::request::Parts;
 use http::{HeaderValue, Method, Response};
 
@@ -52,6 +52,12 @@ impl Protocol for Pypi {
             }
             _ => Err(ctx.method_not_allowed()),
         }
+    }
+
+    /// Only uploads write; any other method on a read endpoint is answered `405`.
+    fn head_permission(&self, route: &Route, parts: &Parts) -> Option<Permission> {
+        (matches!(route, Route::Upload) && parts.method == Method::POST)
+            .then_some(Permission::Publish)
     }
 
     /// Plain text, and the message as the HTTP/1 reason phrase: pip (`403 Client Error:

@@ -5,10 +5,16 @@
 //! [`conformance_suite!`](crate::conformance_suite).
 
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 
 use batlehub_core::body::Body;
 use batlehub_core::protocol::RegistryService;
+use bytes::Bytes;
 use http::{Method, Request, StatusCode, header};
+use http_body_util::BodyExt as _;
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -142,6 +148,58 @@ pub async fn anonymous_publish_challenged<C: Conformance>() {
     let got = app.call(req).await;
     assert_eq!(got.status, StatusCode::UNAUTHORIZED, "{}", got.text());
     assert_eq!(app.state(&[&key]).await, before, "nothing stored");
+}
+
+/// A body that never ends and records whether anyone read from it.
+struct Untouchable(Arc<AtomicBool>);
+
+impl http_body::Body for Untouchable {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        self.0.store(true, Ordering::SeqCst);
+        Poll::Pending
+    }
+}
+
+/// An upload from a caller who may not publish is refused from the request head: the
+/// answer comes at once, and not one byte of the body is read (an anonymous client cannot
+/// make the server hold its upload in memory or wait on it). Anonymous and refused
+/// credentials are challenged; a proxy refuses uploads from anyone the same way.
+pub async fn upload_refused_before_body<C: Conformance>() {
+    let local = TestApp::<C::Service>::local().build().await;
+    let upstream = MockServer::start().await;
+    let proxy = TestApp::<C::Service>::proxy(&C::upstream_url(&upstream))
+        .build()
+        .await;
+    for (app, who, expected) in [
+        (&local, None, StatusCode::UNAUTHORIZED),
+        (&local, Some("invalid"), StatusCode::UNAUTHORIZED),
+        (&proxy, Some("alice"), StatusCode::METHOD_NOT_ALLOWED),
+    ] {
+        let touched = Arc::new(AtomicBool::new(false));
+        let mut req = C::publish_request(C::package(), "1.0.0", None);
+        if let Some(who) = who {
+            req.extensions_mut().insert(identity(who));
+        }
+        let req = req.map(|_| {
+            Untouchable(touched.clone())
+                .map_err(batlehub_core::body::BoxError::from)
+                .boxed_unsync()
+        });
+        let got = tokio::time::timeout(std::time::Duration::from_secs(10), app.call(req))
+            .await
+            .unwrap_or_else(|_| panic!("{who:?}: the server waited for the body"));
+        assert_eq!(got.status, expected, "{who:?}: {}", got.text());
+        assert!(
+            !touched.load(Ordering::SeqCst),
+            "{who:?}: the body was read"
+        );
+    }
 }
 
 /// `HEAD` answers with the headers of `GET` and no body.
@@ -320,6 +378,7 @@ macro_rules! conformance_suite {
         $crate::conformance_suite!(@tests $c;
             traversal_refused,
             anonymous_publish_challenged,
+            upload_refused_before_body,
             head_has_no_body,
             nosniff_everywhere,
             rate_limited_with_retry_after,

@@ -99,7 +99,7 @@ pub use service::ProtocolService;
 
 use crate::body::Body;
 use crate::error::{Error, Result};
-use crate::model::{Identity, Mode};
+use crate::model::{Identity, Mode, Permission};
 use crate::policy::Caller;
 use crate::registry::Registry;
 
@@ -136,6 +136,18 @@ pub trait Protocol: std::fmt::Debug + Send + Sync + 'static {
     /// [`challenge`](Protocol::challenge) on `401`). Use [`Error::client_message`]: it never
     /// carries internal detail.
     fn error_response(&self, err: &Error) -> Response<Body>;
+
+    /// The permission a request needs, checked from its head before the handler runs and so
+    /// before any byte of its body is read: an upload from a caller who may not write is
+    /// refused with `401` and the challenge (or `403`) at once, and a proxy refuses it with
+    /// `405`. The default asks [`Permission::Publish`] for every method but `GET` and `HEAD`
+    /// (fail closed); a protocol with anonymous writes of its own (a search or audit `POST`)
+    /// returns `None` for those routes. Handlers still make the finer checks (ownership,
+    /// namespaces, the package named in the body).
+    fn head_permission(&self, route: &Self::Route, parts: &Parts) -> Option<Permission> {
+        let _ = route;
+        (!matches!(parts.method, Method::GET | Method::HEAD)).then_some(Permission::Publish)
+    }
 
     /// The `WWW-Authenticate` value sent with `401` (Maven sends credentials only after a
     /// `Basic` challenge), or `None` for none.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use tower_service::Service;
 
@@ -14,7 +15,7 @@ use super::{Cx, Protocol, RequestBody};
 use crate::baseurl::BaseUrl;
 use crate::body::{self, Body, BoxError};
 use crate::error::Error;
-use crate::model::Identity;
+use crate::model::{Identity, Permission};
 use crate::policy::Caller;
 use crate::registry::Registry;
 
@@ -109,13 +110,16 @@ impl<P: Protocol> Inner<P> {
         let mut resp = match self.registry.admit(&caller).await {
             Ok(outcome) => {
                 let mut resp = match self.protocol.route(&parts) {
-                    Ok(route) => {
-                        let cx = Cx::new(self.registry.clone(), caller, base, parts);
-                        match self.protocol.handle(cx, route, body).await {
-                            Ok(resp) => resp,
-                            Err(e) => self.error(&e),
+                    Ok(route) => match self.check_head(&caller, &route, &parts) {
+                        Ok(()) => {
+                            let cx = Cx::new(self.registry.clone(), caller, base, parts);
+                            match self.protocol.handle(cx, route, body).await {
+                                Ok(resp) => resp,
+                                Err(e) => self.error(&e),
+                            }
                         }
-                    }
+                        Err(e) => self.error(&e),
+                    },
                     Err(e) => self.error(&e),
                 };
                 resp.headers_mut().extend(outcome.headers);
@@ -131,6 +135,17 @@ impl<P: Protocol> Inner<P> {
             *resp.body_mut() = body::empty();
         }
         resp
+    }
+
+    /// Authorizes from the request head ([`Protocol::head_permission`]), before the body.
+    fn check_head(&self, caller: &Caller, route: &P::Route, parts: &Parts) -> Result<(), Error> {
+        let Some(permission) = self.protocol.head_permission(route, parts) else {
+            return Ok(());
+        };
+        if permission == Permission::Publish {
+            self.registry.ensure_publishable()?;
+        }
+        self.registry.authorize(&caller.identity, permission, None)
     }
 
     fn error(&self, err: &Error) -> Response<Body> {
