@@ -41,13 +41,29 @@ impl RequestBody {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        Self(body.map_err(Into::into).boxed_unsync())
+        // A body that is already boxed the way this one is (batlehub's own `Body`, as
+        // embedders and tests send) is taken as it is, not boxed a second time.
+        let mut slot = Some(body);
+        if let Some(boxed) = (&mut slot as &mut dyn std::any::Any)
+            .downcast_mut::<Option<UnsyncBoxBody<Bytes, BoxError>>>()
+            && let Some(boxed) = boxed.take()
+        {
+            return Self(boxed);
+        }
+        match slot {
+            Some(body) => Self(body.map_err(Into::into).boxed_unsync()),
+            None => Self::empty(),
+        }
     }
 
     /// An empty body.
     #[must_use]
     pub fn empty() -> Self {
-        Self::new(http_body_util::Empty::<Bytes>::new())
+        Self(
+            http_body_util::Empty::<Bytes>::new()
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
     }
 
     /// The body as a stream of chunks.

@@ -18,15 +18,17 @@ pub const OCTET_STREAM: &str = "application/octet-stream";
 
 /// A response holding `bytes` with `Content-Type` and `Content-Length` (kept for `HEAD`,
 /// whose body is dropped later).
-pub fn typed(status: StatusCode, content_type: &str, bytes: impl Into<Bytes>) -> Response<Body> {
+pub fn typed(
+    status: StatusCode,
+    content_type: &'static str,
+    bytes: impl Into<Bytes>,
+) -> Response<Body> {
     let bytes: Bytes = bytes.into();
     let len = bytes.len();
     let mut resp = Response::new(body::full(bytes));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
-    if let Ok(ct) = HeaderValue::from_str(content_type) {
-        h.insert(header::CONTENT_TYPE, ct);
-    }
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     resp
 }
@@ -39,7 +41,7 @@ pub fn json<T: serde::Serialize + ?Sized>(status: StatusCode, value: &T) -> Resp
 /// A JSON document with a vendor content type (`application/vnd.pypi.simple.v1+json`, ...).
 pub fn json_typed<T: serde::Serialize + ?Sized>(
     status: StatusCode,
-    content_type: &str,
+    content_type: &'static str,
     value: &T,
 ) -> Response<Body> {
     match serde_json::to_vec(value) {
@@ -84,12 +86,14 @@ pub enum Audience {
 
 /// An artifact download: streamed body, `Content-Length` when known, the sha256 as a strong
 /// `ETag`, and the [`Audience`]'s `Cache-Control`.
-pub fn artifact(artifact: Artifact, content_type: &str, audience: Audience) -> Response<Body> {
+pub fn artifact(
+    artifact: Artifact,
+    content_type: &'static str,
+    audience: Audience,
+) -> Response<Body> {
     let mut resp = Response::new(artifact.body);
     let h = resp.headers_mut();
-    if let Ok(ct) = HeaderValue::from_str(content_type) {
-        h.insert(header::CONTENT_TYPE, ct);
-    }
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Some(size) = artifact.size {
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
     }
@@ -136,7 +140,7 @@ pub fn if_none_match(parts: &Parts, etag: &str) -> bool {
 /// bytes. Both carry the `ETag`.
 pub fn conditional(
     parts: &Parts,
-    content_type: &str,
+    content_type: &'static str,
     bytes: Bytes,
     etag: Option<String>,
 ) -> Response<Body> {
