@@ -8,7 +8,7 @@ use futures::future::BoxFuture;
 use http::{HeaderName, HeaderValue};
 
 use crate::error::Result;
-use crate::model::{Access, Decision, Identity};
+use crate::model::{Access, Decision, Identity, Owner, Role};
 use crate::store::Index;
 
 /// Who is asking: the authenticated identity and the client address (as seen through
@@ -150,6 +150,69 @@ pub trait Policy: Send + Sync + Debug + 'static {
     }
 }
 
+/// Whether a principal's `group` satisfies a configured `pattern`.
+///
+/// Groups arrive namespaced by provider (`oidc:team-a`). A pattern `*:team-a` matches
+/// `team-a` from any provider; `oidc:team-a` only that provider's; a bare `team-a` only
+/// groups configured locally (`static:team-a`, or un-namespaced), so an external identity
+/// provider cannot mint its way into a locally named group.
+#[must_use]
+pub fn group_matches(pattern: &str, group: &str) -> bool {
+    if pattern == group {
+        return true;
+    }
+    if let Some(bare) = pattern.strip_prefix("*:") {
+        return group == bare || group.split_once(':').is_some_and(|(_, g)| g == bare);
+    }
+    !pattern.contains(':') && group.strip_prefix("static:") == Some(pattern)
+}
+
+/// Whether `identity` is one of `owners` (a user by principal id, or a member of an owning
+/// group, matched with [`group_matches`]).
+#[must_use]
+pub fn is_owner(identity: &Identity, owners: &[Owner]) -> bool {
+    let Some(p) = identity.principal() else {
+        return false;
+    };
+    owners.iter().any(|o| match o {
+        Owner::User(u) => *u == p.id,
+        Owner::Group(g) => p.groups.iter().any(|mine| group_matches(g, mine)),
+    })
+}
+
+/// The ownership rule: an admin, or an owner of `package`, or anyone while the package has
+/// no owner (the first publisher becomes its owner).
+///
+/// # Errors
+/// [`Error::Denied`](crate::Error::Denied) (rule `ownership`) naming the owners; storage
+/// errors.
+pub async fn check_ownership(cx: PolicyCx<'_>, package: &str) -> Result<()> {
+    let identity = &cx.caller.identity;
+    if identity.role() == Role::Admin {
+        return Ok(());
+    }
+    let owners = cx.index.owners(cx.registry, package).await?;
+    if owners.is_empty() || is_owner(identity, &owners) {
+        return Ok(());
+    }
+    let list: Vec<String> = owners
+        .iter()
+        .map(|o| match o {
+            Owner::User(u) => u.clone(),
+            Owner::Group(g) => format!("group {g}"),
+        })
+        .collect();
+    Err(crate::error::Error::Denied(crate::error::Denial {
+        rule: "ownership".into(),
+        reason: format!(
+            "`{}` is not an owner of `{package}` (owners: {})",
+            identity.name(),
+            list.join(", ")
+        ),
+        eligible_at: None,
+    }))
+}
+
 /// Allows everything; for tests and fully trusted setups.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AllowAll;
@@ -165,13 +228,31 @@ impl Policy for AllowAll {
 }
 
 /// The policy used when none is configured: anonymous callers read, authenticated users
-/// also publish, admins do everything.
+/// also publish, admins do everything; a package's versions, tags and yanks are its owners'
+/// (the first publisher becomes the owner; [`check_ownership`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultPolicy;
 
 impl Policy for DefaultPolicy {
     fn uses_publish_times(&self) -> bool {
         false
+    }
+
+    fn publish<'a>(
+        &'a self,
+        cx: PolicyCx<'a>,
+        facts: &'a PublishFacts,
+    ) -> BoxFuture<'a, Result<Outcome>> {
+        Box::pin(async move {
+            if facts.package_exists {
+                check_ownership(cx, &facts.package).await?;
+            }
+            Ok(Outcome::default())
+        })
+    }
+
+    fn manage<'a>(&'a self, cx: PolicyCx<'a>, package: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(check_ownership(cx, package))
     }
 
     fn decide(&self, identity: &Identity, access: &Access<'_>) -> Decision {

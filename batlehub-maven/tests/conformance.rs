@@ -38,9 +38,25 @@ impl Conformance for Maven {
         )
     }
 
+    /// Deploys as mvn does (jar, its sha1, pom, its sha1); the first refusal's status.
     async fn publish(app: &TestApp, name: &str, version: &str, who: &str) -> StatusCode {
         let (group, artifact) = name.split_once(':').unwrap_or(("org.example", name));
-        app.deploy_release(group, artifact, version, who).await;
+        let dir = format!("/maven2/{}/{artifact}/{version}", group.replace('.', "/"));
+        let pom = pom(group, artifact, version).into_bytes();
+        for (file, bytes) in [
+            (format!("{artifact}-{version}.jar"), jar(name, version)),
+            (format!("{artifact}-{version}.pom"), pom),
+        ] {
+            for (path, body) in [
+                (format!("{dir}/{file}"), bytes.clone()),
+                (format!("{dir}/{file}.sha1"), sha1_hex(&bytes).into_bytes()),
+            ] {
+                let (status, _) = app.put(&path, body, who).await;
+                if !status.is_success() {
+                    return status;
+                }
+            }
+        }
         StatusCode::CREATED
     }
 

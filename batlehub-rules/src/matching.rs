@@ -29,22 +29,7 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
     pi == p.len()
 }
 
-/// Whether a principal's `group` satisfies a configured `pattern`.
-///
-/// Groups arrive namespaced by provider (`oidc:team-a`). A pattern `*:team-a` matches
-/// `team-a` from any provider; `oidc:team-a` only that provider's; a bare `team-a` only
-/// groups configured locally (`static:team-a`, or un-namespaced), so an external identity
-/// provider cannot mint its way into a locally named group.
-#[must_use]
-pub fn group_matches(pattern: &str, group: &str) -> bool {
-    if pattern == group {
-        return true;
-    }
-    if let Some(bare) = pattern.strip_prefix("*:") {
-        return group == bare || group.split_once(':').is_some_and(|(_, g)| g == bare);
-    }
-    !pattern.contains(':') && group.strip_prefix("static:") == Some(pattern)
-}
+pub use batlehub_core::policy::group_matches;
 
 /// Whether `version` matches `spec`: an exact version, or a semver range (`>=1.2, <2`,
 /// `^1`, `~1.4`, `*`). Non-semver versions only match exactly.

@@ -2,8 +2,10 @@
 //! [`Policy`] trait.
 
 use base64::Engine as _;
-use batlehub_core::model::{Access, Decision, Owner, Visibility};
-use batlehub_core::policy::{Outcome, PolicyCx, PublishFacts, VersionFacts};
+use batlehub_core::model::{Access, Decision, Visibility};
+use batlehub_core::policy::{
+    Outcome, PolicyCx, PublishFacts, VersionFacts, check_ownership, is_owner,
+};
 use batlehub_core::{Denial, Error, Identity, Policy, Result, Role};
 use chrono::{DateTime, Duration, Utc};
 use futures::future::BoxFuture;
@@ -245,16 +247,6 @@ fn in_group(identity: &Identity, pattern: &str) -> bool {
         .is_some_and(|p| p.groups.iter().any(|g| group_matches(pattern, g)))
 }
 
-fn is_owner(identity: &Identity, owners: &[Owner]) -> bool {
-    let Some(p) = identity.principal() else {
-        return false;
-    };
-    owners.iter().any(|o| match o {
-        Owner::User(u) => *u == p.id,
-        Owner::Group(g) => p.groups.iter().any(|mine| group_matches(g, mine)),
-    })
-}
-
 fn header(name: &'static str, value: impl std::fmt::Display) -> Option<(HeaderName, HeaderValue)> {
     HeaderValue::from_str(&value.to_string())
         .ok()
@@ -271,33 +263,6 @@ impl RegistryPolicy {
             .into_iter()
             .filter(|n| package.starts_with(&n.prefix))
             .max_by_key(|n| n.prefix.len()))
-    }
-
-    async fn check_ownership(cx: PolicyCx<'_>, package: &str) -> Result<()> {
-        let identity = &cx.caller.identity;
-        if is_admin(identity) {
-            return Ok(());
-        }
-        let owners = cx.index.owners(cx.registry, package).await?;
-        if owners.is_empty() || is_owner(identity, &owners) {
-            return Ok(());
-        }
-        let list: Vec<String> = owners
-            .iter()
-            .map(|o| match o {
-                Owner::User(u) => u.clone(),
-                Owner::Group(g) => format!("group {g}"),
-            })
-            .collect();
-        Err(Error::Denied(deny(
-            "ownership",
-            format!(
-                "`{}` is not an owner of `{package}` (owners: {})",
-                identity.name(),
-                list.join(", ")
-            ),
-            None,
-        )))
     }
 
     fn version_denial(
@@ -688,7 +653,7 @@ impl Policy for RegistryPolicy {
                 )));
             }
             if facts.package_exists {
-                Self::check_ownership(cx, &facts.package).await?;
+                check_ownership(cx, &facts.package).await?;
             }
             if let Some(v) = &self.versioning {
                 let parsed = semver::Version::parse(&facts.version);
@@ -728,6 +693,6 @@ impl Policy for RegistryPolicy {
     }
 
     fn manage<'a>(&'a self, cx: PolicyCx<'a>, package: &'a str) -> BoxFuture<'a, Result<()>> {
-        Box::pin(Self::check_ownership(cx, package))
+        Box::pin(check_ownership(cx, package))
     }
 }

@@ -202,6 +202,28 @@ pub async fn upload_refused_before_body<C: Conformance>() {
     }
 }
 
+/// The library's default policy (what `Hub::builder()` installs when none is given) checks
+/// ownership: the first publisher owns a package, and another user may not publish over
+/// it; an admin may.
+pub async fn default_policy_checks_ownership<C: Conformance>() {
+    let app = TestApp::<C::Service>::local()
+        .policy(batlehub_core::DefaultPolicy)
+        .build()
+        .await;
+    let status = C::publish(&app, C::package(), "1.0.0", "alice").await;
+    assert!(status.is_success(), "alice's first publish: {status}");
+    let status = C::publish(&app, C::package(), "1.1.0", "bob").await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "bob may not publish alice's package"
+    );
+    let status = C::publish(&app, C::package(), "1.1.0", "alice").await;
+    assert!(status.is_success(), "the owner publishes: {status}");
+    let status = C::publish(&app, C::package(), "1.2.0", "admin").await;
+    assert!(status.is_success(), "an admin publishes: {status}");
+}
+
 /// `HEAD` answers with the headers of `GET` and no body.
 pub async fn head_has_no_body<C: Conformance>() {
     let app = TestApp::<C::Service>::local().build().await;
@@ -379,6 +401,7 @@ macro_rules! conformance_suite {
             traversal_refused,
             anonymous_publish_challenged,
             upload_refused_before_body,
+            default_policy_checks_ownership,
             head_has_no_body,
             nosniff_everywhere,
             rate_limited_with_retry_after,
