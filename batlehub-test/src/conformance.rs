@@ -281,6 +281,26 @@ pub async fn nosniff_everywhere<C: Conformance>() {
     assert_nosniff("PATCH", &got.headers);
 }
 
+/// Artifacts are served as attachments with `nosniff`: a browser following a link to
+/// uploaded bytes downloads them instead of rendering them in the registry's origin.
+pub async fn artifacts_are_attachments<C: Conformance>() {
+    let app = TestApp::<C::Service>::local().build().await;
+    let status = C::publish(&app, C::package(), "1.0.0", "alice").await;
+    assert!(status.is_success(), "publish: {status}");
+    let got = app
+        .call(get(&C::artifact_path(C::package(), "1.0.0"), Some("alice")))
+        .await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+    assert!(
+        got.header("content-disposition").starts_with("attachment"),
+        "Content-Disposition: {:?}",
+        got.header("content-disposition")
+    );
+    assert_eq!(got.header("x-content-type-options"), "nosniff");
+    let ct = got.header("content-type");
+    assert!(!ct.contains("html"), "Content-Type: {ct}");
+}
+
 /// Past the rate limit a caller gets `429` with `Retry-After` and the limit, in the
 /// protocol's envelope.
 pub async fn rate_limited_with_retry_after<C: Conformance>() {
@@ -404,6 +424,7 @@ macro_rules! conformance_suite {
             default_policy_checks_ownership,
             head_has_no_body,
             nosniff_everywhere,
+            artifacts_are_attachments,
             rate_limited_with_retry_after,
             age_gated_version_refused_with_reason,
             stale_when_upstream_down,

@@ -4,7 +4,7 @@
 use batlehub_core::body::Body;
 use batlehub_core::digest::ExpectedDigest;
 use batlehub_core::policy::VersionFacts;
-use batlehub_core::{Artifact, Error, Permission, Result};
+use batlehub_core::{Error, Permission, Result};
 use http::Response;
 
 use crate::handlers::index::{not_found, upstream_config, upstream_index, upstream_lines};
@@ -36,9 +36,11 @@ pub(crate) async fn download(ctx: &Cx, name: &CrateName, version: &str) -> Resul
             .files
             .first()
             .ok_or_else(|| Error::internal(format!("{key}@{version} has no .crate file")))?;
-        return Ok(artifact_response(
-            ctx,
-            ctx.registry.open_blob(&file.sha256).await?,
+        let blob = ctx.registry.open_blob(&file.sha256).await?;
+        return Ok(protocol::artifact(
+            blob,
+            protocol::OCTET_STREAM,
+            ctx.audience(),
         ));
     }
 
@@ -61,7 +63,11 @@ pub(crate) async fn download(ctx: &Cx, name: &CrateName, version: &str) -> Resul
         .await?;
     let cache_key = format!("crate/{}/{version}", name.lower());
     if let Some(hit) = ctx.registry.cached_artifact(&cache_key).await? {
-        return Ok(artifact_response(ctx, hit));
+        return Ok(protocol::artifact(
+            hit,
+            protocol::OCTET_STREAM,
+            ctx.audience(),
+        ));
     }
     let cksum = line.cksum.as_deref().unwrap_or_default();
     let expected = ExpectedDigest::from_hex("sha256", cksum).ok_or_else(|| {
@@ -76,9 +82,9 @@ pub(crate) async fn download(ctx: &Cx, name: &CrateName, version: &str) -> Resul
         .registry
         .upstream_artifact(&cache_key, url, Some(expected))
         .await?;
-    Ok(artifact_response(ctx, artifact))
-}
-
-fn artifact_response(ctx: &Cx, artifact: Artifact) -> Response<Body> {
-    protocol::artifact(artifact, protocol::OCTET_STREAM, ctx.audience())
+    Ok(protocol::artifact(
+        artifact,
+        protocol::OCTET_STREAM,
+        ctx.audience(),
+    ))
 }

@@ -85,7 +85,10 @@ pub enum Audience {
 }
 
 /// An artifact download: streamed body, `Content-Length` when known, the sha256 as a strong
-/// `ETag`, and the [`Audience`]'s `Cache-Control`.
+/// `ETag`, the [`Audience`]'s `Cache-Control`, and `Content-Disposition: attachment`:
+/// uploaded bytes are never rendered by a browser that follows a link to them (a POM or an
+/// HTML file uploaded as a classifier would otherwise run in the registry's origin, with the
+/// Basic credentials the browser caches for it).
 pub fn artifact(
     artifact: Artifact,
     content_type: &'static str,
@@ -94,6 +97,10 @@ pub fn artifact(
     let mut resp = Response::new(artifact.body);
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment"),
+    );
     if let Some(size) = artifact.size {
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
     }

@@ -472,6 +472,9 @@ pub async fn run(
     listen: Option<String>,
     data_dir: Option<PathBuf>,
 ) -> Result<(), String> {
+    // Listen for the shutdown signals before serving: a SIGTERM that arrives as soon as the
+    // server answers must find the handler installed, not the default action.
+    let shutdown = shutdown_signal();
     let mut config = match &config_path {
         Some(p) => Config::load(p).map_err(|e| e.to_string())?,
         None => {
@@ -523,29 +526,33 @@ pub async fn run(
         );
     }
     tracing::info!(addr = %server.addr, registries = ?names, "serving");
-    shutdown_signal().await;
+    shutdown.await;
     println!("batlehub: shutting down");
     server.stop().await;
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called, not when
+/// the future is first polled.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let ctrl_c = tokio::signal::ctrl_c();
+    async move {
+        #[cfg(unix)]
+        let term = async move {
+            match term {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {},
+            () = term => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
     }
 }
