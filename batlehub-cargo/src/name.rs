@@ -97,13 +97,18 @@ impl std::fmt::Display for CrateName {
 
 /// The index directory of a name (`{prefix}` in a `dl` template), in the name's own case.
 #[must_use]
+///
+/// Counted in characters, not bytes: crate names are ASCII, but an upstream's index line is
+/// untrusted input and must not be able to make this panic.
 pub(crate) fn prefix(name: &str) -> String {
-    match name.len() {
+    let chars: Vec<char> = name.chars().collect();
+    let part = |r: std::ops::Range<usize>| chars[r].iter().collect::<String>();
+    match chars.len() {
         0 => String::new(),
         1 => "1".into(),
         2 => "2".into(),
-        3 => format!("3/{}", &name[..1]),
-        _ => format!("{}/{}", &name[..2], &name[2..4]),
+        3 => format!("3/{}", part(0..1)),
+        _ => format!("{}/{}", part(0..2), part(2..4)),
     }
 }
 
@@ -127,6 +132,10 @@ mod tests {
             "3/a/abc"
         );
         assert_eq!(prefix("MyCrate"), "My/Cr");
+        // Untrusted upstream names never panic, whatever their bytes.
+        assert_eq!(prefix("ñandú"), "ña/nd");
+        assert_eq!(prefix("éab"), "3/é");
+        assert_eq!(prefix("xéyz"), "xé/yz");
         assert_eq!(
             CrateName::parse("foo-bar").expect("x").key(),
             CrateName::parse("FOO_bar").expect("y").key()

@@ -98,23 +98,25 @@ impl BaseUrl {
         if !self.is_trusted(peer) {
             return Some(peer);
         }
-        let forwarded = parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok());
-        let Some(list) = forwarded else {
-            return Some(peer);
-        };
+        // Every `X-Forwarded-For` line counts, in order: a proxy may add its own line
+        // instead of appending to the one it received, and the nearest hop is last. Walk
+        // from the nearest hop back while the hops are trusted proxies; anything unreadable
+        // stops the walk (never skip a hop a trusted proxy wrote).
         let mut client = peer;
-        for hop in list.rsplit(',') {
-            match hop.trim().parse::<IpAddr>() {
-                Ok(ip) => {
-                    client = ip;
-                    if !self.is_trusted(ip) {
-                        break;
+        for line in parts.headers.get_all("x-forwarded-for").iter().rev() {
+            let Ok(line) = line.to_str() else {
+                return Some(client);
+            };
+            for hop in line.rsplit(',') {
+                match hop.trim().parse::<IpAddr>() {
+                    Ok(ip) => {
+                        client = ip;
+                        if !self.is_trusted(ip) {
+                            return Some(client);
+                        }
                     }
+                    Err(_) => return Some(client),
                 }
-                Err(_) => break,
             }
         }
         Some(client)
@@ -196,6 +198,25 @@ mod tests {
             Some("192.0.2.1".parse().expect("ip"))
         );
         assert_eq!(b.client_ip(&parts(&[], None)), None);
+        // A trusted proxy that adds its own `X-Forwarded-For` line instead of appending:
+        // the client spoofs the first line, the proxy's line names the real client.
+        let two = [
+            ("x-forwarded-for", "203.0.113.66"),
+            ("x-forwarded-for", "198.51.100.7"),
+        ];
+        assert_eq!(
+            b.client_ip(&parts(&two, Some("10.0.0.1:1"))),
+            Some("198.51.100.7".parse().expect("ip"))
+        );
+        // Through two trusted hops, each on its own line.
+        let chain = [
+            ("x-forwarded-for", "198.51.100.7"),
+            ("x-forwarded-for", "10.0.0.9"),
+        ];
+        assert_eq!(
+            b.client_ip(&parts(&chain, Some("10.0.0.1:1"))),
+            Some("198.51.100.7".parse().expect("ip"))
+        );
     }
 
     #[test]

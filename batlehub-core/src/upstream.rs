@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use futures::StreamExt as _;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use url::Url;
 
@@ -138,6 +140,30 @@ impl fmt::Debug for UpstreamClient {
 
 /// The most redirects followed for one request.
 const MAX_REDIRECTS: usize = 5;
+
+/// Reads an upstream response body of at most `limit` bytes: refused at once when the
+/// declared length is larger, and as soon as the bytes read pass it otherwise (an upstream
+/// cannot make the server buffer more than it asked for). `what` names the document in the
+/// error.
+///
+/// # Errors
+/// [`Error::Upstream`] when the body is too large or the transfer breaks.
+pub async fn read_limited(resp: reqwest::Response, limit: u64, what: &str) -> Result<Bytes> {
+    let too_large = || Error::Upstream(format!("the upstream {what} is larger than {limit} bytes"));
+    if resp.content_length().is_some_and(|l| l > limit) {
+        return Err(too_large());
+    }
+    let mut stream = resp.bytes_stream();
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Error::Upstream(format!("upstream body broke: {e}")))?;
+        if (buf.len() + chunk.len()) as u64 > limit {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
 
 impl UpstreamClient {
     /// Builds the client: parses the upstream URLs, loads the CA bundle, pins the ring

@@ -7,7 +7,6 @@ use batlehub_core::{Document, Error, Identity, Permission, Result};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::StreamExt as _;
 use http::{HeaderValue, Response};
 
 use crate::name::CrateName;
@@ -132,18 +131,7 @@ pub(crate) async fn upstream_config(ctx: &Cx, i: usize) -> Result<IndexConfig> {
             resp.status()
         )));
     }
-    if resp.content_length().is_some_and(|l| l > MAX_CONFIG_BYTES) {
-        return Err(Error::Upstream("upstream config.json is too large".into()));
-    }
-    let mut stream = resp.bytes_stream();
-    let mut buf = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| Error::Upstream(format!("upstream body broke: {e}")))?;
-        if (buf.len() + chunk.len()) as u64 > MAX_CONFIG_BYTES {
-            return Err(Error::Upstream("upstream config.json is too large".into()));
-        }
-        buf.extend_from_slice(&chunk);
-    }
+    let buf = batlehub_core::upstream::read_limited(resp, MAX_CONFIG_BYTES, "config.json").await?;
     parse(&buf)
 }
 

@@ -4,7 +4,6 @@ use batlehub_core::body::Body;
 use batlehub_core::model::Decision;
 use batlehub_core::policy::VersionFacts;
 use batlehub_core::{Error, Mode, Permission, Result};
-use futures::StreamExt as _;
 use http::{Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -132,15 +131,8 @@ async fn upstream_search(ctx: &Cx, q: &str, per_page: u32) -> Result<Vec<SearchH
             resp.status()
         )));
     }
-    let mut stream = resp.bytes_stream();
-    let mut buf = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| Error::Upstream(e.to_string()))?;
-        if (buf.len() + chunk.len()) as u64 > MAX_UPSTREAM_SEARCH {
-            return Err(Error::Upstream("upstream search result too large".into()));
-        }
-        buf.extend_from_slice(&chunk);
-    }
+    let buf =
+        batlehub_core::upstream::read_limited(resp, MAX_UPSTREAM_SEARCH, "search result").await?;
     #[derive(serde::Deserialize)]
     struct Found {
         crates: Vec<SearchHit>,

@@ -213,7 +213,13 @@ impl Registry {
             let etag = header(http::header::ETAG);
             let last_modified = header(http::header::LAST_MODIFIED);
             let content_type = header(http::header::CONTENT_TYPE);
-            let body = match read_limited(resp, self.inner.config.max_document_bytes).await {
+            let body = match crate::upstream::read_limited(
+                resp,
+                self.inner.config.max_document_bytes,
+                "document",
+            )
+            .await
+            {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!(%url, error = %e, "upstream document body failed");
@@ -504,24 +510,4 @@ impl Registry {
             }
         }
     }
-}
-
-async fn read_limited(resp: reqwest::Response, limit: u64) -> Result<Bytes> {
-    if resp.content_length().is_some_and(|l| l > limit) {
-        return Err(Error::Upstream(format!(
-            "upstream document larger than {limit} bytes"
-        )));
-    }
-    let mut stream = resp.bytes_stream();
-    let mut buf = bytes::BytesMut::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| Error::Upstream(format!("upstream body broke: {e}")))?;
-        if (buf.len() + chunk.len()) as u64 > limit {
-            return Err(Error::Upstream(format!(
-                "upstream document larger than {limit} bytes"
-            )));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf.freeze())
 }

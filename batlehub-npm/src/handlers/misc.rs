@@ -114,13 +114,8 @@ async fn upstream_search(ctx: &Cx, text: &str, size: u32, from: u32) -> Result<V
             resp.status()
         )));
     }
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| Error::Upstream(e.to_string()))?;
-    if body.len() > 16 * 1024 * 1024 {
-        return Err(Error::Upstream("upstream search result too large".into()));
-    }
+    let body =
+        batlehub_core::upstream::read_limited(resp, MAX_UPSTREAM_SEARCH, "search result").await?;
     let value: Value = serde_json::from_slice(&body).map_err(|e| Error::Upstream(e.to_string()))?;
     Ok(value
         .get("objects")
@@ -128,6 +123,9 @@ async fn upstream_search(ctx: &Cx, text: &str, size: u32, from: u32) -> Result<V
         .cloned()
         .unwrap_or_default())
 }
+
+/// The largest upstream search result read.
+const MAX_UPSTREAM_SEARCH: u64 = 16 * 1024 * 1024;
 
 /// The npm CLI prints `maintainers[].username` and crashes when it is missing; packuments
 /// call it `name`.
