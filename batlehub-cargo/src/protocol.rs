@@ -74,7 +74,7 @@ impl Protocol for Cargo {
         Some(HeaderValue::from_static("Basic realm=\"batlehub\""))
     }
 
-    /// cargo names a sparse index `sparse+https://...`; the engine fetches plain HTTP(S).
+    /// cargo writes a sparse index URL with a `sparse+` prefix; the engine fetches plain HTTP(S).
     fn upstream_url(raw: &str) -> String {
         raw.strip_prefix("sparse+").unwrap_or(raw).to_owned()
     }

@@ -153,7 +153,7 @@ pub trait Protocol: std::fmt::Debug + Send + Sync + 'static {
     /// `Basic` challenge), or `None` for none.
     fn challenge(&self) -> Option<HeaderValue>;
 
-    /// The upstream URL as configured (cargo users write `sparse+https://...`) turned into
+    /// The upstream URL as configured (cargo users write a `sparse+` prefix) turned into
     /// the plain `http(s)` URL the engine fetches from. The default keeps it as it is.
     fn upstream_url(raw: &str) -> String
     where
