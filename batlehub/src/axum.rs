@@ -6,6 +6,29 @@ use axum::http::{Request, Response};
 
 use crate::{BaseUrl, Body, ConfigError, Hub, RegistryConfig, RegistryService};
 
+/// A registry service axum can nest: what every `*Service` of batlehub is.
+pub trait NestableRegistry:
+    RegistryService
+    + tower_service::Service<
+        Request<axum::body::Body>,
+        Response = Response<Body>,
+        Error = Infallible,
+        Future: Send + 'static,
+    >
+{
+}
+
+impl<S> NestableRegistry for S where
+    S: RegistryService
+        + tower_service::Service<
+            Request<axum::body::Body>,
+            Response = Response<Body>,
+            Error = Infallible,
+            Future: Send + 'static,
+        >
+{
+}
+
 /// Adds registries to an axum `Router`.
 ///
 /// # Examples
@@ -49,21 +72,12 @@ pub trait RouterExt: Sized {
 }
 
 impl<St: Clone + Send + Sync + 'static> RouterExt for axum::Router<St> {
-    fn registry<S>(
+    fn registry<S: NestableRegistry>(
         self,
         path: &str,
         hub: &Hub,
         mut config: RegistryConfig,
-    ) -> Result<Self, ConfigError>
-    where
-        S: RegistryService
-            + tower_service::Service<
-                Request<axum::body::Body>,
-                Response = Response<Body>,
-                Error = Infallible,
-            >,
-        S::Future: Send + 'static,
-    {
+    ) -> Result<Self, ConfigError> {
         config.upstream.urls = config
             .upstream
             .urls

@@ -105,14 +105,7 @@ impl Registry {
             if age < ttl
                 && let Some(body) = self.document_body(&cached.sha256).await?
             {
-                return Ok(Some(Document {
-                    body,
-                    content_type: cached.content_type,
-                    stale: false,
-                    upstream: cached.upstream as usize,
-                    fetched_at: cached.fetched_at,
-                    sha256: cached.sha256,
-                }));
+                return Ok(Some(Document::cached(cached, body, false)));
             }
         }
         let flight = {
@@ -246,14 +239,7 @@ impl Registry {
                 fetched_at: now,
             };
             index.put_cached_document(self.name(), key, &doc).await?;
-            return Ok(Some(Document {
-                body,
-                content_type,
-                stale: false,
-                upstream: i,
-                fetched_at: now,
-                sha256,
-            }));
+            return Ok(Some(Document::cached(doc, body, false)));
         }
         if failures.is_empty() && not_found > 0 {
             return Ok(None);
@@ -262,14 +248,7 @@ impl Registry {
             && let Some(body) = self.document_body(&c.sha256).await?
         {
             tracing::warn!(registry = %self.name(), key, ?failures, "every upstream failed; serving stale copy");
-            return Ok(Some(Document {
-                body,
-                content_type: c.content_type,
-                stale: true,
-                upstream: c.upstream as usize,
-                fetched_at: c.fetched_at,
-                sha256: c.sha256,
-            }));
+            return Ok(Some(Document::cached(c, body, true)));
         }
         tracing::warn!(registry = %self.name(), key, ?failures, "every upstream failed");
         Err(Error::Upstream(format!(

@@ -29,7 +29,7 @@ use crate::clock::Clock;
 use crate::digest::Digests;
 use crate::error::{ConfigError, Error, Result};
 use crate::memo::MemoCache;
-use crate::model::{CachedArtifact, Mode};
+use crate::model::{CachedArtifact, CachedDocument, Mode};
 use crate::policy::Policy;
 use crate::store::{BlobStore, Index, Storage, blob_path};
 use crate::upstream::{UpstreamClient, UpstreamOptions};
@@ -99,6 +99,21 @@ pub struct Document {
     pub fetched_at: DateTime<Utc>,
     /// sha256 (hex) of `body`: a key for values derived from it (see [`Registry::memo`]).
     pub sha256: String,
+}
+
+impl Document {
+    /// The document a cache row describes, with its body; `stale` when every upstream
+    /// failed and this copy is served anyway.
+    fn cached(row: CachedDocument, body: Bytes, stale: bool) -> Self {
+        Self {
+            body,
+            content_type: row.content_type,
+            stale,
+            upstream: row.upstream as usize,
+            fetched_at: row.fetched_at,
+            sha256: row.sha256,
+        }
+    }
 }
 
 /// An artifact ready to stream to a client.
