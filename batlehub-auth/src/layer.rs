@@ -12,6 +12,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::credentials::{Credentials, extract_credentials};
+use crate::throttle::FailedAuthLimit;
 
 /// A boxed future resolving to an identity, returned by slow authenticators.
 pub type IdentityFuture = Pin<Box<dyn Future<Output = Identity> + Send + 'static>>;
@@ -31,11 +32,16 @@ pub trait Authenticator: Send + Sync + Debug + 'static {
 ///
 /// Requests without credentials get [`Identity::Anonymous`]; malformed or wrong
 /// credentials get [`Identity::Invalid`], which every protocol service answers with 401.
+///
+/// Failed authentications are counted per client address ([`FailedAuthLimit`], 30 per
+/// minute by default): a client over its limit gets no further expensive verification
+/// until its window ends, only `429` (cached, already verified credentials still pass).
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct AuthLayer {
     authenticator: Arc<dyn Authenticator>,
     api_key_headers: Arc<[HeaderName]>,
+    limit: Option<FailedAuthLimit>,
 }
 
 impl AuthLayer {
@@ -49,7 +55,15 @@ impl AuthLayer {
         Self {
             authenticator,
             api_key_headers: Arc::from([]),
+            limit: Some(FailedAuthLimit::default()),
         }
+    }
+
+    /// Replaces the failed-authentication limit (`None` turns it off, for a layer behind
+    /// a limiter of its own).
+    pub fn failed_auth_limit(mut self, limit: Option<FailedAuthLimit>) -> Self {
+        self.limit = limit;
+        self
     }
 
     /// Also reads a token from header `name` when a request has no `Authorization` header,
@@ -70,6 +84,7 @@ impl<S> Layer<S> for AuthLayer {
             inner,
             authenticator: self.authenticator.clone(),
             api_key_headers: self.api_key_headers.clone(),
+            limit: self.limit.clone(),
         }
     }
 }
@@ -80,6 +95,7 @@ pub struct AuthService<S> {
     inner: S,
     authenticator: Arc<dyn Authenticator>,
     api_key_headers: Arc<[HeaderName]>,
+    limit: Option<FailedAuthLimit>,
 }
 
 type Slow<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
@@ -150,26 +166,48 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let key = self
+            .limit
+            .as_ref()
+            .and_then(|l| l.key(req.headers(), req.extensions()));
+        let failed = move |limit: &Option<FailedAuthLimit>, identity: &Identity| {
+            if let (Some(limit), Some(key), Identity::Invalid(_)) = (limit, key, identity) {
+                limit.failed(key);
+            }
+        };
         let identity = match extract_credentials(req.headers(), &self.api_key_headers) {
-            Ok(None) => Some(Identity::Anonymous),
-            Err(reason) => Some(Identity::Invalid(reason)),
+            Ok(None) => Identity::Anonymous,
+            Err(reason) => Identity::Invalid(reason),
             Ok(Some(creds)) => match self.authenticator.authenticate_cached(&creds) {
-                Some(identity) => Some(identity),
+                Some(identity) => identity,
                 None => {
+                    let throttled = self
+                        .limit
+                        .as_ref()
+                        .zip(key)
+                        .and_then(|(limit, key)| limit.throttled(key));
+                    if let Some(throttled) = throttled {
+                        req.extensions_mut().insert(throttled);
+                        req.extensions_mut().insert(Identity::Invalid(
+                            "too many failed authentications from this address".into(),
+                        ));
+                        return AuthFuture::ready(self.inner.call(req));
+                    }
                     let clone = self.inner.clone();
                     let mut inner = std::mem::replace(&mut self.inner, clone);
                     let verify = self.authenticator.authenticate(creds);
+                    let limit = self.limit.clone();
                     return AuthFuture::slow(Box::pin(async move {
                         let identity = verify.await;
+                        failed(&limit, &identity);
                         req.extensions_mut().insert(identity);
                         inner.call(req).await
                     }));
                 }
             },
         };
-        if let Some(identity) = identity {
-            req.extensions_mut().insert(identity);
-        }
+        failed(&self.limit, &identity);
+        req.extensions_mut().insert(identity);
         AuthFuture::ready(self.inner.call(req))
     }
 }
@@ -205,12 +243,14 @@ mod tests {
                     secret: TokenSecret::Plain("plain-secret-1".into()),
                     role: Role::User,
                     groups: vec![],
+                    id: None,
                 },
                 TokenConfig {
                     name: "ops".into(),
                     secret: TokenSecret::Argon2(hash),
                     role: Role::Admin,
                     groups: vec![],
+                    id: None,
                 },
             ])
             .expect("tokens"),

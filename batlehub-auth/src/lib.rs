@@ -10,6 +10,7 @@ mod layer;
 mod oidc;
 mod pat;
 mod provider;
+mod throttle;
 mod tokens;
 
 pub use actions::{ActionsOidcConfig, ActionsOidcProvider, ClaimRule, Matcher};
@@ -21,7 +22,8 @@ pub use layer::{AuthFuture, AuthLayer, AuthService, Authenticator, IdentityFutur
 pub use oidc::{OidcConfig, OidcProvider};
 pub use pat::{PAT_PREFIX, PatProvider, TokenFuture, TokenStore, new_personal_token};
 pub use provider::{Provider, Providers, Verdict, VerdictFuture};
-pub use tokens::{StaticTokens, TokenConfig, TokenSecret, hash_token};
+pub use throttle::FailedAuthLimit;
+pub use tokens::{STATIC_PREFIX, StaticTokens, TokenConfig, TokenSecret, hash_token};
 
 /// Errors building an authenticator from configuration.
 #[derive(Debug, thiserror::Error)]

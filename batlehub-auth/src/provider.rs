@@ -84,6 +84,7 @@ pub(crate) const UNKNOWN_TOKEN: &str = "unknown token";
 ///     secret: TokenSecret::Plain("plain-secret-1".into()),
 ///     role: Role::User,
 ///     groups: vec!["builders".into()],
+///     id: None,
 /// }])?;
 /// let providers = Providers::new().with(tokens);
 /// assert_eq!(providers.names(), ["static"]);

@@ -44,22 +44,52 @@ pub struct TokenConfig {
     /// Its groups, as written in the configuration; principals carry them namespaced as
     /// `static:<group>` (a group already written `static:<group>` is kept as it is).
     pub groups: Vec<String>,
+    /// The token's public id (4 to 32 lowercase letters and digits) for tokens written
+    /// `bhs_<id>_<secret>`: such a token is checked against this one entry only, so a wrong
+    /// token costs at most one hash verification. `None` for tokens of any other form.
+    pub id: Option<String>,
 }
 
-/// The most verified-token results remembered; the cache is cleared when full.
-const CACHE_CAPACITY: usize = 10_000;
+/// The prefix of static tokens that carry their entry's id (`bhs_<id>_<secret>`).
+pub const STATIC_PREFIX: &str = "bhs_";
+
+/// The most unknown tokens remembered; that cache is cleared when full (verified tokens
+/// are kept apart and never evicted: there are at most as many as hashed entries).
+const NEGATIVE_CAPACITY: usize = 10_000;
+
+/// Hash verifications running at once: each argon2id run holds ~19 MiB and a core, so a
+/// flood of unknown tokens waits here instead of exhausting memory and the blocking pool.
+fn verify_permits() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4))
+}
+
+struct Hashed {
+    hash: String,
+    id: Option<String>,
+    principal: Principal,
+}
 
 struct Inner {
     plain: Vec<([u8; 32], Principal)>,
-    hashed: Vec<(String, Principal)>,
-    /// sha256(token) -> verified principal (or `None`: known bad).
-    cache: Mutex<HashMap<[u8; 32], Option<Principal>>>,
+    hashed: Vec<Hashed>,
+    /// sha256(token) -> verified principal.
+    verified: Mutex<HashMap<[u8; 32], Principal>>,
+    /// sha256(token) of tokens no hashed entry accepts.
+    unknown: Mutex<std::collections::HashSet<[u8; 32]>>,
+    permits: tokio::sync::Semaphore,
 }
 
 /// Static tokens, a [`Provider`] named `static`: plain values compared in constant time,
 /// argon2id hashes verified once per distinct token and then cached (keyed by the token's
-/// sha256, never the token itself; unknown tokens are remembered too, so a token meant for a
-/// later provider costs one argon2 run per hashed entry, once).
+/// sha256, never the token itself).
+///
+/// A wrong token is kept cheap: a token written `bhs_<id>_<secret>` is checked against the
+/// entry with that `id` only (an unknown id costs nothing); tokens shaped like another
+/// provider's (`bhp_` personal access tokens, JWTs) are never checked against hashes;
+/// other tokens are checked against the hashed entries without an `id`. At most a few
+/// verifications run at once (the rest wait), and unknown tokens are remembered in a
+/// bounded negative cache. Pair it with [`AuthLayer`](crate::AuthLayer)'s failed-authentication
+/// limit, which stops a client that keeps failing before it reaches this path.
 ///
 /// Used alone (`AuthLayer::new(tokens)`) it is a chain of one: an unknown token is
 /// refused as `Identity::Invalid("unknown token")`.
@@ -90,6 +120,7 @@ impl StaticTokens {
         let mut plain = Vec::new();
         let mut hashed = Vec::new();
         let mut seen = std::collections::HashSet::new();
+        let mut ids = std::collections::HashSet::new();
         for (index, t) in tokens.into_iter().enumerate() {
             let bad = |reason: &str| Error::InvalidToken {
                 index,
@@ -101,6 +132,18 @@ impl StaticTokens {
             }
             if !seen.insert(t.name.clone()) {
                 return Err(bad("duplicate token name"));
+            }
+            if let Some(id) = &t.id {
+                if !(4..=32).contains(&id.len())
+                    || !id
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                {
+                    return Err(bad("id must be 4 to 32 lowercase letters and digits"));
+                }
+                if !ids.insert(id.clone()) {
+                    return Err(bad("duplicate token id"));
+                }
             }
             let principal = Principal {
                 id: t.name.clone(),
@@ -117,6 +160,13 @@ impl StaticTokens {
                     if v.len() < 8 {
                         return Err(bad("value must be at least 8 characters"));
                     }
+                    if let Some(id) = &t.id
+                        && !v.starts_with(&format!("{STATIC_PREFIX}{id}_"))
+                    {
+                        return Err(bad(&format!(
+                            "a token with id `{id}` must be written `{STATIC_PREFIX}{id}_<secret>`"
+                        )));
+                    }
                     plain.push((digest(v), principal));
                 }
                 TokenSecret::Argon2(h) => {
@@ -125,7 +175,11 @@ impl StaticTokens {
                     if !h.starts_with("$argon2") {
                         return Err(bad("hash must be an argon2 PHC string ($argon2id$...)"));
                     }
-                    hashed.push((h.clone(), principal));
+                    hashed.push(Hashed {
+                        hash: h.clone(),
+                        id: t.id.clone(),
+                        principal,
+                    });
                 }
             }
         }
@@ -133,7 +187,9 @@ impl StaticTokens {
             inner: Arc::new(Inner {
                 plain,
                 hashed,
-                cache: Mutex::new(HashMap::new()),
+                verified: Mutex::new(HashMap::new()),
+                unknown: Mutex::new(std::collections::HashSet::new()),
+                permits: tokio::sync::Semaphore::new(verify_permits()),
             }),
         })
     }
@@ -149,26 +205,52 @@ impl StaticTokens {
         found
     }
 
-    fn verify_hashed(inner: &Inner, token: &str) -> Option<Principal> {
-        let argon = Argon2::default();
+    /// The hashed entries a token may match: by its `bhs_<id>_` prefix, none for other
+    /// providers' shapes, else the entries without an id.
+    fn candidates<'a>(inner: &'a Inner, token: &'a str) -> impl Iterator<Item = &'a Hashed> {
+        let wanted: Option<Option<&str>> = if let Some(rest) = token.strip_prefix(STATIC_PREFIX) {
+            rest.split_once('_').map(|(id, _)| Some(id))
+        } else if token.starts_with(crate::PAT_PREFIX) || looks_like_jwt(token) {
+            None
+        } else {
+            Some(None)
+        };
         inner
             .hashed
             .iter()
-            .find(|(hash, _)| {
+            .filter(move |h| wanted.is_some_and(|id| h.id.as_deref() == id))
+    }
+
+    fn verify_hashed(inner: &Inner, token: &str) -> Option<Principal> {
+        let argon = Argon2::default();
+        Self::candidates(inner, token)
+            .find(|h| {
                 argon
-                    .verify_password(token.as_bytes(), hash.as_str())
+                    .verify_password(token.as_bytes(), h.hash.as_str())
                     .is_ok()
             })
-            .map(|(_, p)| p.clone())
+            .map(|h| h.principal.clone())
     }
 
     fn remember(inner: &Inner, d: [u8; 32], p: Option<Principal>) {
-        let mut cache = inner.cache.lock();
-        if cache.len() >= CACHE_CAPACITY {
-            cache.clear();
+        match p {
+            Some(p) => {
+                inner.verified.lock().insert(d, p);
+            }
+            None => {
+                let mut unknown = inner.unknown.lock();
+                if unknown.len() >= NEGATIVE_CAPACITY {
+                    unknown.clear();
+                }
+                unknown.insert(d);
+            }
         }
-        cache.insert(d, p);
     }
+}
+
+/// Three dot-separated segments starting with a base64url JSON object: a JWT.
+fn looks_like_jwt(token: &str) -> bool {
+    token.starts_with("eyJ") && token.bytes().filter(|b| *b == b'.').count() == 2
 }
 
 /// The provider name of static tokens, and their group namespace.
@@ -194,10 +276,17 @@ impl Provider for StaticTokens {
         if let Some(p) = self.lookup_plain(&d) {
             return Some(Verdict::Mine(p));
         }
-        if self.inner.hashed.is_empty() {
+        if let Some(p) = self.inner.verified.lock().get(&d) {
+            return Some(Verdict::Mine(p.clone()));
+        }
+        if Self::candidates(&self.inner, &credentials.token)
+            .next()
+            .is_none()
+            || self.inner.unknown.lock().contains(&d)
+        {
             return Some(Verdict::NotMine);
         }
-        self.inner.cache.lock().get(&d).cloned().map(outcome)
+        None
     }
 
     fn identify(&self, credentials: Credentials) -> VerdictFuture {
@@ -209,6 +298,7 @@ impl Provider for StaticTokens {
             let d = digest(&credentials.token);
             let token = credentials.token;
             let verified = {
+                let _permit = inner.permits.acquire().await;
                 let inner = inner.clone();
                 tokio_blocking(move || Self::verify_hashed(&inner, &token)).await
             };
@@ -252,6 +342,7 @@ mod tests {
             secret,
             role: Role::User,
             groups: vec![],
+            id: None,
         }
     }
 
@@ -300,6 +391,72 @@ mod tests {
             Some(Verdict::NotMine)
         );
         assert_eq!(tokens.identify(c("other-token")).await, Verdict::NotMine);
+    }
+
+    #[tokio::test]
+    async fn wrong_tokens_are_cheap() {
+        let hash = hash_token("bhs_ci01_0123456789abcdef").expect("hash");
+        let legacy = hash_token("legacy-token-1").expect("hash");
+        let tokens = StaticTokens::new(vec![
+            TokenConfig {
+                id: Some("ci01".into()),
+                ..cfg("ci", TokenSecret::Argon2(hash))
+            },
+            cfg("old", TokenSecret::Argon2(legacy)),
+        ])
+        .expect("tokens");
+        let c = |t: &str| Credentials {
+            token: t.into(),
+            username: None,
+        };
+        // Decided without any hash verification: an unknown id, another provider's shapes.
+        for t in [
+            "bhs_nope_0123456789abcdef",
+            "bhs_",
+            "bhp_abcdefghijkl_0123456789012345678901234567890123456789012",
+            "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln",
+        ] {
+            assert_eq!(tokens.identify_cached(&c(t)), Some(Verdict::NotMine), "{t}");
+        }
+        // Only the entry with the token's id is a candidate: the right token verifies, and a
+        // wrong secret for that id is checked against that one hash.
+        assert_eq!(
+            StaticTokens::candidates(&tokens.inner, "bhs_ci01_wrong").count(),
+            1
+        );
+        assert_eq!(
+            StaticTokens::candidates(&tokens.inner, "some-other-token").count(),
+            1,
+            "unprefixed tokens are checked against entries without an id"
+        );
+        let Verdict::Mine(p) = tokens.identify(c("bhs_ci01_0123456789abcdef")).await else {
+            panic!("mine")
+        };
+        assert_eq!(p.id, "ci");
+        assert_eq!(tokens.identify(c("bhs_ci01_wrong")).await, Verdict::NotMine);
+        // Both outcomes are cached.
+        assert!(matches!(
+            tokens.identify_cached(&c("bhs_ci01_0123456789abcdef")),
+            Some(Verdict::Mine(_))
+        ));
+        assert_eq!(
+            tokens.identify_cached(&c("bhs_ci01_wrong")),
+            Some(Verdict::NotMine)
+        );
+    }
+
+    #[test]
+    fn ids_are_validated() {
+        let with = |id: &str, secret: TokenSecret| {
+            StaticTokens::new(vec![TokenConfig {
+                id: Some(id.into()),
+                ..cfg("x", secret)
+            }])
+        };
+        assert!(with("AB", TokenSecret::Plain("bhs_AB_secret".into())).is_err());
+        let e = with("abcd", TokenSecret::Plain("plain-secret-x".into())).expect_err("shape");
+        assert!(e.to_string().contains("bhs_abcd_<secret>"), "{e}");
+        assert!(with("abcd", TokenSecret::Plain("bhs_abcd_secret".into())).is_ok());
     }
 
     #[test]

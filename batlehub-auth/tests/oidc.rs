@@ -339,6 +339,7 @@ async fn static_tokens_first_then_oidc() {
         secret: TokenSecret::Plain("plain-static-token".into()),
         role: Role::Admin,
         groups: vec!["ops".into()],
+        id: None,
     }])
     .expect("tokens");
     let chain = Providers::new().with(tokens).with(provider(&idp, &clock));

@@ -66,7 +66,11 @@ impl BaseUrl {
         let trusted = parts
             .extensions
             .get::<ClientAddr>()
-            .is_some_and(|ClientAddr(addr)| self.is_trusted(addr.ip()));
+            .is_some_and(|ClientAddr(addr)| {
+                self.trusted_proxies
+                    .iter()
+                    .any(|net| net.contains(&addr.ip()))
+            });
         let header = |name: &str| {
             parts
                 .headers
@@ -91,40 +95,50 @@ impl BaseUrl {
     }
 
     /// The client's address: the peer, or behind trusted proxies the last untrusted address
-    /// of `X-Forwarded-For`.
+    /// of `X-Forwarded-For` (see [`client_ip`]).
     #[must_use]
     pub fn client_ip(&self, parts: &Parts) -> Option<IpAddr> {
-        let peer = parts.extensions.get::<ClientAddr>()?.0.ip();
-        if !self.is_trusted(peer) {
-            return Some(peer);
-        }
-        // Every `X-Forwarded-For` line counts, in order: a proxy may add its own line
-        // instead of appending to the one it received, and the nearest hop is last. Walk
-        // from the nearest hop back while the hops are trusted proxies; anything unreadable
-        // stops the walk (never skip a hop a trusted proxy wrote).
-        let mut client = peer;
-        for line in parts.headers.get_all("x-forwarded-for").iter().rev() {
-            let Ok(line) = line.to_str() else {
-                return Some(client);
-            };
-            for hop in line.rsplit(',') {
-                match hop.trim().parse::<IpAddr>() {
-                    Ok(ip) => {
-                        client = ip;
-                        if !self.is_trusted(ip) {
-                            return Some(client);
-                        }
+        client_ip(&parts.headers, &parts.extensions, &self.trusted_proxies)
+    }
+}
+
+/// The client's address: the [`ClientAddr`] peer, or, when the peer is one of `trusted`
+/// proxies, the nearest untrusted address of `X-Forwarded-For`. `None` without a
+/// [`ClientAddr`] extension.
+///
+/// Every `X-Forwarded-For` line counts, in order: a proxy may add its own line instead of
+/// appending to the one it received, and the nearest hop is last. The walk goes from the
+/// nearest hop back while the hops are trusted proxies; anything unreadable stops it
+/// (a hop a trusted proxy wrote is never skipped).
+#[must_use]
+pub fn client_ip(
+    headers: &http::HeaderMap,
+    extensions: &http::Extensions,
+    trusted: &[IpNet],
+) -> Option<IpAddr> {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(&ip));
+    let peer = extensions.get::<ClientAddr>()?.0.ip();
+    if !is_trusted(peer) {
+        return Some(peer);
+    }
+    let mut client = peer;
+    for line in headers.get_all("x-forwarded-for").iter().rev() {
+        let Ok(line) = line.to_str() else {
+            return Some(client);
+        };
+        for hop in line.rsplit(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !is_trusted(ip) {
+                        return Some(client);
                     }
-                    Err(_) => return Some(client),
                 }
+                Err(_) => return Some(client),
             }
         }
-        Some(client)
     }
-
-    fn is_trusted(&self, ip: IpAddr) -> bool {
-        self.trusted_proxies.iter().any(|net| net.contains(&ip))
-    }
+    Some(client)
 }
 
 /// A host header value we are willing to echo back into URLs.

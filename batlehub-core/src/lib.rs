@@ -19,13 +19,13 @@ pub mod upstream;
 pub mod versions;
 
 pub use audit::AuditSink;
-pub use baseurl::{BaseUrl, ClientAddr};
+pub use baseurl::{BaseUrl, ClientAddr, client_ip};
 pub use body::Body;
 pub use clock::{Clock, FakeClock, SystemClock};
 pub use error::{ConfigError, Denial, Error, Result};
 pub use hub::{Hub, HubBuilder};
 pub use memo::MemoCache;
-pub use model::{Identity, Mode, Permission, Principal, Role};
+pub use model::{AuthThrottled, Identity, Mode, Permission, Principal, Role};
 pub use policy::{
     AllowAll, Caller, DefaultPolicy, Outcome, Policy, PolicyCx, PublishFacts, Signature,
     VersionFacts,

@@ -90,6 +90,17 @@ impl fmt::Debug for Principal {
     }
 }
 
+/// Put into request extensions by an auth layer that refused to verify credentials because
+/// this client failed to authenticate too often; protocol services answer `429` with
+/// `Retry-After` in their own envelope instead of verifying anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthThrottled {
+    /// Seconds until the client may try again.
+    pub retry_after: u64,
+    /// The failed authentications allowed per window.
+    pub limit: u64,
+}
+
 /// The outcome of authentication, carried in request extensions by the auth layer.
 ///
 /// A request without this extension is treated as [`Identity::Anonymous`].

@@ -135,3 +135,4 @@ impl Conformance for Maven {
 }
 
 batlehub_test::conformance_suite!(Maven);
+batlehub_test::adversarial_suite!(Maven);

@@ -53,3 +53,4 @@ impl Conformance for Pypi {
 }
 
 batlehub_test::conformance_suite!(Pypi);
+batlehub_test::adversarial_suite!(Pypi);

@@ -4,6 +4,7 @@
     reason = "test support: a failed expectation is a failed test"
 )]
 
+pub mod adversarial;
 pub mod conformance;
 
 use std::convert::Infallible;

@@ -91,12 +91,14 @@ fn benches(c: &mut Criterion) {
                 secret: TokenSecret::Plain("plain-secret-token".into()),
                 role: Role::User,
                 groups: vec![],
+                id: None,
             },
             TokenConfig {
                 name: "hashed".into(),
                 secret: TokenSecret::Argon2(hash),
                 role: Role::User,
                 groups: vec![],
+                id: None,
             },
         ])
         .expect("tokens");

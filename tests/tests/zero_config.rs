@@ -56,6 +56,7 @@ async fn zero_config_server_publishes_and_installs_with_two_npmrc_lines() {
         hash: None,
         role: TokenRole::Admin,
         groups: Vec::new(),
+        id: None,
     });
     let server = start_config(&config).await;
     let registry = registry_url(&server, "npm");

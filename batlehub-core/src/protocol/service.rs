@@ -15,7 +15,7 @@ use super::{Cx, Protocol, RequestBody};
 use crate::baseurl::BaseUrl;
 use crate::body::{self, Body, BoxError};
 use crate::error::Error;
-use crate::model::{Identity, Permission};
+use crate::model::{AuthThrottled, Identity, Permission};
 use crate::policy::Caller;
 use crate::registry::Registry;
 
@@ -107,7 +107,15 @@ impl<P: Protocol> Inner<P> {
         };
         let base = self.base.resolve(&parts);
         let head = parts.method == Method::HEAD;
-        let mut resp = match self.registry.admit(&caller).await {
+        let admitted = match parts.extensions.get::<AuthThrottled>() {
+            Some(t) => Err(Error::TooManyRequests {
+                reason: "too many failed authentications from this address; try again later".into(),
+                retry_after: t.retry_after,
+                limit: t.limit,
+            }),
+            None => self.registry.admit(&caller).await,
+        };
+        let mut resp = match admitted {
             Ok(outcome) => {
                 let mut resp = match self.protocol.route(&parts) {
                     Ok(route) => match self.check_head(&caller, &route, &parts) {

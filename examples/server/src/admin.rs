@@ -111,6 +111,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        if let Some(t) = parts.extensions.get::<batlehub::core::AuthThrottled>() {
+            return Err(ApiError(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "too many failed authentications from this address; try again in {} s",
+                    t.retry_after
+                ),
+            ));
+        }
         match parts
             .extensions
             .get::<Identity>()

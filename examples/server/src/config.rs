@@ -114,6 +114,11 @@ pub struct AuthConfig {
     /// The order providers are tried in, by name (`static`, `pat`, then provider names).
     /// Default: static tokens, personal access tokens, then `providers` in file order.
     pub order: Option<Vec<String>>,
+    /// Failed authentications allowed per client address in each window before that
+    /// address gets `429` instead of further verification (default 30; 0 turns it off).
+    pub failed_auth_limit: Option<u32>,
+    /// The window of `failed_auth_limit`, in seconds (default 60).
+    pub failed_auth_window_secs: Option<u64>,
 }
 
 /// One identity provider (`[[auth.providers]]`, or an element of the `[[auth]]` form).
@@ -244,6 +249,9 @@ pub struct TokenToml {
     /// Groups.
     #[serde(default)]
     pub groups: Vec<String>,
+    /// The token's public id, for tokens written `bhs_<id>_<secret>`: such a token is
+    /// checked against this entry's hash only, so wrong tokens stay cheap.
+    pub id: Option<String>,
 }
 
 impl std::fmt::Debug for TokenToml {
@@ -252,6 +260,7 @@ impl std::fmt::Debug for TokenToml {
             .field("name", &self.name)
             .field("role", &self.role)
             .field("groups", &self.groups)
+            .field("id", &self.id)
             .finish_non_exhaustive()
     }
 }

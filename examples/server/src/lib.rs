@@ -14,7 +14,9 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::routing::get;
-use batlehub::auth::{AuthLayer, PatProvider, Providers, StaticTokens, TokenConfig, TokenSecret};
+use batlehub::auth::{
+    AuthLayer, FailedAuthLimit, PatProvider, Providers, StaticTokens, TokenConfig, TokenSecret,
+};
 use batlehub::core::{ClientAddr, UpstreamAuth};
 use batlehub::rules::RegistryPolicy;
 use batlehub::{BaseUrl, Hub, RegistryConfig, Role};
@@ -106,7 +108,8 @@ pub async fn build_router(config: &Config) -> Result<Router, ConfigError> {
             .map_err(|e| ConfigError(format!("{at}: {e}")))?;
         let mount = format!("/proxy/{}", r.name);
         let base = match &config.server.public_url {
-            Some(public) => BaseUrl::fixed(&format!("{}{mount}", public.trim_end_matches('/'))),
+            Some(public) => BaseUrl::fixed(&format!("{}{mount}", public.trim_end_matches('/')))
+                .trusted_proxies(trusted.clone()),
             None => BaseUrl::derived(&mount).trusted_proxies(trusted.clone()),
         };
         router = router.nest_service(&mount, (kind.serve)(r, registry, base));
@@ -128,6 +131,7 @@ pub async fn build_router(config: &Config) -> Result<Router, ConfigError> {
                 config::TokenRole::User => Role::User,
             },
             groups: t.groups.clone(),
+            id: t.id.clone(),
         })
         .collect();
     let tokens = StaticTokens::new(tokens).map_err(|e| ConfigError(e.to_string()))?;
@@ -148,8 +152,19 @@ pub async fn build_router(config: &Config) -> Result<Router, ConfigError> {
         on_revoke: Some(Arc::new(move |id: &str| pat.forget(id))),
     };
     router = router.nest("/api/v1/admin", admin::router(admin_state));
+    let limit = match config.auth.failed_auth_limit {
+        Some(0) => None,
+        max => Some(
+            FailedAuthLimit::new(
+                max.unwrap_or(30),
+                std::time::Duration::from_secs(config.auth.failed_auth_window_secs.unwrap_or(60)),
+            )
+            .trusted_proxies(trusted)
+            .clock(hub.clock()),
+        ),
+    };
     Ok(router
-        .layer(AuthLayer::new(providers))
+        .layer(AuthLayer::new(providers).failed_auth_limit(limit))
         .layer(axum::middleware::map_request(client_addr)))
 }
 
@@ -490,6 +505,7 @@ pub async fn run(
                 hash: None,
                 role: config::TokenRole::Admin,
                 groups: Vec::new(),
+                id: None,
             });
             let file = dir.join("admin-token");
             if created {

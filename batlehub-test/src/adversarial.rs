@@ -1,0 +1,172 @@
+//! Hostile clients and hostile upstreams, written once for every protocol.
+//!
+//! The checks reuse a protocol's [`Conformance`] description and run with
+//! [`adversarial_suite!`](crate::adversarial_suite). Each one is a class of attack a review
+//! found in one format; running it for every format keeps the class closed.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use batlehub_auth::{
+    AuthFuture, AuthLayer, Authenticator, Credentials, FailedAuthLimit, IdentityFuture,
+};
+use std::convert::Infallible;
+
+use batlehub_core::body::Body;
+use batlehub_core::protocol::ResponseFuture;
+use batlehub_core::{ClientAddr, Identity};
+use http::{Request, Response, StatusCode, header};
+use tower::Layer as _;
+
+use crate::conformance::Conformance;
+use crate::{BoxFuture, Got, TestApp, get, identity};
+
+/// Accepts `good-token` from its cache; every other token takes the slow path (counted)
+/// and is refused, as an argon2 hash or a JWT signature check would.
+#[derive(Debug, Default, Clone)]
+struct CountingAuthenticator {
+    slow: Arc<AtomicUsize>,
+}
+
+impl Authenticator for CountingAuthenticator {
+    fn authenticate_cached(&self, credentials: &Credentials) -> Option<Identity> {
+        (credentials.token == "good-token").then(|| identity("alice"))
+    }
+
+    fn authenticate(&self, _: Credentials) -> IdentityFuture {
+        self.slow.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async { Identity::Invalid("unknown token".into()) })
+    }
+}
+
+/// Sends `req` through `layer` in front of the app's service, from `peer`, with `token`.
+fn through<C: Conformance>(
+    app: &TestApp<C::Service>,
+    layer: &AuthLayer,
+    mut req: Request<Body>,
+    peer: &str,
+    token: &str,
+) -> BoxFuture<'static, Got> {
+    req.extensions_mut()
+        .insert(ClientAddr(peer.parse::<SocketAddr>().unwrap()));
+    req.extensions_mut().remove::<Identity>();
+    req.headers_mut().insert(
+        header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    // Named concretely: the compiler cannot prove a generic service future `Send` through
+    // the body's boxed error type. Protocol services are always ready.
+    let mut service = layer.layer(app.service.clone());
+    let fut: AuthFuture<ResponseFuture, Response<Body>, Infallible> =
+        tower::Service::call(&mut service, req);
+    Box::pin(async move {
+        let resp = fut.await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = crate::collect(resp.into_body()).await.unwrap_or_default();
+        Got {
+            status,
+            headers,
+            reason: None,
+            body,
+        }
+    })
+}
+
+/// A flood of wrong tokens from one address: after the failed-authentication limit the
+/// expensive verification no longer runs, the client gets `429` with `Retry-After` in the
+/// protocol's envelope (reads and publishes alike), nothing is stored, other addresses and
+/// already-verified tokens are unaffected, and the next window verifies again.
+pub async fn token_flood_throttled<C: Conformance>() {
+    let app = TestApp::<C::Service>::local().build().await;
+    let key = C::package_key();
+    let before = app.state(&[&key]).await;
+    let auth = CountingAuthenticator::default();
+    let layer = AuthLayer::new(auth.clone()).failed_auth_limit(Some(
+        FailedAuthLimit::new(5, Duration::from_secs(60)).clock(Arc::new(app.clock.clone())),
+    ));
+    let attacker = "203.0.113.7:40000";
+    let metadata = C::metadata_path(C::package());
+    for i in 0..5 {
+        let got = through::<C>(
+            &app,
+            &layer,
+            get(&metadata, None),
+            attacker,
+            &format!("bad-{i}"),
+        )
+        .await;
+        assert_eq!(got.status, StatusCode::UNAUTHORIZED, "{}", got.text());
+    }
+    assert_eq!(auth.slow.load(Ordering::SeqCst), 5);
+    for i in 0..20 {
+        let req = if i % 2 == 0 {
+            get(&metadata, None)
+        } else {
+            C::publish_request(C::package(), "1.0.0", None)
+        };
+        let got = through::<C>(&app, &layer, req, attacker, &format!("flood-{i}")).await;
+        assert_eq!(got.status, StatusCode::TOO_MANY_REQUESTS, "{}", got.text());
+        assert!(!got.header("retry-after").is_empty(), "Retry-After");
+        assert!(!got.body.is_empty(), "explained in the body");
+    }
+    assert_eq!(
+        auth.slow.load(Ordering::SeqCst),
+        5,
+        "no verification ran for a throttled address"
+    );
+    assert_eq!(app.state(&[&key]).await, before, "nothing stored");
+    // A verified token from the same address still works; another address is not throttled.
+    let got = through::<C>(&app, &layer, get(&metadata, None), attacker, "good-token").await;
+    assert!(
+        !matches!(
+            got.status,
+            StatusCode::UNAUTHORIZED | StatusCode::TOO_MANY_REQUESTS
+        ),
+        "{} {}",
+        got.status,
+        got.text()
+    );
+    let got = through::<C>(
+        &app,
+        &layer,
+        get(&metadata, None),
+        "198.51.100.9:1",
+        "bad-x",
+    )
+    .await;
+    assert_eq!(got.status, StatusCode::UNAUTHORIZED, "{}", got.text());
+    // The next window verifies again.
+    app.clock.advance(chrono::Duration::seconds(61));
+    let got = through::<C>(&app, &layer, get(&metadata, None), attacker, "bad-y").await;
+    assert_eq!(got.status, StatusCode::UNAUTHORIZED, "{}", got.text());
+    assert_eq!(auth.slow.load(Ordering::SeqCst), 7);
+}
+
+/// Runs every adversarial check for a [`Conformance`] implementation, one `#[tokio::test]`
+/// each:
+///
+/// ```ignore
+/// batlehub_test::adversarial_suite!(NpmConformance);
+/// ```
+#[macro_export]
+macro_rules! adversarial_suite {
+    ($c:ty) => {
+        $crate::adversarial_suite!(@tests $c;
+            token_flood_throttled,
+        );
+    };
+    (@tests $c:ty; $($check:ident),* $(,)?) => {
+        mod adversarial_suite {
+            use super::*;
+            $(
+                #[::tokio::test]
+                async fn $check() {
+                    $crate::adversarial::$check::<$c>().await;
+                }
+            )*
+        }
+    };
+}
