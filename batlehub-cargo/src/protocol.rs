@@ -79,9 +79,37 @@ impl Protocol for Cargo {
         raw.strip_prefix("sparse+").unwrap_or(raw).to_owned()
     }
 
+    /// The upstream index files of the name spelled with `-` and with `_` (a key stands for
+    /// both, and cargo treats them as one crate).
+    fn upstream_probes(key: &str) -> Vec<String> {
+        let mut probes = Vec::new();
+        for spelling in [key.to_owned(), key.replace('-', "_")] {
+            let path = format!("{}/{spelling}", crate::name::prefix(&spelling));
+            if !probes.contains(&path) {
+                probes.push(path);
+            }
+        }
+        probes
+    }
+
     /// Crate names are stored lowercase with `-` for `_`: `Serde_JSON` and `serde-json`
     /// are one crate.
     fn package_key(raw: &str) -> Result<String> {
         Ok(crate::name::CrateName::parse(raw)?.key())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_ask_for_both_spellings() {
+        // A key stands for `serde-json` and `serde_json`: the upstream may have either.
+        assert_eq!(
+            Cargo::upstream_probes("serde-json"),
+            ["se/rd/serde-json", "se/rd/serde_json"]
+        );
+        assert_eq!(Cargo::upstream_probes("abc"), ["3/a/abc"]);
     }
 }

@@ -256,7 +256,9 @@ async fn download_origins_are_checked() {
 #[tokio::test]
 async fn hybrid_local_names_never_fall_through() {
     let up = upstream("shared", &[("9.0.0", None)]).await;
+    // The upstream has the name: only a claimed name may be published locally.
     let app = TestApp::hybrid(&format!("{}/index/", up.uri()))
+        .claims(&["shared"])
         .build()
         .await;
     assert_eq!(

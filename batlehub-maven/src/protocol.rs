@@ -57,4 +57,16 @@ impl Protocol for Maven {
     fn challenge(&self) -> Option<HeaderValue> {
         Some(HeaderValue::from_static("Basic realm=\"batlehub\""))
     }
+
+    /// The upstream `maven-metadata.xml` of the artifact (`groupId:artifactId`).
+    fn upstream_probes(key: &str) -> Vec<String> {
+        key.split_once(':')
+            .map(|(group, artifact)| {
+                vec![format!(
+                    "{}/{artifact}/maven-metadata.xml",
+                    group.replace('.', "/")
+                )]
+            })
+            .unwrap_or_default()
+    }
 }

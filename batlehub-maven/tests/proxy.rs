@@ -171,6 +171,19 @@ async fn age_gate_filters_metadata_and_refuses_downloads() {
 /// Hybrid: an artifact deployed here lists and serves only its own versions; the
 /// upstream's never merge into it (dependency-confusion guard). Artifacts not deployed here
 /// still come from the upstream.
+/// Claims `prefix` for local use with a namespace owned by group `team`.
+async fn claim(app: &TestApp, prefix: &str) {
+    app.storage
+        .index
+        .add_namespace(&batlehub_core::model::Namespace {
+            registry: app.registry.name().into(),
+            prefix: prefix.into(),
+            group: "team".into(),
+        })
+        .await
+        .expect("namespace");
+}
+
 #[tokio::test]
 async fn hybrid_local_artifact_never_merges_upstream_versions() {
     let server = upstream().await;
@@ -183,7 +196,10 @@ async fn hybrid_local_artifact_never_merges_upstream_versions() {
         xml.contains("<version>1.0</version>"),
         "upstream artifact: {xml}"
     );
-    app.deploy_release("org.example", "lib", "3.0", "bob").await;
+    // The upstream has the artifact: deploying it here takes an admin's claim.
+    claim(&app, "org.example:lib").await;
+    app.deploy_release("org.example", "lib", "3.0", "bob@team")
+        .await;
     let (s, xml) = app.text("/maven2/org/example/lib/maven-metadata.xml").await;
     assert_eq!(s, StatusCode::OK);
     assert!(xml.contains("<latest>3.0</latest>"), "{xml}");
@@ -262,8 +278,10 @@ async fn cached_metadata_follows_blocks_and_deploys() {
     app.storage.index.remove_block("b1").await.expect("unblock");
     let (_, xml) = app.text(path).await;
     assert!(xml.contains("<version>2.0</version>"), "{xml}");
-    // Deployed here, the artifact lists its own versions only, at once.
-    app.deploy_release("org.example", "lib", "3.0", "bob").await;
+    // Claimed and deployed here, the artifact lists its own versions only, at once.
+    claim(&app, "org.example:lib").await;
+    app.deploy_release("org.example", "lib", "3.0", "bob@team")
+        .await;
     let (_, xml) = app.text(path).await;
     assert!(
         xml.contains("<latest>3.0</latest>") && !xml.contains("<version>2.0</version>"),

@@ -85,6 +85,13 @@ impl Protocol for Npm {
         Some(HeaderValue::from_static("Basic realm=\"batlehub\""))
     }
 
+    /// The upstream packument of the name.
+    fn upstream_probes(key: &str) -> Vec<String> {
+        crate::name::PackageName::parse(key)
+            .map(|n| vec![n.escaped()])
+            .unwrap_or_default()
+    }
+
     fn package_key(raw: &str) -> Result<String> {
         Ok(crate::name::PackageName::parse(raw)?.as_str().to_owned())
     }

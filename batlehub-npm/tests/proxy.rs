@@ -250,7 +250,11 @@ async fn ordered_upstreams_fall_through_on_404_and_5xx() {
 #[tokio::test]
 async fn hybrid_never_falls_through_for_local_names() {
     let up = upstream_with("mine", b"upstream impostor").await;
-    let app = TestApp::hybrid(&format!("{}/", up.uri())).build().await;
+    // The upstream has the name: only a claimed name is published locally.
+    let app = TestApp::hybrid(&format!("{}/", up.uri()))
+        .claims(&["mine"])
+        .build()
+        .await;
     app.publish("mine", "2.0.0", "alice").await;
     let (s, doc) = app.json("/mine").await;
     assert_eq!(s, StatusCode::OK);

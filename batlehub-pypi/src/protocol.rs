@@ -79,6 +79,11 @@ impl Protocol for Pypi {
     }
 
     /// PEP 503 normalization: lowercase, runs of `-_.` become `-`.
+    /// The upstream simple page of the (normalized) project name.
+    fn upstream_probes(key: &str) -> Vec<String> {
+        vec![format!("{key}/")]
+    }
+
     fn package_key(raw: &str) -> Result<String> {
         Ok(crate::name::ProjectName::parse(raw)?.as_str().to_owned())
     }

@@ -280,7 +280,9 @@ async fn hybrid_never_falls_through_for_local_names() {
         ))
         .mount(&up)
         .await;
+    // The upstream has `mine`: only a claimed name is published locally.
     let app = TestApp::hybrid(&format!("{}/simple/", up.uri()))
+        .claims(&["mine"])
         .build()
         .await;
     assert_eq!(

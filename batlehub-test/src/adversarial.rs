@@ -19,6 +19,8 @@ use batlehub_core::protocol::ResponseFuture;
 use batlehub_core::{ClientAddr, Identity};
 use http::{Request, Response, StatusCode, header};
 use tower::Layer as _;
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::conformance::Conformance;
 use crate::{BoxFuture, Got, TestApp, get, identity};
@@ -145,6 +147,106 @@ pub async fn token_flood_throttled<C: Conformance>() {
     assert_eq!(auth.slow.load(Ordering::SeqCst), 7);
 }
 
+/// Dependency confusion: in a hybrid registry the first publish of a name the upstream has
+/// is refused with the rule and a reason (nothing stored, the upstream's package still
+/// served); a new name the upstream does not have is published; a name the upstream
+/// cannot be asked about is refused (fail closed); a claimed name may be published, and a
+/// claimed name is never read from the upstream, even before its first publish.
+pub async fn hybrid_shadowing_refused<C: Conformance>() {
+    let upstream = MockServer::start().await;
+    C::mount_upstream(&upstream, C::package(), &["7.7.7"]).await;
+    let key = C::package_key();
+    let app = TestApp::<C::Service>::hybrid(&C::upstream_url(&upstream))
+        .build()
+        .await;
+    let before = app.state(&[&key]).await;
+    let got = app
+        .call(C::publish_request(C::package(), "2.0.0", Some("alice")))
+        .await;
+    assert_eq!(got.status, StatusCode::FORBIDDEN, "{}", got.text());
+    assert!(
+        got.text().contains("exists on the upstream"),
+        "{}",
+        got.text()
+    );
+    assert_eq!(got.header("x-batlehub-rule"), "hybrid_shadowing");
+    assert_eq!(app.state(&[&key]).await, before, "nothing stored");
+    let got = app
+        .call(get(&C::metadata_path(C::package()), Some("bob")))
+        .await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+    assert!(
+        C::lists_version(&got.body, "7.7.7"),
+        "the upstream's package is still served: {}",
+        got.text()
+    );
+    assert!(!C::lists_version(&got.body, "2.0.0"));
+
+    // A name the upstream does not have (wiremock answers 404) is a new local package.
+    let status = C::publish(&app, "fresh-local-name", "1.0.0", "alice").await;
+    assert!(status.is_success(), "publish of a new name: {status}");
+
+    // An upstream that cannot answer: refused, nothing stored.
+    let broken = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&broken)
+        .await;
+    let app = TestApp::<C::Service>::hybrid(&C::upstream_url(&broken))
+        .build()
+        .await;
+    let before = app.state(&[&key]).await;
+    let got = app
+        .call(C::publish_request(C::package(), "2.0.0", Some("alice")))
+        .await;
+    assert!(
+        got.status.is_server_error(),
+        "{} {}",
+        got.status,
+        got.text()
+    );
+    assert!(got.text().contains("cannot tell"), "{}", got.text());
+    assert_eq!(app.state(&[&key]).await, before, "nothing stored");
+
+    // Claimed: never read from the upstream, publishable, and only local versions listed.
+    let app = TestApp::<C::Service>::hybrid(&C::upstream_url(&upstream))
+        .claims(&[&key])
+        .build()
+        .await;
+    let got = app
+        .call(get(&C::metadata_path(C::package()), Some("bob")))
+        .await;
+    assert_eq!(
+        got.status,
+        StatusCode::NOT_FOUND,
+        "a claimed name is not read from the upstream: {}",
+        got.text()
+    );
+    let status = C::publish(&app, C::package(), "2.0.0", "alice").await;
+    assert!(status.is_success(), "publish of a claimed name: {status}");
+    let got = app
+        .call(get(&C::metadata_path(C::package()), Some("bob")))
+        .await;
+    assert!(C::lists_version(&got.body, "2.0.0"), "{}", got.text());
+    assert!(!C::lists_version(&got.body, "7.7.7"), "{}", got.text());
+
+    // A namespace (admin API) claims its prefix too.
+    let app = TestApp::<C::Service>::hybrid(&C::upstream_url(&upstream))
+        .build()
+        .await;
+    app.storage
+        .index
+        .add_namespace(&batlehub_core::model::Namespace {
+            registry: app.registry.name().to_owned(),
+            prefix: key.clone(),
+            group: "team".into(),
+        })
+        .await
+        .unwrap();
+    let status = C::publish(&app, C::package(), "2.0.0", "alice@team").await;
+    assert!(status.is_success(), "publish under a namespace: {status}");
+}
+
 /// Runs every adversarial check for a [`Conformance`] implementation, one `#[tokio::test]`
 /// each:
 ///
@@ -156,6 +258,7 @@ macro_rules! adversarial_suite {
     ($c:ty) => {
         $crate::adversarial_suite!(@tests $c;
             token_flood_throttled,
+            hybrid_shadowing_refused,
         );
     };
     (@tests $c:ty; $($check:ident),* $(,)?) => {

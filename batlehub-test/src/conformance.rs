@@ -373,12 +373,14 @@ pub async fn stale_when_upstream_down<C: Conformance>() {
     assert!(C::lists_version(&stale.body, "1.0.0"));
 }
 
-/// In a hybrid registry, a name published locally never falls through to the upstream:
-/// the upstream's versions are neither listed nor downloaded.
+/// In a hybrid registry, a name claimed for local use and published never falls through to
+/// the upstream: the upstream's versions are neither listed nor downloaded.
 pub async fn hybrid_local_never_falls_through<C: Conformance>() {
     let upstream = MockServer::start().await;
     C::mount_upstream(&upstream, C::package(), &["9.9.9"]).await;
+    let key = C::package_key();
     let app = TestApp::<C::Service>::hybrid(&C::upstream_url(&upstream))
+        .claims(&[&key])
         .build()
         .await;
     let status = C::publish(&app, C::package(), "1.0.0", "alice").await;

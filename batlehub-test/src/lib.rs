@@ -249,6 +249,7 @@ pub struct Builder<S> {
     auth: Option<UpstreamAuth>,
     max_upload: Option<u64>,
     policy: Option<Arc<dyn Policy>>,
+    claims: Vec<String>,
     map: Vec<ServiceMap<S>>,
 }
 
@@ -272,6 +273,7 @@ impl<S: RegistryService> Builder<S> {
             auth: None,
             max_upload: None,
             policy: None,
+            claims: Vec::new(),
             map: Vec::new(),
         }
     }
@@ -315,6 +317,13 @@ impl<S: RegistryService> Builder<S> {
     #[must_use]
     pub fn max_upload(mut self, bytes: u64) -> Self {
         self.max_upload = Some(bytes);
+        self
+    }
+
+    /// Names claimed for local use (package keys, or prefixes ending in `*`).
+    #[must_use]
+    pub fn claims(mut self, claims: &[&str]) -> Self {
+        self.claims = claims.iter().map(|c| (*c).to_owned()).collect();
         self
     }
 
@@ -363,6 +372,7 @@ impl<S: RegistryService> Builder<S> {
         if let Some(m) = self.max_upload {
             config.max_upload_bytes = m;
         }
+        config.claims = self.claims;
         let policy = self.policy.unwrap_or_else(|| {
             Arc::new(batlehub_rules::RegistryPolicy::rbac_only(
                 batlehub_rules::Rbac::default(),

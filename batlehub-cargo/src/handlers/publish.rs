@@ -303,7 +303,7 @@ async fn commit(
         package_exists: exists,
         signature: None,
     };
-    let outcome = ctx.registry.check_publish(&ctx.caller, &facts).await?;
+    let outcome = ctx.check_publish(&facts).await?;
 
     let (features, features2) = split_features(&meta.features);
     let line = IndexLine {

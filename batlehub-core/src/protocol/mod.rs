@@ -99,7 +99,7 @@ pub use service::ProtocolService;
 
 use crate::body::Body;
 use crate::error::{Error, Result};
-use crate::model::{Identity, Mode, Permission};
+use crate::model::{Identity, Permission};
 use crate::policy::Caller;
 use crate::registry::Registry;
 
@@ -162,6 +162,19 @@ pub trait Protocol: std::fmt::Debug + Send + Sync + 'static {
         raw.to_owned()
     }
 
+    /// The upstream paths (relative to an upstream's root) that answer `2xx` when the
+    /// upstream has the package stored under `key`, and `404`/`410` when it does not: the
+    /// hybrid shadowing guard asks them before the first local publish of a name (see
+    /// [`Registry::check_publish`]). The default has none, so a hybrid registry of such a
+    /// protocol publishes only [claimed](Registry::is_claimed) names.
+    fn upstream_probes(key: &str) -> Vec<String>
+    where
+        Self: Sized,
+    {
+        let _ = key;
+        Vec::new()
+    }
+
     /// The key a raw package name is stored under (policy, owners, blocks and the index use
     /// it): the protocol's normalization. The default keeps the name as it is.
     ///
@@ -187,6 +200,8 @@ pub struct Cx {
     pub base: String,
     /// The request head; the path is relative to the mount point.
     pub parts: Parts,
+    /// The protocol's [`Protocol::upstream_probes`].
+    probes: fn(&str) -> Vec<String>,
 }
 
 impl Cx {
@@ -198,7 +213,29 @@ impl Cx {
             caller,
             base,
             parts,
+            probes: |_| Vec::new(),
         }
+    }
+
+    /// The same context, with `P`'s upstream probes for the hybrid shadowing guard.
+    pub(crate) fn for_protocol<P: Protocol>(mut self) -> Self {
+        self.probes = P::upstream_probes;
+        self
+    }
+
+    /// Whether a publish may go ahead, [`Registry::check_publish`] with this protocol's
+    /// upstream probes: every protocol's publish goes through here.
+    ///
+    /// # Errors
+    /// As [`Registry::check_publish`].
+    pub async fn check_publish(
+        &self,
+        facts: &crate::policy::PublishFacts,
+    ) -> Result<crate::policy::Outcome> {
+        let probes = (self.probes)(&facts.package);
+        self.registry
+            .check_publish(&self.caller, facts, &probes)
+            .await
     }
 
     /// The caller's identity.
@@ -242,22 +279,14 @@ impl Cx {
 
     /// Whether the package stored under `key` is served from the local index: always in
     /// `local` mode, never in `proxy` mode, and in `hybrid` mode when a local package of that
-    /// name exists (the dependency-confusion guard: such a name never falls through to an
-    /// upstream, even when policy hides every local version).
+    /// name exists or the name is claimed (the dependency-confusion guard: such a name never
+    /// falls through to an upstream, even when policy hides every local version). See
+    /// [`Registry::is_local`].
     ///
     /// # Errors
     /// When the index cannot be read.
     pub async fn is_local(&self, key: &str) -> Result<bool> {
-        Ok(match self.registry.mode() {
-            Mode::Local => true,
-            Mode::Proxy => false,
-            Mode::Hybrid => {
-                self.registry
-                    .index()
-                    .package_exists(self.registry.name(), key)
-                    .await?
-            }
-        })
+        self.registry.is_local(key).await
     }
 }
 

@@ -120,7 +120,8 @@ impl<P: Protocol> Inner<P> {
                 let mut resp = match self.protocol.route(&parts) {
                     Ok(route) => match self.check_head(&caller, &route, &parts) {
                         Ok(()) => {
-                            let cx = Cx::new(self.registry.clone(), caller, base, parts);
+                            let cx = Cx::new(self.registry.clone(), caller, base, parts)
+                                .for_protocol::<P>();
                             match self.protocol.handle(cx, route, body).await {
                                 Ok(resp) => resp,
                                 Err(e) => self.error(&e),

@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
-use crate::model::{Access, AuditEvent, Decision, Identity, LocalPackage, Permission};
+use http::StatusCode;
+
+use crate::error::{Denial, Error, Result};
+use crate::model::{Access, AuditEvent, Decision, Identity, LocalPackage, Mode, Permission};
 use crate::policy::{Caller, Outcome, PolicyCx, PublishFacts, VersionFacts};
 
 use super::Registry;
@@ -206,15 +208,31 @@ impl Registry {
     }
 
     /// Whether a publish may go ahead: mode, RBAC, then ownership, namespaces, versioning,
-    /// signing and quota. Refusals are audited.
+    /// signing and quota, and in a hybrid registry the shadowing guard: the first publish
+    /// of a name that is not [claimed](Self::is_claimed) is refused when the upstream has
+    /// that name (`probes` are the upstream paths that would list it, see
+    /// [`Protocol::upstream_probes`](crate::protocol::Protocol::upstream_probes); with none,
+    /// or when the upstream cannot be asked, it is refused too). Refusals are audited.
+    ///
+    /// Protocol handlers call [`Cx::check_publish`](crate::protocol::Cx::check_publish),
+    /// which passes their protocol's probes.
     ///
     /// # Errors
-    /// [`Error::MethodNotAllowed`] in proxy mode; RBAC errors; the policy's refusal.
-    pub async fn check_publish(&self, caller: &Caller, facts: &PublishFacts) -> Result<Outcome> {
+    /// [`Error::MethodNotAllowed`] in proxy mode; RBAC errors; the policy's refusal;
+    /// [`Error::Denied`] (rule `hybrid_shadowing`) for a name the upstream has;
+    /// [`Error::Upstream`] when the upstream cannot say.
+    pub async fn check_publish(
+        &self,
+        caller: &Caller,
+        facts: &PublishFacts,
+        probes: &[String],
+    ) -> Result<Outcome> {
         let outcome: Result<Outcome> = async {
             self.ensure_publishable()?;
             self.authorize(&caller.identity, Permission::Publish, Some(&facts.package))?;
-            self.inner.policy.publish(self.cx(caller), facts).await
+            let outcome = self.inner.policy.publish(self.cx(caller), facts).await?;
+            self.check_shadowing(&facts.package, probes).await?;
+            Ok(outcome)
         }
         .await;
         if let Err(e) = &outcome {
@@ -249,6 +267,99 @@ impl Registry {
             outcome.as_ref().map(|_| ()),
         );
         outcome
+    }
+
+    /// Whether `key` is claimed for local use: listed in [`RegistryConfig::claims`](super::RegistryConfig::claims)
+    /// (exactly, or under a prefix ending in `*`), or under a namespace of this registry.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn is_claimed(&self, key: &str) -> Result<bool> {
+        let configured = self
+            .inner
+            .config
+            .claims
+            .iter()
+            .any(|c| match c.strip_suffix('*') {
+                Some(prefix) => key.starts_with(prefix),
+                None => key == c,
+            });
+        if configured {
+            return Ok(true);
+        }
+        Ok(self
+            .index()
+            .namespaces(self.name())
+            .await?
+            .iter()
+            .any(|ns| key.starts_with(&ns.prefix)))
+    }
+
+    /// Whether reads of `key` are answered from this registry alone: always in local mode,
+    /// never in proxy mode, and in hybrid mode when the package exists locally or its name
+    /// is [claimed](Self::is_claimed) (a claimed name never falls through to the upstream,
+    /// even before its first publish).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn is_local(&self, key: &str) -> Result<bool> {
+        Ok(match self.mode() {
+            Mode::Local => true,
+            Mode::Proxy => false,
+            Mode::Hybrid => {
+                self.index().package_exists(self.name(), key).await? || self.is_claimed(key).await?
+            }
+        })
+    }
+
+    /// The hybrid shadowing guard of [`check_publish`](Self::check_publish).
+    async fn check_shadowing(&self, key: &str, probes: &[String]) -> Result<()> {
+        if self.mode() != Mode::Hybrid
+            || self.index().package_exists(self.name(), key).await?
+            || self.is_claimed(key).await?
+        {
+            return Ok(());
+        }
+        let refuse = |why: String| {
+            Error::Denied(Denial {
+                rule: "hybrid_shadowing".into(),
+                reason: format!(
+                    "{why}: a local package would shadow the upstream's for every client of hybrid registry `{}` (dependency confusion). An admin can claim the name for local use (the registry's `claims`, or a namespace)",
+                    self.name()
+                ),
+                eligible_at: None,
+            })
+        };
+        if probes.is_empty() {
+            return Err(refuse(format!(
+                "`{key}` is a new name and this protocol cannot check the upstream for it"
+            )));
+        }
+        let client = self.upstream_client()?;
+        for index in 0..client.roots().len() {
+            for probe in probes {
+                let url = client.url_for(index, probe)?;
+                let status = client
+                    .get(url, http::HeaderMap::new())
+                    .await
+                    .map_err(|e| {
+                        Error::Upstream(format!(
+                            "cannot tell whether `{key}` exists on the upstream ({}); a hybrid registry publishes a new name only when the upstream does not have it",
+                            e.client_message()
+                        ))
+                    })?
+                    .status();
+                if status.is_success() {
+                    return Err(refuse(format!("`{key}` exists on the upstream")));
+                }
+                if !matches!(status, StatusCode::NOT_FOUND | StatusCode::GONE) {
+                    return Err(Error::Upstream(format!(
+                        "cannot tell whether `{key}` exists on the upstream (it answered {status}); a hybrid registry publishes a new name only when the upstream does not have it"
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     // ---- local blobs ----------------------------------------------------------------

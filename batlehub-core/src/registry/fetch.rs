@@ -73,7 +73,7 @@ impl Registry {
 
     // ---- upstream documents -----------------------------------------------------------
 
-    fn upstream_client(&self) -> Result<&UpstreamClient> {
+    pub(super) fn upstream_client(&self) -> Result<&UpstreamClient> {
         self.inner
             .upstream
             .as_ref()

@@ -55,6 +55,11 @@ pub struct RegistryConfig {
     pub max_artifact_bytes: u64,
     /// The largest upstream metadata document accepted.
     pub max_document_bytes: u64,
+    /// Names claimed for local use in a hybrid registry: a package key, or a prefix ending
+    /// in `*` (`@acme/*`, `com.acme:*`). A claimed name may be published even when the
+    /// upstream has it, and is never read from the upstream. Namespaces (admin API) claim
+    /// their prefixes too.
+    pub claims: Vec<String>,
 }
 
 impl RegistryConfig {
@@ -69,6 +74,7 @@ impl RegistryConfig {
             max_upload_bytes: 512 * 1024 * 1024,
             max_artifact_bytes: 8 * 1024 * 1024 * 1024,
             max_document_bytes: 256 * 1024 * 1024,
+            claims: Vec::new(),
         }
     }
 
@@ -238,6 +244,15 @@ impl Registry {
     ) -> std::result::Result<Self, ConfigError> {
         crate::coords::check_segment("registry name", &config.name)
             .map_err(|e| ConfigError::new(e.to_string()))?;
+        for claim in &config.claims {
+            let stem = claim.strip_suffix('*').unwrap_or(claim);
+            if stem.is_empty() || stem.contains('*') {
+                return Err(ConfigError::new(format!(
+                    "registry `{}`: claim `{claim}` must be a package name or a prefix ending in `*` (not `*` alone)",
+                    config.name
+                )));
+            }
+        }
         let upstream = if config.mode.has_upstreams() {
             if config.upstream.urls.is_empty() {
                 return Err(ConfigError::new(format!(

@@ -186,7 +186,7 @@ async fn commit(
             package_exists,
             signature: None,
         };
-        ctx.registry.check_publish(&ctx.caller, &facts).await?;
+        ctx.check_publish(&facts).await?;
         let new = NewVersion {
             registry: ctx.registry.name().to_owned(),
             version: VersionRecord {
@@ -311,6 +311,6 @@ async fn add_check(ctx: &Cx, coords: &Coords, version: &str, staged: &Staged) ->
         package_exists: true,
         signature: None,
     };
-    ctx.registry.check_publish(&ctx.caller, &facts).await?;
+    ctx.check_publish(&facts).await?;
     Ok(())
 }

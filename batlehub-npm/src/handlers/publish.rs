@@ -227,7 +227,7 @@ async fn publish(ctx: &Cx, name: &PackageName, body: PublishBody) -> Result<Resp
         package_exists: exists,
         signature: signature.clone(),
     };
-    let outcome = ctx.registry.check_publish(&ctx.caller, &facts).await?;
+    let outcome = ctx.check_publish(&facts).await?;
 
     let staged = ctx.registry.stage_bytes(Bytes::from(tarball)).await?;
     let new = NewVersion {

@@ -387,7 +387,7 @@ async fn publish_file(
         package_exists: pkg.is_some(),
         signature: None,
     };
-    let outcome = ctx.registry.check_publish(&ctx.caller, &facts).await?;
+    let outcome = ctx.check_publish(&facts).await?;
 
     let file_record = FileRecord {
         filename: filename.clone(),

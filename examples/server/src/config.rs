@@ -321,6 +321,11 @@ pub struct RegistryToml {
     /// PyPI: how versions refused by policy are shown, `hide` (default) or `yanked`
     /// (listed as yanked with the rule's reason, so a pinned install prints it).
     pub denied_versions: Option<String>,
+    /// Hybrid: names claimed for local use (a package name, or a prefix ending in `*`,
+    /// matched against the normalized name). Only claimed names may be published when
+    /// the upstream has them, and claimed names are never read from the upstream.
+    #[serde(default)]
+    pub claims: Vec<String>,
 }
 
 impl RegistryToml {
@@ -343,6 +348,7 @@ impl RegistryToml {
             signing: None,
             quota: None,
             rate_limit: None,
+            claims: Vec::new(),
             denied_versions: None,
         }
     }

@@ -101,6 +101,22 @@ pub async fn build_router(config: &Config) -> Result<Router, ConfigError> {
         if let Some(max) = r.max_upload_bytes {
             rc.max_upload_bytes = max;
         }
+        rc.claims = r
+            .claims
+            .iter()
+            .enumerate()
+            .map(|(j, claim)| {
+                if claim.ends_with('*') {
+                    return Ok(claim.clone());
+                }
+                (kind.package_key)(claim).map_err(|e| {
+                    ConfigError(format!(
+                        "{at}.claims[{j}]: `{claim}`: {}",
+                        e.client_message()
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?;
         let policy = RegistryPolicy::from_config(&r.policy_config(), &at)
             .map_err(|e| ConfigError(e.to_string()))?;
         let registry = hub
