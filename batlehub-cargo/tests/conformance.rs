@@ -4,10 +4,11 @@ mod common;
 
 use batlehub_cargo::CargoService;
 use batlehub_core::body::Body;
-use batlehub_test::conformance::Conformance;
+use batlehub_test::conformance::{Conformance, Lie};
 use common::{CargoApp, TestApp, crate_file, index_path, metadata, mount_index, publish_body};
 use http::{Method, Request, StatusCode};
-use wiremock::MockServer;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 struct Cargo;
 
@@ -42,6 +43,26 @@ impl Conformance for Cargo {
 
     fn upstream_url(server: &MockServer) -> String {
         format!("sparse+{}/index/", server.uri())
+    }
+
+    /// Index lines always carry `cksum`: only the bytes can lie.
+    async fn mount_lying_upstream(
+        server: &MockServer,
+        name: &str,
+        version: &str,
+        lie: Lie,
+    ) -> bool {
+        Self::mount_upstream(server, name, &[version]).await;
+        if lie == Lie::NoDigest {
+            return false;
+        }
+        Mock::given(method("GET"))
+            .and(path(format!("/files/{name}-{version}.crate")))
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(crate_file(name, "6.6.6")))
+            .with_priority(1)
+            .mount(server)
+            .await;
+        true
     }
 }
 

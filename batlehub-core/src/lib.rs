@@ -15,6 +15,7 @@ pub mod policy;
 pub mod protocol;
 pub mod registry;
 pub mod store;
+pub mod sweep;
 pub mod upstream;
 pub mod versions;
 
@@ -32,6 +33,7 @@ pub use policy::{
 };
 pub use registry::{Artifact, Document, LocalIndex, Registry, RegistryConfig, Staged};
 pub use store::{BlobStore, Index, Storage};
+pub use sweep::{BlobSweeper, SweepReport};
 pub use upstream::{UpstreamAuth, UpstreamClient, UpstreamOptions};
 
 /// What `protocol_service!` expands to needs; not part of the API.

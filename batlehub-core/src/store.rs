@@ -302,6 +302,18 @@ pub trait Index: Send + Sync + Debug + 'static {
     fn append_audit<'a>(&'a self, events: &'a [AuditEvent]) -> BoxFuture<'a, Result<()>>;
     /// Audit events matching the query, oldest first.
     fn query_audit<'a>(&'a self, query: &'a AuditQuery) -> BoxFuture<'a, Result<Vec<AuditEvent>>>;
+
+    /// The sha256 (lowercase hex) of every blob the index refers to, in every registry:
+    /// published files, cached documents and cached artifacts. The orphan sweep
+    /// ([`BlobSweeper`](crate::sweep::BlobSweeper)) deletes blobs outside this set. The
+    /// default answers an error, so an index that does not implement it is never swept.
+    fn referenced_blobs(&self) -> BoxFuture<'_, Result<std::collections::HashSet<String>>> {
+        Box::pin(async {
+            Err(crate::Error::storage(
+                "this index cannot list the blobs it refers to",
+            ))
+        })
+    }
 }
 
 /// The blob store and the index, together, with the in-memory cache of hot content.

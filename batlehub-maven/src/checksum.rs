@@ -76,13 +76,40 @@ impl Algo {
     }
 
     /// The hex digest of a streamed body.
-    pub(crate) async fn of_body(self, mut body: Body) -> Result<String> {
+    pub(crate) async fn of_body(self, body: Body) -> Result<String> {
+        self.of_body_checked(body, None, "").await
+    }
+
+    /// The digest of `body`, checking on the way that its sha256 is `sha256` (the digest
+    /// the bytes were stored or verified under): a checksum is only ever served for bytes
+    /// that are still the ones that were verified.
+    ///
+    /// # Errors
+    /// [`Error::Integrity`] naming `key` when the bytes changed; storage errors.
+    pub(crate) async fn of_body_checked(
+        self,
+        mut body: Body,
+        sha256: Option<&str>,
+        key: &str,
+    ) -> Result<String> {
         let mut h = Hasher::new(self);
+        let mut check = sha256.map(|_| sha2::Sha256::new());
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| Error::storage(format!("reading a blob: {e}")))?;
             if let Ok(data) = frame.into_data() {
                 h.update(&data);
+                if let Some(c) = check.as_mut() {
+                    c.update(&data);
+                }
             }
+        }
+        if let (Some(c), Some(want)) = (check, sha256)
+            && !hex::encode(c.finalize()).eq_ignore_ascii_case(want)
+        {
+            tracing::error!(key, "stored bytes no longer match their digest");
+            return Err(Error::Integrity {
+                key: key.to_owned(),
+            });
         }
         Ok(h.finish())
     }

@@ -4,7 +4,7 @@ mod common;
 
 use batlehub_core::body::Body;
 use batlehub_maven::MavenService;
-use batlehub_test::conformance::Conformance;
+use batlehub_test::conformance::{Conformance, Lie};
 use common::{MavenApp, TestApp, pom, sha1_hex};
 use http::{Method, Request, StatusCode};
 use wiremock::matchers::{method, path};
@@ -131,6 +131,43 @@ impl Conformance for Maven {
 
     fn upstream_url(server: &MockServer) -> String {
         format!("{}/repo/", server.uri())
+    }
+
+    async fn mount_lying_upstream(
+        server: &MockServer,
+        name: &str,
+        version: &str,
+        lie: Lie,
+    ) -> bool {
+        Self::mount_upstream(server, name, &[version]).await;
+        let (group_path, artifact) = split(name);
+        let dir = format!("/repo/{group_path}/{artifact}/{version}");
+        match lie {
+            Lie::WrongDigest => {
+                Mock::given(method("GET"))
+                    .and(path(format!("{dir}/{artifact}-{version}.jar")))
+                    .respond_with(ResponseTemplate::new(200).set_body_bytes(jar(name, "6.6.6")))
+                    .with_priority(1)
+                    .mount(server)
+                    .await;
+            }
+            Lie::NoDigest => {
+                for file in [
+                    format!("{artifact}-{version}.jar"),
+                    format!("{artifact}-{version}.pom"),
+                ] {
+                    for algo in ["sha1", "sha256", "sha512", "md5"] {
+                        Mock::given(method("GET"))
+                            .and(path(format!("{dir}/{file}.{algo}")))
+                            .respond_with(ResponseTemplate::new(404))
+                            .with_priority(1)
+                            .mount(server)
+                            .await;
+                    }
+                }
+            }
+        }
+        true
     }
 }
 

@@ -135,6 +135,68 @@ async fn proxy_serves_verified_artifacts() {
     assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{b}");
 }
 
+/// Overwrites the stored blob of `bytes` with other bytes, as a failing disk would.
+async fn corrupt(app: &TestApp, bytes: &[u8]) {
+    let path = batlehub_core::store::blob_path(&sha256_hex(bytes));
+    assert!(
+        app.storage.blobs.stat(&path).await.expect("stat").is_some(),
+        "stored"
+    );
+    let mut w = app.storage.blobs.writer(&path).await.expect("writer");
+    w.write(bytes::Bytes::from_static(b"bit rot"))
+        .await
+        .expect("write");
+    w.close().await.expect("close");
+}
+
+/// Checksums are never computed from bytes that changed after they were verified: a
+/// proxied file's checksum is the upstream's own, and one computed here (no upstream
+/// checksum for that algorithm, or a deployed file) is checked against the digest the bytes
+/// were stored under, so a corrupted cache entry is detected instead of vouched for.
+#[tokio::test]
+async fn checksums_expose_corrupted_blobs() {
+    let server = upstream().await;
+    let app = TestApp::proxy(&format!("{}/repo/", server.uri()))
+        .build()
+        .await;
+    let jar = "/maven2/org/example/lib/1.0/lib-1.0.jar";
+    assert_eq!(app.get(jar).await.0, StatusCode::OK);
+    corrupt(&app, b"jar 1.0").await;
+    let (s, sum) = app.text(&format!("{jar}.sha256")).await;
+    assert_eq!(
+        (s, sum),
+        (StatusCode::OK, sha256_hex(b"jar 1.0")),
+        "the upstream's checksum, not one of the bytes held here"
+    );
+    let (s, b) = app.text(&format!("{jar}.sha1")).await;
+    assert_eq!(s, StatusCode::BAD_GATEWAY, "{b}");
+    assert!(b.contains("integrity"), "{b}");
+
+    // Deployed here, corrupted before anything read it back into memory.
+    let app = TestApp::local().build().await;
+    let (s, b) = app
+        .put(
+            "/maven2/org/example/lib/3.0/lib-3.0.jar",
+            "jar of lib 3.0",
+            "bob",
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, b) = app
+        .put(
+            "/maven2/org/example/lib/3.0/lib-3.0.pom",
+            pom("org.example", "lib", "3.0"),
+            "bob",
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    corrupt(&app, b"jar of lib 3.0").await;
+    let (s, b) = app
+        .text("/maven2/org/example/lib/3.0/lib-3.0.jar.sha1")
+        .await;
+    assert_eq!(s, StatusCode::BAD_GATEWAY, "{b}");
+}
+
 #[tokio::test]
 async fn age_gate_filters_metadata_and_refuses_downloads() {
     let server = upstream().await;

@@ -4,7 +4,7 @@ mod common;
 
 use batlehub_core::body::Body;
 use batlehub_npm::NpmService;
-use batlehub_test::conformance::Conformance;
+use batlehub_test::conformance::{Conformance, Lie};
 use common::{NpmApp, TestApp, escape, publish_body, put_json, tgz, upstream_packument};
 use http::{Request, StatusCode};
 use serde_json::json;
@@ -62,6 +62,42 @@ impl Conformance for Npm {
                 .mount(server)
                 .await;
         }
+    }
+
+    async fn mount_lying_upstream(
+        server: &MockServer,
+        name: &str,
+        version: &str,
+        lie: Lie,
+    ) -> bool {
+        Self::mount_upstream(server, name, &[version]).await;
+        match lie {
+            Lie::WrongDigest => {
+                Mock::given(method("GET"))
+                    .and(path(Self::artifact_path(name, version)))
+                    .respond_with(ResponseTemplate::new(200).set_body_bytes(tarball(name, "6.6.6")))
+                    .with_priority(1)
+                    .mount(server)
+                    .await;
+            }
+            Lie::NoDigest => {
+                let bytes = tarball(name, version);
+                let mut doc =
+                    upstream_packument(name, &server.uri(), &[(version, bytes.as_slice())]);
+                let dist = &mut doc["versions"][version]["dist"];
+                dist.as_object_mut().map(|d| {
+                    d.remove("integrity");
+                    d.remove("shasum")
+                });
+                Mock::given(method("GET"))
+                    .and(path(format!("/{name}")))
+                    .respond_with(ResponseTemplate::new(200).set_body_json(doc))
+                    .with_priority(1)
+                    .mount(server)
+                    .await;
+            }
+        }
+        true
     }
 }
 

@@ -4,12 +4,13 @@ mod common;
 
 use batlehub_core::body::Body;
 use batlehub_pypi::PypiService;
-use batlehub_test::conformance::Conformance;
+use batlehub_test::conformance::{Conformance, Lie};
 use common::{
     PypiApp, TestApp, json_page, serve_files, serve_page, twine_fields, upload_request, wheel,
 };
 use http::{Request, StatusCode};
-use wiremock::MockServer;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 struct Pypi;
 
@@ -49,6 +50,46 @@ impl Conformance for Pypi {
 
     fn upstream_url(server: &MockServer) -> String {
         format!("{}/simple/", server.uri())
+    }
+
+    async fn mount_lying_upstream(
+        server: &MockServer,
+        name: &str,
+        version: &str,
+        lie: Lie,
+    ) -> bool {
+        Self::mount_upstream(server, name, &[version]).await;
+        let honest = wheel(name, version, &[]);
+        match lie {
+            Lie::WrongDigest => {
+                Mock::given(method("GET"))
+                    .and(path(format!("/files/{}", honest.filename)))
+                    .respond_with(
+                        ResponseTemplate::new(200).set_body_bytes(wheel(name, "6.6.6", &[]).bytes),
+                    )
+                    .with_priority(1)
+                    .mount(server)
+                    .await;
+            }
+            Lie::NoDigest => {
+                let mut page = json_page(
+                    name,
+                    &server.uri(),
+                    &[(&honest, "2025-01-01T00:00:00.000000Z")],
+                );
+                page["files"][0]["hashes"] = serde_json::json!({});
+                Mock::given(method("GET"))
+                    .and(path(format!("/simple/{name}/")))
+                    .respond_with(
+                        ResponseTemplate::new(200)
+                            .set_body_raw(serde_json::to_vec(&page).expect("json"), common::JSON),
+                    )
+                    .with_priority(1)
+                    .mount(server)
+                    .await;
+            }
+        }
+        true
     }
 }
 

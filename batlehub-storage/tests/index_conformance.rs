@@ -1532,6 +1532,7 @@ const CASES: &[(&str, Case)] = &[
     ("rate_counters", |i, r| Box::pin(rate_counters(i, r))),
     ("usage", |i, r| Box::pin(usage(i, r))),
     ("audit_log", |i, r| Box::pin(audit_log(i, r))),
+    ("referenced_blobs", |i, r| Box::pin(referenced_blobs(i, r))),
 ];
 
 /// Two indexes on one database (two replicas): what one caches, the other's writes clear.
@@ -1584,6 +1585,57 @@ async fn replicas_see_each_others_writes(writer: &SqlIndex, reader: &SqlIndex) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// Every blob a file, cached document or cached artifact refers to is listed (across
+/// registries); an unpublished version's file no longer is.
+async fn referenced_blobs(index: &dyn Index, reg: &str) {
+    let (file, doc, artifact, other) = (
+        "e1".repeat(32),
+        "e2".repeat(32),
+        "e3".repeat(32),
+        "e4".repeat(32),
+    );
+    let mut v = version("refs", "1.0.0", t(1), &["refs-1.0.0.tgz"]);
+    v.files[0].sha256 = file.clone();
+    index.publish(&new(reg, &v, &[])).await.unwrap();
+    index
+        .put_cached_document(
+            reg,
+            "refs-doc",
+            &CachedDocument {
+                sha256: doc.clone(),
+                size: 1,
+                etag: None,
+                last_modified: None,
+                content_type: None,
+                upstream: 0,
+                fetched_at: t(1),
+            },
+        )
+        .await
+        .unwrap();
+    index
+        .put_cached_artifact(
+            reg,
+            "refs-artifact",
+            &CachedArtifact {
+                sha256: artifact.clone(),
+                size: 1,
+                fetched_at: t(1),
+            },
+        )
+        .await
+        .unwrap();
+    let refs = index.referenced_blobs().await.unwrap();
+    for sha in [&file, &doc, &artifact] {
+        assert!(refs.contains(sha.as_str()), "{sha} is referenced");
+    }
+    assert!(!refs.contains(other.as_str()));
+    assert!(index.delete_package(reg, "refs").await.unwrap());
+    let refs = index.referenced_blobs().await.unwrap();
+    assert!(!refs.contains(file.as_str()), "unpublished: an orphan now");
+    assert!(refs.contains(doc.as_str()) && refs.contains(artifact.as_str()));
 }
 
 /// Runs every case, each in its own registry, and returns how many ran.

@@ -22,7 +22,7 @@ use tower::Layer as _;
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::conformance::Conformance;
+use crate::conformance::{Conformance, Lie};
 use crate::{BoxFuture, Got, TestApp, get, identity};
 
 /// Accepts `good-token` from its cache; every other token takes the slow path (counted)
@@ -247,6 +247,80 @@ pub async fn hybrid_shadowing_refused<C: Conformance>() {
     assert!(status.is_success(), "publish under a namespace: {status}");
 }
 
+/// The sha256 content-addressed blobs stored.
+async fn content_blobs(storage: &batlehub_core::Storage) -> Vec<String> {
+    storage.blobs.list("sha256/").await.unwrap()
+}
+
+/// An upstream whose artifact bytes do not match the digest its metadata publishes: the
+/// client never receives a complete, successful transfer of those bytes, nothing is
+/// cached, and the next request fails the same way (it is not served from a cache).
+pub async fn lying_upstream_wrong_digest<C: Conformance>() {
+    let upstream = MockServer::start().await;
+    assert!(C::mount_lying_upstream(&upstream, C::package(), "1.0.0", Lie::WrongDigest).await);
+    let app = TestApp::<C::Service>::proxy(&C::upstream_url(&upstream))
+        .build()
+        .await;
+    let path = C::artifact_path(C::package(), "1.0.0");
+    let mut blobs = Vec::new();
+    for attempt in 0..2 {
+        let (status, body) = app.send_raw(get(&path, None)).await;
+        assert!(
+            !status.is_success() || body.is_err(),
+            "attempt {attempt}: a lying upstream's bytes were served as a success ({status})"
+        );
+        // The download task finishes after the client's transfer fails.
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        let now = app.storage.blobs.list("").await.unwrap();
+        assert!(
+            now.iter().all(|p| !p.starts_with("tmp/")),
+            "attempt {attempt}: nothing left behind: {now:?}"
+        );
+        if attempt == 1 {
+            // The metadata is cached by now: a second attempt stores nothing at all.
+            assert_eq!(now, blobs, "nothing cached from the lying upstream");
+        }
+        blobs = now;
+    }
+}
+
+/// An upstream that publishes no digest: fail closed by default (`502` with the reason, in
+/// the protocol's envelope, nothing cached); with `allow_unverified` the bytes are served
+/// uncached, marked `X-Batlehub-Unverified` and `Cache-Control: no-store`.
+pub async fn lying_upstream_missing_digest<C: Conformance>() {
+    let upstream = MockServer::start().await;
+    if !C::mount_lying_upstream(&upstream, C::package(), "1.0.0", Lie::NoDigest).await {
+        return; // the format always carries a digest
+    }
+    let path = C::artifact_path(C::package(), "1.0.0");
+    let app = TestApp::<C::Service>::proxy(&C::upstream_url(&upstream))
+        .build()
+        .await;
+    let got = app.call(get(&path, None)).await;
+    assert_eq!(got.status, StatusCode::BAD_GATEWAY, "{}", got.text());
+    assert!(got.text().contains("no digest"), "{}", got.text());
+
+    let app = TestApp::<C::Service>::proxy(&C::upstream_url(&upstream))
+        .allow_unverified()
+        .build()
+        .await;
+    let got = app.call(get(&path, None)).await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+    assert!(!got.header("x-batlehub-unverified").is_empty());
+    assert_eq!(got.header("cache-control"), "no-store");
+    let before = content_blobs(&app.storage).await;
+    let again = app.call(get(&path, None)).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.body, got.body);
+    assert_eq!(
+        content_blobs(&app.storage).await,
+        before,
+        "unverified bytes are never cached"
+    );
+}
+
 /// Runs every adversarial check for a [`Conformance`] implementation, one `#[tokio::test]`
 /// each:
 ///
@@ -259,6 +333,8 @@ macro_rules! adversarial_suite {
         $crate::adversarial_suite!(@tests $c;
             token_flood_throttled,
             hybrid_shadowing_refused,
+            lying_upstream_wrong_digest,
+            lying_upstream_missing_digest,
         );
     };
     (@tests $c:ty; $($check:ident),* $(,)?) => {

@@ -81,10 +81,31 @@ pub trait Conformance: Send + Sync + 'static {
         versions: &[&str],
     ) -> impl Future<Output = ()> + Send;
 
+    /// Serves `name@version` (metadata and artifact) the way a lying upstream does, as
+    /// `lie` says (mount the honest upstream, then override with
+    /// `with_priority(1)` mocks). Returns `false`
+    /// when this protocol's upstream format cannot express the lie (its metadata always
+    /// carries a digest).
+    fn mount_lying_upstream(
+        server: &MockServer,
+        name: &str,
+        version: &str,
+        lie: Lie,
+    ) -> impl Future<Output = bool> + Send;
+
     /// The upstream URL a proxy of `server` is configured with.
     fn upstream_url(server: &MockServer) -> String {
         server.uri()
     }
+}
+
+/// How a lying upstream lies about an artifact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lie {
+    /// The artifact's bytes are not the ones whose digest the metadata publishes.
+    WrongDigest,
+    /// The metadata publishes no digest for the artifact.
+    NoDigest,
 }
 
 fn assert_nosniff(what: &str, headers: &http::HeaderMap) {

@@ -250,6 +250,7 @@ pub struct Builder<S> {
     max_upload: Option<u64>,
     policy: Option<Arc<dyn Policy>>,
     claims: Vec<String>,
+    allow_unverified: bool,
     map: Vec<ServiceMap<S>>,
 }
 
@@ -274,6 +275,7 @@ impl<S: RegistryService> Builder<S> {
             max_upload: None,
             policy: None,
             claims: Vec::new(),
+            allow_unverified: false,
             map: Vec::new(),
         }
     }
@@ -327,6 +329,13 @@ impl<S: RegistryService> Builder<S> {
         self
     }
 
+    /// Serves upstream artifacts without a published digest (uncached, marked).
+    #[must_use]
+    pub fn allow_unverified(mut self) -> Self {
+        self.allow_unverified = true;
+        self
+    }
+
     /// A `RegistryPolicy` from TOML (the reference server's `[[registries]]` policy keys).
     ///
     /// # Panics
@@ -373,6 +382,7 @@ impl<S: RegistryService> Builder<S> {
             config.max_upload_bytes = m;
         }
         config.claims = self.claims;
+        config.allow_unverified = self.allow_unverified;
         let policy = self.policy.unwrap_or_else(|| {
             Arc::new(batlehub_rules::RegistryPolicy::rbac_only(
                 batlehub_rules::Rbac::default(),

@@ -113,11 +113,18 @@ pub fn artifact(
     }
     h.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static(match audience {
-            Audience::Public => "public, max-age=31536000, immutable",
-            Audience::Private => "private, max-age=31536000, immutable",
+        HeaderValue::from_static(match (artifact.unverified, audience) {
+            (true, _) => "no-store",
+            (false, Audience::Public) => "public, max-age=31536000, immutable",
+            (false, Audience::Private) => "private, max-age=31536000, immutable",
         }),
     );
+    if artifact.unverified {
+        h.insert(
+            "x-batlehub-unverified",
+            HeaderValue::from_static("the upstream published no digest for these bytes"),
+        );
+    }
     resp
 }
 
@@ -220,6 +227,7 @@ mod tests {
                     size: Some(3),
                     sha256: Some("ab".into()),
                     body: body::full("abc"),
+                    unverified: false,
                 },
                 OCTET_STREAM,
                 aud,

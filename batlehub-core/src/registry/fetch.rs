@@ -38,6 +38,7 @@ impl Registry {
                 size: Some(hit.len() as u64),
                 sha256: Some(sha256.to_owned()),
                 body: body::full(Bytes::clone(&hit)),
+                unverified: false,
             }));
         }
         let Some(reader) = self.inner.storage.blobs.reader(&blob_path(sha256)).await? else {
@@ -49,6 +50,7 @@ impl Registry {
                 size: Some(size),
                 sha256: Some(sha256.to_owned()),
                 body: body::from_stream(reader.stream),
+                unverified: false,
             }));
         }
         let mut buf = bytes::BytesMut::with_capacity(usize::try_from(size).unwrap_or(0));
@@ -68,6 +70,7 @@ impl Registry {
             size: Some(bytes.len() as u64),
             sha256: Some(sha256.to_owned()),
             body: body::full(bytes),
+            unverified: false,
         }))
     }
 
@@ -282,11 +285,15 @@ impl Registry {
     /// time: the first client receives the bytes as they stream (the last chunk is held
     /// back until the digest is checked), the others wait and are served from the cache.
     /// The bytes are hashed while streaming and compared with `expected`; a mismatch is
-    /// never cached and fails the transfer. `url` must be within the upstream's allowed
-    /// origins.
+    /// never cached and fails the transfer. Without an `expected` digest nothing can be
+    /// verified: the artifact is refused (fail closed), or with
+    /// [`RegistryConfig::allow_unverified`](super::RegistryConfig::allow_unverified) streamed
+    /// through uncached and marked [`Artifact::unverified`]. `url` must be within the
+    /// upstream's allowed origins.
     ///
     /// # Errors
-    /// [`Error::NotFound`] for an upstream 404, [`Error::Upstream`], [`Error::Integrity`].
+    /// [`Error::NotFound`] for an upstream 404, [`Error::Upstream`] (also for a missing
+    /// digest), [`Error::Integrity`].
     pub async fn upstream_artifact(
         &self,
         key: &str,
@@ -297,6 +304,15 @@ impl Registry {
         client.check_url(&url)?;
         if let Some(hit) = self.cached_artifact(key).await? {
             return Ok(hit);
+        }
+        if expected.is_none() {
+            if !self.inner.config.allow_unverified {
+                tracing::warn!(registry = %self.name(), key, "upstream published no digest; refused");
+                return Err(Error::Upstream(format!(
+                    "the upstream published no digest for {key}, so its bytes cannot be verified; refusing them (a registry may set allow_unverified)"
+                )));
+            }
+            return self.unverified(key, url).await;
         }
         enum Role {
             Leader(
@@ -343,6 +359,7 @@ impl Registry {
                     size,
                     sha256: None,
                     body: body::from_stream(stream),
+                    unverified: false,
                 })
             }
             Role::Follower(flight) => {
@@ -352,6 +369,47 @@ impl Registry {
                     .ok_or_else(|| Error::internal("artifact vanished from cache after download"))
             }
         }
+    }
+
+    /// Streams an upstream artifact that cannot be verified straight through, uncached.
+    async fn unverified(&self, key: &str, url: Url) -> Result<Artifact> {
+        tracing::warn!(registry = %self.name(), key, "upstream published no digest; serving unverified, uncached");
+        let resp = self.upstream_client()?.get(url, HeaderMap::new()).await?;
+        let status = resp.status();
+        if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
+            return Err(Error::NotFound(format!(
+                "upstream has no artifact for {key}"
+            )));
+        }
+        if !status.is_success() {
+            return Err(Error::Upstream(format!(
+                "upstream answered {status} for {key}"
+            )));
+        }
+        let limit = self.inner.config.max_artifact_bytes;
+        let size = resp.content_length();
+        if size.is_some_and(|l| l > limit) {
+            return Err(Error::Upstream(format!(
+                "upstream artifact {key} is larger than {limit} bytes"
+            )));
+        }
+        let mut seen = 0u64;
+        let stream = resp.bytes_stream().map(move |chunk| {
+            let chunk = chunk.map_err(std::io::Error::other)?;
+            seen += chunk.len() as u64;
+            if seen > limit {
+                return Err(std::io::Error::other(
+                    "upstream artifact exceeds the size limit",
+                ));
+            }
+            Ok(chunk)
+        });
+        Ok(Artifact {
+            size,
+            sha256: None,
+            body: body::from_stream(stream),
+            unverified: true,
+        })
     }
 
     async fn download(
@@ -449,9 +507,6 @@ impl Registry {
             };
             let _ = tx.send(Err(fail(e.to_string()))).await;
             return Err(e);
-        }
-        if expected.is_none() {
-            tracing::warn!(registry = %self.name(), key, "upstream published no digest; caching unverified");
         }
         let commit: Result<CachedArtifact> = async {
             writer.close().await?;

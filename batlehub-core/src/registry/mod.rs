@@ -60,6 +60,10 @@ pub struct RegistryConfig {
     /// upstream has it, and is never read from the upstream. Namespaces (admin API) claim
     /// their prefixes too.
     pub claims: Vec<String>,
+    /// Serve upstream artifacts whose upstream published no digest (default `false`: such
+    /// an artifact is refused with `502`, fail closed). When allowed, they are streamed
+    /// through without being cached, marked `X-Batlehub-Unverified` and `no-store`.
+    pub allow_unverified: bool,
 }
 
 impl RegistryConfig {
@@ -75,6 +79,7 @@ impl RegistryConfig {
             max_artifact_bytes: 8 * 1024 * 1024 * 1024,
             max_document_bytes: 256 * 1024 * 1024,
             claims: Vec::new(),
+            allow_unverified: false,
         }
     }
 
@@ -130,6 +135,9 @@ pub struct Artifact {
     pub sha256: Option<String>,
     /// The bytes.
     pub body: Body,
+    /// The bytes could not be checked against a digest their upstream published (only
+    /// with [`RegistryConfig::allow_unverified`]); such bytes are never cached.
+    pub unverified: bool,
 }
 
 impl fmt::Debug for Artifact {

@@ -81,7 +81,10 @@ impl Registry {
 
     /// Publishes a version atomically: staged blobs become content-addressed blobs, then
     /// the index row, files and tags are committed in one transaction. If the commit fails
-    /// (a version published twice), blobs this call created are removed again.
+    /// (a version published twice), the blobs stay: another publish may have committed a
+    /// version referring to the same content meanwhile, so a blob is never deleted on a
+    /// failure path; the orphan sweep ([`BlobSweeper`](crate::sweep::BlobSweeper)) removes
+    /// blobs nothing refers to.
     ///
     /// # Errors
     /// [`Error::Conflict`] when the version exists; storage errors.
@@ -102,27 +105,25 @@ impl Registry {
         out
     }
 
-    /// Moves staged uploads to their content addresses; returns the blobs this created.
-    async fn commit_blobs(&self, staged: &[Staged]) -> Result<Vec<String>> {
+    /// Moves staged uploads to their content addresses.
+    async fn commit_blobs(&self, staged: &[Staged]) -> Result<()> {
         let blobs = &self.inner.storage.blobs;
-        let mut created = Vec::new();
         for s in staged {
             let path = blob_path(&s.digests.sha256_hex());
             if blobs.stat(&path).await?.is_some() {
                 blobs.delete(&s.temp.path).await?;
             } else {
                 blobs.rename(&s.temp.path, &path).await?;
-                created.push(path);
             }
             s.temp.settle();
         }
-        Ok(created)
+        Ok(())
     }
 
     /// Adds a file to an existing version (a wheel beside an sdist, a Maven classifier):
     /// the staged blob becomes content-addressed, then the file row is committed. If the
-    /// commit fails (the file exists, the version does not), a blob this call created is
-    /// removed again. The outcome is audited as `publish`.
+    /// commit fails (the file exists, the version does not), the blob stays for the orphan
+    /// sweep, as in [`publish`](Self::publish). The outcome is audited as `publish`.
     ///
     /// # Errors
     /// [`Error::Conflict`] when the file exists; [`Error::NotFound`] when the version does
@@ -135,7 +136,7 @@ impl Registry {
         file: crate::model::FileRecord,
         staged: Staged,
     ) -> Result<()> {
-        let created = self.commit_blobs(std::slice::from_ref(&staged)).await?;
+        self.commit_blobs(std::slice::from_ref(&staged)).await?;
         let out = match self
             .index()
             .add_file(self.name(), package, version, &file)
@@ -147,11 +148,6 @@ impl Registry {
             ))),
             Err(e) => Err(e),
         };
-        if out.is_err() {
-            for path in created {
-                let _ = self.inner.storage.blobs.delete(&path).await;
-            }
-        }
         self.audit(
             caller,
             "publish",
@@ -163,26 +159,16 @@ impl Registry {
     }
 
     async fn publish_inner(&self, new: NewVersion, staged: Vec<Staged>) -> Result<()> {
-        let blobs = &self.inner.storage.blobs;
-        let created = self.commit_blobs(&staged).await?;
-        match self.index().publish(&new).await {
-            Ok(()) => {
-                let package = &new.version.package;
-                if let Some(publisher) = &new.version.publisher
-                    && self.index().owners(self.name(), package).await?.is_empty()
-                {
-                    self.index()
-                        .add_owner(self.name(), package, &Owner::User(publisher.clone()))
-                        .await?;
-                }
-                Ok(())
-            }
-            Err(e) => {
-                for path in created {
-                    let _ = blobs.delete(&path).await;
-                }
-                Err(e)
-            }
+        self.commit_blobs(&staged).await?;
+        self.index().publish(&new).await?;
+        let package = &new.version.package;
+        if let Some(publisher) = &new.version.publisher
+            && self.index().owners(self.name(), package).await?.is_empty()
+        {
+            self.index()
+                .add_owner(self.name(), package, &Owner::User(publisher.clone()))
+                .await?;
         }
+        Ok(())
     }
 }

@@ -138,25 +138,35 @@ async fn cached_time(ctx: &Cx, key: &str) -> Result<Option<DateTime<Utc>>> {
         .map(|t| t.with_timezone(&Utc)))
 }
 
+/// The checksum the upstream publishes beside `path` for `algo`, when it has one.
+pub(crate) async fn upstream_checksum(ctx: &Cx, path: &str, algo: Algo) -> Option<String> {
+    let name = algo.name();
+    match ctx
+        .registry
+        .upstream_document(
+            &format!("maven:sum:{path}.{name}"),
+            &format!("{path}.{name}"),
+            "text/plain",
+        )
+        .await
+    {
+        Ok(Some(doc)) => algo
+            .parse_file(&doc.body)
+            .inspect_err(|_| tracing::warn!(path, name, "upstream checksum file is malformed"))
+            .ok(),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(path, name, error = %e, "upstream checksum file failed");
+            None
+        }
+    }
+}
+
 /// The digest the upstream publishes beside `path`: `.sha256`, else `.sha1`.
 async fn expected_digest(ctx: &Cx, path: &str) -> Option<ExpectedDigest> {
     for algo in [Algo::Sha256, Algo::Sha1] {
-        let name = algo.name();
-        match ctx
-            .registry
-            .upstream_document(
-                &format!("maven:sum:{path}.{name}"),
-                &format!("{path}.{name}"),
-                "text/plain",
-            )
-            .await
-        {
-            Ok(Some(doc)) => match algo.parse_file(&doc.body) {
-                Ok(hex) => return ExpectedDigest::from_hex(name, &hex),
-                Err(_) => tracing::warn!(path, name, "upstream checksum file is malformed"),
-            },
-            Ok(None) => {}
-            Err(e) => tracing::warn!(path, name, error = %e, "upstream checksum file failed"),
+        if let Some(hex) = upstream_checksum(ctx, path, algo).await {
+            return ExpectedDigest::from_hex(algo.name(), &hex);
         }
     }
     None
@@ -196,16 +206,24 @@ pub(crate) async fn file(
     let path = format!("{dir}/{file}");
     if file == pom_file {
         let digests = Digests::of(&pom.body);
-        if let Some(expected) = expected_digest(ctx, &path).await
-            && !expected.matches(&digests)
-        {
-            tracing::error!(%path, "upstream POM does not match its published checksum");
-            return Err(Error::Integrity { key: path });
-        }
+        let unverified = match expected_digest(ctx, &path).await {
+            Some(expected) if !expected.matches(&digests) => {
+                tracing::error!(%path, "upstream POM does not match its published checksum");
+                return Err(Error::Integrity { key: path });
+            }
+            Some(_) => false,
+            None if ctx.registry.config().allow_unverified => true,
+            None => {
+                return Err(Error::Upstream(format!(
+                    "the upstream published no digest for {path}, so its bytes cannot be verified; refusing them (a registry may set allow_unverified)"
+                )));
+            }
+        };
         let artifact = Artifact {
             size: Some(pom.body.len() as u64),
             sha256: Some(digests.sha256_hex()),
             body: body::full(pom.body),
+            unverified,
         };
         return Ok((artifact, published_at));
     }

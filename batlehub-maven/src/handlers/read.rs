@@ -371,9 +371,24 @@ pub(crate) async fn file(
     ctx.registry
         .check_package(&ctx.caller, permission, &coords.key())
         .await?;
-    let (artifact, modified) = open(ctx, coords, version, file, permission).await?;
+    let (artifact, modified, local) = open(ctx, coords, version, file, permission).await?;
     if let Some(algo) = checksum {
-        let hex = algo.of_body(artifact.body).await?;
+        // A proxied file's checksum is the upstream's own (so a client can tell when the
+        // bytes served differ from the upstream's); without one, and for local files, it is
+        // computed from bytes checked against the digest they were verified under.
+        let path = format!("{}/{version}/{file}", coords.path());
+        let upstream = if local {
+            None
+        } else {
+            proxy::upstream_checksum(ctx, &path, algo).await
+        };
+        let hex = match upstream {
+            Some(hex) => hex,
+            None => {
+                algo.of_body_checked(artifact.body, artifact.sha256.as_deref(), &path)
+                    .await?
+            }
+        };
         return Ok(typed(StatusCode::OK, "text/plain", hex));
     }
     let content_type = match name.extension.as_str() {
@@ -406,7 +421,7 @@ async fn open(
     version: &str,
     file: &str,
     permission: Permission,
-) -> Result<(Artifact, Option<DateTime<Utc>>)> {
+) -> Result<(Artifact, Option<DateTime<Utc>>, bool)> {
     let key = coords.key();
     let mode = ctx.registry.mode();
     let not_found = || Error::NotFound(format!("no file {file} in {coords}:{version}"));
@@ -423,6 +438,7 @@ async fn open(
                 return Ok((
                     ctx.registry.open_blob(&f.sha256).await?,
                     Some(v.published_at),
+                    true,
                 ));
             }
             // A local version never falls through to an upstream.
@@ -432,7 +448,8 @@ async fn open(
     // An artifact deployed here never falls through to an upstream (dependency-confusion
     // guard), not even for versions it does not have.
     if mode.has_upstreams() && !ctx.is_local(&key).await? {
-        return proxy::file(ctx, coords, version, file, permission).await;
+        let (artifact, modified) = proxy::file(ctx, coords, version, file, permission).await?;
+        return Ok((artifact, modified, false));
     }
     Err(not_found())
 }

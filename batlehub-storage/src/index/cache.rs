@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use batlehub_core::Result;
@@ -40,6 +40,9 @@ pub(crate) struct Memo<V> {
     generation: AtomicU64,
     map: Mutex<HashMap<String, (V, Option<Instant>)>>,
     capacity: usize,
+    /// Whether values may be kept: false while a replica's change listener is not
+    /// listening (other replicas' writes would go unheard), so reads go to the database.
+    live: AtomicBool,
 }
 
 impl<V> Default for Memo<V> {
@@ -54,6 +57,7 @@ impl<V> Memo<V> {
             generation: AtomicU64::new(0),
             map: Mutex::new(HashMap::new()),
             capacity,
+            live: AtomicBool::new(true),
         }
     }
 }
@@ -78,6 +82,9 @@ impl<V: Clone> Memo<V> {
     where
         F: Future<Output = Result<V>>,
     {
+        if !self.live.load(Ordering::Acquire) {
+            return load.await;
+        }
         if let Some((v, expires)) = self.map.lock().get(&key)
             && expires.is_none_or(|e| e > Instant::now())
         {
@@ -108,6 +115,17 @@ impl<V: Clone> Memo<V> {
         let mut map = self.map.lock();
         self.generation.fetch_add(1, Ordering::AcqRel);
         map.clear();
+    }
+
+    /// Keeps values (`true`) or reads through (`false`, forgetting everything).
+    fn set_live(&self, live: bool) {
+        if !live {
+            self.live.store(false, Ordering::Release);
+            self.clear();
+        } else {
+            self.clear();
+            self.live.store(true, Ordering::Release);
+        }
     }
 }
 
@@ -201,6 +219,19 @@ impl Default for ReadCache {
 }
 
 impl ReadCache {
+    /// Keeps read values (`true`) or reads every value from the database (`false`), for
+    /// as long as this replica cannot hear other replicas' writes.
+    pub(crate) fn set_live(&self, live: bool) {
+        self.exists.set_live(live);
+        self.packages.set_live(live);
+        self.versions.set_live(live);
+        self.blocks.set_live(live);
+        self.visibility.set_live(live);
+        self.namespaces.set_live(live);
+        self.documents.set_live(live);
+        self.artifacts.set_live(live);
+    }
+
     /// Forgets what `change` may have changed.
     pub(crate) fn invalidate(&self, change: Change) {
         match change {
@@ -235,8 +266,10 @@ impl Drop for ReadCache {
 }
 
 /// Listens for other replicas' writes and clears what they changed, until the cache is
-/// dropped. A dropped connection clears everything (notifications may have been missed).
+/// dropped. Nothing is kept until the listener is listening, and while its connection is
+/// down (notifications may be missed then): reads go to the database.
 pub(crate) fn listen(pool: sqlx::PgPool, cache: &std::sync::Arc<ReadCache>) {
+    cache.set_live(false);
     let weak = std::sync::Arc::downgrade(cache);
     // A connection of its own, outside the index's pool, for as long as the index lives.
     let own = sqlx::postgres::PgPoolOptions::new()
@@ -256,23 +289,37 @@ pub(crate) fn listen(pool: sqlx::PgPool, cache: &std::sync::Arc<ReadCache>) {
             }
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         };
+        match weak.upgrade() {
+            Some(cache) => cache.set_live(true),
+            None => return,
+        }
+        let mut live = true;
         loop {
-            let change = match listener.try_recv().await {
-                Ok(Some(n)) => Change::parse(n.payload()),
-                Ok(None) => {
-                    tracing::warn!("index change listener reconnected; clearing the read cache");
-                    Change::All
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "index change listener failed; clearing the read cache");
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    Change::All
-                }
-            };
+            let received = listener.try_recv().await;
             let Some(cache) = weak.upgrade() else {
                 return;
             };
-            cache.invalidate(change);
+            match received {
+                Ok(Some(_)) if !live => {
+                    // Back after a failure: anything may have been missed.
+                    cache.set_live(true);
+                    live = true;
+                }
+                Ok(Some(n)) => cache.invalidate(Change::parse(n.payload())),
+                Ok(None) => {
+                    // Reconnected: what was sent meanwhile is lost.
+                    tracing::warn!("index change listener reconnected; clearing the read cache");
+                    cache.set_live(true);
+                    live = true;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "index change listener failed; reading through until it is back");
+                    cache.set_live(false);
+                    live = false;
+                    drop(cache);
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
         }
     });
     *cache.listener.lock() = Some(task);

@@ -1737,6 +1737,23 @@ impl Index for SqlIndex {
         })
     }
 
+    fn referenced_blobs(&self) -> BoxFuture<'_, Result<std::collections::HashSet<String>>> {
+        Box::pin(async move {
+            let rows = self
+                .pool
+                .fetch_all(stmt(
+                    "SELECT sha256 FROM files \
+                     UNION SELECT sha256 FROM cached_documents \
+                     UNION SELECT sha256 FROM cached_artifacts",
+                ))
+                .await
+                .map_err(db_err)?;
+            rows.iter()
+                .map(|r| r.text("sha256").map_err(db_err))
+                .collect()
+        })
+    }
+
     fn append_audit<'a>(&'a self, events: &'a [AuditEvent]) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             if events.is_empty() {

@@ -37,6 +37,9 @@ pub struct AdminState {
     pub registries: Arc<BTreeMap<String, &'static Kind>>,
     /// Token revocation hook (PAT cache).
     pub on_revoke: Option<RevokeHook>,
+    /// Background work that lives as long as the router (the orphan sweep): aborted when
+    /// the last clone of the state is dropped.
+    pub background: Option<Arc<crate::Background>>,
 }
 
 impl std::fmt::Debug for AdminState {

@@ -77,6 +77,23 @@ pub struct StorageConfig {
     /// shared by every registry; 0 turns the memory cache off. Default 64.
     #[serde(default = "default_memory_cache_mib")]
     pub memory_cache_mib: usize,
+    /// How often blobs nothing refers to (unpublished versions, failed publishes, evicted
+    /// cache entries, abandoned uploads) are looked for, in seconds; 0 turns the sweep
+    /// off. Default 900.
+    #[serde(default = "default_sweep_interval_secs")]
+    pub sweep_interval_secs: u64,
+    /// How long a blob stays unreferenced before the sweep deletes it, in seconds
+    /// (uploads under `tmp/` get a day). Default 3600.
+    #[serde(default = "default_orphan_grace_secs")]
+    pub orphan_grace_secs: u64,
+}
+
+fn default_sweep_interval_secs() -> u64 {
+    900
+}
+
+fn default_orphan_grace_secs() -> u64 {
+    3600
 }
 
 fn default_memory_cache_mib() -> usize {
@@ -97,6 +114,8 @@ impl Default for StorageConfig {
             kind: default_storage_type(),
             path: default_blob_path(),
             memory_cache_mib: default_memory_cache_mib(),
+            sweep_interval_secs: default_sweep_interval_secs(),
+            orphan_grace_secs: default_orphan_grace_secs(),
         }
     }
 }
@@ -326,6 +345,10 @@ pub struct RegistryToml {
     /// the upstream has them, and claimed names are never read from the upstream.
     #[serde(default)]
     pub claims: Vec<String>,
+    /// Serve upstream artifacts whose upstream published no digest, uncached and marked
+    /// `X-Batlehub-Unverified` (default `false`: refused with 502).
+    #[serde(default)]
+    pub allow_unverified: bool,
 }
 
 impl RegistryToml {
@@ -349,6 +372,7 @@ impl RegistryToml {
             quota: None,
             rate_limit: None,
             claims: Vec::new(),
+            allow_unverified: false,
             denied_versions: None,
         }
     }
@@ -461,7 +485,7 @@ impl Config {
             storage: StorageConfig {
                 kind: "filesystem".into(),
                 path: data_dir.join("blobs"),
-                memory_cache_mib: default_memory_cache_mib(),
+                ..StorageConfig::default()
             },
             auth: AuthConfig::default(),
             registries: crate::kinds::KINDS

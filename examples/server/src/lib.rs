@@ -101,6 +101,7 @@ pub async fn build_router(config: &Config) -> Result<Router, ConfigError> {
         if let Some(max) = r.max_upload_bytes {
             rc.max_upload_bytes = max;
         }
+        rc.allow_unverified = r.allow_unverified;
         rc.claims = r
             .claims
             .iter()
@@ -166,6 +167,16 @@ pub async fn build_router(config: &Config) -> Result<Router, ConfigError> {
                 .collect(),
         ),
         on_revoke: Some(Arc::new(move |id: &str| pat.forget(id))),
+        background: (config.storage.sweep_interval_secs > 0).then(|| {
+            let sweeper = batlehub::core::BlobSweeper::new(hub.storage().clone(), hub.clock())
+                .grace(std::time::Duration::from_secs(
+                    config.storage.orphan_grace_secs,
+                ));
+            Arc::new(Background(tokio::spawn(sweep_forever(
+                sweeper,
+                std::time::Duration::from_secs(config.storage.sweep_interval_secs),
+            ))))
+        }),
     };
     router = router.nest("/api/v1/admin", admin::router(admin_state));
     let limit = match config.auth.failed_auth_limit {
@@ -182,6 +193,36 @@ pub async fn build_router(config: &Config) -> Result<Router, ConfigError> {
     Ok(router
         .layer(AuthLayer::new(providers).failed_auth_limit(limit))
         .layer(axum::middleware::map_request(client_addr)))
+}
+
+/// A background task aborted when dropped.
+#[derive(Debug)]
+pub struct Background(tokio::task::JoinHandle<()>);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs the orphan sweep every `interval`, logging what it did.
+async fn sweep_forever(sweeper: batlehub::core::BlobSweeper, interval: std::time::Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match sweeper.sweep().await {
+            Ok(report) if report.deleted > 0 => {
+                tracing::info!(
+                    deleted = report.deleted,
+                    pending = report.pending,
+                    "orphan sweep"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "orphan sweep failed"),
+        }
+    }
 }
 
 /// Builds the identity providers in their configured order.
