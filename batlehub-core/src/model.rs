@@ -79,6 +79,26 @@ pub struct Principal {
     pub provider: String,
 }
 
+/// Providers whose principal ids share the operator's own namespace: configured static
+/// tokens and the personal access tokens admins issue. Their ids are stored as they are.
+const LOCAL_PROVIDERS: [&str; 3] = ["", "static", "pat"];
+
+impl Principal {
+    /// The id under which this principal is stored and compared wherever it owns
+    /// something (owners, publishers, quotas, rate limits, audit): the bare id for the
+    /// operator's own identities (static tokens, personal access tokens), and
+    /// `<provider>:<id>` for external identity providers, so that an OIDC subject or a CI
+    /// workload named like a local user never inherits what that user owns.
+    #[must_use]
+    pub fn key(&self) -> std::borrow::Cow<'_, str> {
+        if LOCAL_PROVIDERS.contains(&self.provider.as_str()) {
+            std::borrow::Cow::Borrowed(&self.id)
+        } else {
+            std::borrow::Cow::Owned(format!("{}:{}", self.provider, self.id))
+        }
+    }
+}
+
 impl fmt::Debug for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Principal")
@@ -140,6 +160,16 @@ impl Identity {
         match self {
             Identity::User(p) => &p.id,
             _ => "anonymous",
+        }
+    }
+
+    /// The provider-qualified id ([`Principal::key`]), `anonymous` without a principal:
+    /// what ownership, publisher records, quotas and audit store.
+    #[must_use]
+    pub fn key(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Identity::User(p) => p.key(),
+            _ => std::borrow::Cow::Borrowed("anonymous"),
         }
     }
 }
@@ -497,4 +527,30 @@ pub struct Usage {
     pub bytes: u64,
     /// Distinct packages with a version they published.
     pub packages: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(id: &str, provider: &str) -> Principal {
+        Principal {
+            id: id.into(),
+            role: Role::User,
+            groups: Vec::new(),
+            provider: provider.into(),
+        }
+    }
+
+    #[test]
+    fn keys_are_qualified_by_external_providers() {
+        assert_eq!(principal("alice", "static").key(), "alice");
+        assert_eq!(principal("alice", "pat").key(), "alice");
+        assert_eq!(principal("alice", "oidc").key(), "oidc:alice");
+        assert_eq!(
+            Identity::User(principal("repo:acme/app", "github")).key(),
+            "github:repo:acme/app"
+        );
+        assert_eq!(Identity::Anonymous.key(), "anonymous");
+    }
 }

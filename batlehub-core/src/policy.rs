@@ -175,7 +175,7 @@ pub fn is_owner(identity: &Identity, owners: &[Owner]) -> bool {
         return false;
     };
     owners.iter().any(|o| match o {
-        Owner::User(u) => *u == p.id,
+        Owner::User(u) => *u == p.key(),
         Owner::Group(g) => p.groups.iter().any(|mine| group_matches(g, mine)),
     })
 }
@@ -244,9 +244,9 @@ impl Policy for DefaultPolicy {
         facts: &'a PublishFacts,
     ) -> BoxFuture<'a, Result<Outcome>> {
         Box::pin(async move {
-            if facts.package_exists {
-                check_ownership(cx, &facts.package).await?;
-            }
+            // Owners outlive their package and may be assigned before its first publish:
+            // an unpublished or reserved name stays theirs.
+            check_ownership(cx, &facts.package).await?;
             Ok(Outcome::default())
         })
     }

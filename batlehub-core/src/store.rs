@@ -235,13 +235,34 @@ pub trait Index: Send + Sync + Debug + 'static {
         package: &'a str,
         owner: &'a Owner,
     ) -> BoxFuture<'a, Result<bool>>;
-    /// Removes an owner; `false` when not an owner.
+    /// Removes an owner; `false` when not an owner, or when it is the package's last owner
+    /// (a package never loses its last owner: that would let anyone take it).
     fn remove_owner<'a>(
         &'a self,
         registry: &'a str,
         package: &'a str,
         owner: &'a Owner,
     ) -> BoxFuture<'a, Result<bool>>;
+    /// Makes `owner` the first owner of `package` if nobody has claimed it yet: `true` when
+    /// this call made `owner` the owner; `false` when the name was claimed before or already
+    /// has owners (assigned ahead of its first publish). Atomic: of two concurrent first
+    /// publishes, exactly one gets `true`. The claim outlives the package.
+    ///
+    /// The default is not atomic (owners read, then added); indexes shared by several
+    /// processes must override it.
+    fn claim_package<'a>(
+        &'a self,
+        registry: &'a str,
+        package: &'a str,
+        owner: &'a Owner,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            if !self.owners(registry, package).await?.is_empty() {
+                return Ok(false);
+            }
+            self.add_owner(registry, package, owner).await
+        })
+    }
 
     /// The namespaces claimed in a registry, sorted by prefix.
     fn namespaces<'a>(&'a self, registry: &'a str) -> BoxFuture<'a, Result<Vec<Namespace>>>;

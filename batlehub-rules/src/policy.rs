@@ -353,7 +353,7 @@ impl RegistryPolicy {
         let start = DateTime::from_timestamp(start_secs, 0).unwrap_or(cx.now);
         let reset = u64::try_from(start_secs + window - now).unwrap_or(1).max(1);
         let who = match cx.caller.identity.principal() {
-            Some(p) => format!("u:{}", p.id),
+            Some(p) => format!("u:{}", p.key()),
             None => format!(
                 "ip:{}",
                 cx.caller
@@ -427,9 +427,10 @@ impl RegistryPolicy {
         let Some(p) = cx.caller.identity.principal() else {
             return Ok(Outcome::default());
         };
-        let usage = cx.index.usage(cx.registry, &p.id).await?;
+        let who = p.key();
+        let usage = cx.index.usage(cx.registry, &who).await?;
         let bytes = usage.bytes.saturating_add(facts.size);
-        let packages = usage.packages + u64::from(usage_lacks(cx, &p.id, &facts.package).await?);
+        let packages = usage.packages + u64::from(usage_lacks(cx, &who, &facts.package).await?);
         let mut outcome = Outcome::default();
         let mut over = Vec::new();
         if let Some(max) = q.max_storage_bytes_per_user {
@@ -652,9 +653,9 @@ impl Policy for RegistryPolicy {
                     None,
                 )));
             }
-            if facts.package_exists {
-                check_ownership(cx, &facts.package).await?;
-            }
+            // Owners outlive their package and may be assigned before its first publish:
+            // an unpublished or reserved name stays theirs.
+            check_ownership(cx, &facts.package).await?;
             if let Some(v) = &self.versioning {
                 let parsed = semver::Version::parse(&facts.version);
                 if v.enforce_semver && parsed.is_err() {

@@ -908,6 +908,73 @@ async fn owners(index: &dyn Index, reg: &str) {
     );
 }
 
+/// The first-owner claim: atomic, once per name, and never over owners assigned ahead of
+/// the first publish; the last owner cannot be removed.
+async fn claims_and_last_owner(index: &dyn Index, reg: &str) {
+    let user = |n: &str| Owner::User(n.to_owned());
+    assert!(
+        index
+            .claim_package(reg, "new", &user("alice"))
+            .await
+            .unwrap()
+    );
+    assert!(!index.claim_package(reg, "new", &user("bob")).await.unwrap());
+    assert!(
+        !index
+            .claim_package(reg, "new", &user("alice"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(index.owners(reg, "new").await.unwrap(), vec![user("alice")]);
+
+    // Owners assigned before the first publish keep the name.
+    assert!(
+        index
+            .add_owner(reg, "reserved", &user("carol"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !index
+            .claim_package(reg, "reserved", &user("bob"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        index.owners(reg, "reserved").await.unwrap(),
+        vec![user("carol")]
+    );
+
+    // Racing first publishes: exactly one claim wins.
+    let names: Vec<Owner> = (0..8).map(|i| user(&format!("racer-{i}"))).collect();
+    let won = join_all(
+        names
+            .iter()
+            .map(|o| index.claim_package(reg, "contested", o)),
+    )
+    .await;
+    let winners = won.into_iter().filter(|r| *r.as_ref().unwrap()).count();
+    assert_eq!(winners, 1);
+    assert_eq!(index.owners(reg, "contested").await.unwrap().len(), 1);
+
+    // The last owner stays.
+    assert!(
+        !index
+            .remove_owner(reg, "new", &user("alice"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(index.owners(reg, "new").await.unwrap(), vec![user("alice")]);
+    assert!(index.add_owner(reg, "new", &user("dave")).await.unwrap());
+    assert!(
+        index
+            .remove_owner(reg, "new", &user("alice"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(index.owners(reg, "new").await.unwrap(), vec![user("dave")]);
+}
+
 async fn namespaces(index: &dyn Index, reg: &str) {
     let ns = |registry: &str, prefix: &str, group: &str| Namespace {
         registry: registry.to_owned(),
@@ -1526,6 +1593,9 @@ const CASES: &[(&str, Case)] = &[
     ("add_files", |i, r| Box::pin(add_files(i, r))),
     ("tokens", |i, r| Box::pin(tokens(i, r))),
     ("owners", |i, r| Box::pin(owners(i, r))),
+    ("claims_and_last_owner", |i, r| {
+        Box::pin(claims_and_last_owner(i, r))
+    }),
     ("namespaces", |i, r| Box::pin(namespaces(i, r))),
     ("visibility", |i, r| Box::pin(visibility(i, r))),
     ("blocks", |i, r| Box::pin(blocks(i, r))),

@@ -245,6 +245,89 @@ pub async fn default_policy_checks_ownership<C: Conformance>() {
     assert!(status.is_success(), "an admin publishes: {status}");
 }
 
+/// Principals are keyed by their identity provider: an OIDC subject named like a static
+/// token's user does not own that user's package (nor does the user own the subject's).
+pub async fn ownership_is_per_identity_provider<C: Conformance>() {
+    let app = TestApp::<C::Service>::local()
+        .policy(batlehub_core::DefaultPolicy)
+        .build()
+        .await;
+    let status = C::publish(&app, C::package(), "1.0.0", "alice").await;
+    assert!(status.is_success(), "static alice publishes: {status}");
+    let mut req = C::publish_request(C::package(), "2.0.0", None);
+    req.extensions_mut()
+        .insert(batlehub_core::Identity::User(batlehub_core::Principal {
+            id: "alice".into(),
+            role: batlehub_core::Role::User,
+            groups: Vec::new(),
+            provider: "oidc".into(),
+        }));
+    let got = app.call(req).await;
+    assert_eq!(
+        got.status,
+        StatusCode::FORBIDDEN,
+        "an OIDC `alice` is not the static `alice`: {}",
+        got.text()
+    );
+    let owners = app
+        .registry
+        .local()
+        .owners(&C::package_key())
+        .await
+        .unwrap();
+    assert_eq!(
+        owners,
+        [batlehub_core::model::Owner::User("alice".into())],
+        "the static user owns it under its bare id"
+    );
+}
+
+/// Ownership outlives the package and may precede it: after a full unpublish the name is
+/// still its owners' (nobody else republishes it), and owners assigned before the first
+/// publish reserve the name. Run with the default policy and with the rules crate's.
+pub async fn ownership_outlives_the_package<C: Conformance>() {
+    for rules in [false, true] {
+        let builder = TestApp::<C::Service>::local();
+        let app = if rules {
+            builder.rules("").build().await
+        } else {
+            builder.policy(batlehub_core::DefaultPolicy).build().await
+        };
+        let key = C::package_key();
+        let status = C::publish(&app, C::package(), "1.0.0", "alice").await;
+        assert!(status.is_success(), "alice's first publish: {status}");
+        assert!(app.registry.local().delete_package(&key).await.unwrap());
+        let status = C::publish(&app, C::package(), "2.0.0", "bob").await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "bob may not take an unpublished name (rules: {rules})"
+        );
+        let status = C::publish(&app, C::package(), "2.0.0", "alice").await;
+        assert!(status.is_success(), "alice republishes her name: {status}");
+
+        // Reserved: an owner assigned ahead of the first publish.
+        let reserved = &format!("{}-reserved", C::package());
+        let reserved_key = C::Service::package_key(reserved).unwrap();
+        app.registry
+            .local()
+            .add_owner(
+                &reserved_key,
+                &batlehub_core::model::Owner::User("carol".into()),
+            )
+            .await
+            .unwrap();
+        let status = C::publish(&app, reserved, "1.0.0", "bob").await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "a reserved name (rules: {rules})"
+        );
+        let status = C::publish(&app, reserved, "1.0.0", "carol").await;
+        assert!(status.is_success(), "its owner publishes it: {status}");
+    }
+}
+
 /// `HEAD` answers with the headers of `GET` and no body.
 pub async fn head_has_no_body<C: Conformance>() {
     let app = TestApp::<C::Service>::local().build().await;
@@ -445,6 +528,8 @@ macro_rules! conformance_suite {
             anonymous_publish_challenged,
             upload_refused_before_body,
             default_policy_checks_ownership,
+            ownership_outlives_the_package,
+            ownership_is_per_identity_provider,
             head_has_no_body,
             nosniff_everywhere,
             artifacts_are_attachments,

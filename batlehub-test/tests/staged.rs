@@ -281,3 +281,74 @@ async fn the_sweep_deletes_orphans_after_their_grace() {
     assert!(temp_blobs(&storage).await.is_empty());
     assert!(registry.open_blob(&kept_sha).await.is_ok());
 }
+
+/// Two first publishes of a new name by different users, both past the policy check before
+/// either commits: the first to commit owns the name, the other is refused, and the name
+/// has one owner.
+#[tokio::test]
+async fn racing_first_publishes_leave_one_owner() {
+    let storage = batlehub_storage::memory().await.expect("storage");
+    let clock = FakeClock::new(batlehub_test::start_time());
+    let registry = Hub::builder()
+        .storage(storage)
+        .clock(clock)
+        .build()
+        .expect("hub")
+        .registry_with_policy(
+            RegistryConfig::new("r", Mode::Local),
+            Arc::new(batlehub_core::DefaultPolicy),
+        )
+        .expect("registry");
+    let caller = |who: &str| Caller {
+        identity: batlehub_test::identity(who),
+        client_ip: None,
+    };
+    let facts = |v: &str| batlehub_core::policy::PublishFacts {
+        package: "contested".into(),
+        version: v.into(),
+        size: 1,
+        sha256: Vec::new(),
+        package_exists: false,
+        signature: None,
+    };
+    registry
+        .check_publish(&caller("alice"), &facts("1.0.0"), &[])
+        .await
+        .expect("alice may publish a new name");
+    registry
+        .check_publish(&caller("bob"), &facts("1.0.1"), &[])
+        .await
+        .expect("so may bob, before anything is committed");
+    let by = |who: &str, v: &str, staged: &Staged| {
+        let mut new = version("contested", staged);
+        new.version.version = v.into();
+        new.version.publisher = Some(who.into());
+        new.version.files[0].filename = format!("contested-{v}.tgz");
+        new
+    };
+    let a = registry
+        .stage_bytes(Bytes::from_static(b"a"))
+        .await
+        .expect("stage");
+    let b = registry
+        .stage_bytes(Bytes::from_static(b"b"))
+        .await
+        .expect("stage");
+    registry
+        .publish(&caller("alice"), by("alice", "1.0.0", &a), vec![a])
+        .await
+        .expect("alice commits first");
+    let lost = registry
+        .publish(&caller("bob"), by("bob", "1.0.1", &b), vec![b])
+        .await;
+    assert!(
+        matches!(&lost, Err(batlehub_core::Error::Denied(d)) if d.rule == "ownership"),
+        "{lost:?}"
+    );
+    assert_eq!(
+        registry.local().owners("contested").await.expect("owners"),
+        [batlehub_core::model::Owner::User("alice".into())]
+    );
+    let pkg = registry.local().package("contested").await.expect("read");
+    assert_eq!(pkg.expect("exists").versions.len(), 1);
+}

@@ -207,6 +207,16 @@ async fn namespaces_owners_visibility() {
         .expect("req");
     let owners: Value = r.json().await.expect("json");
     assert_eq!(owners["owners"], json!([{"kind": "user", "name": "bob"}]));
+    // The last owner cannot be removed (the name would be anyone's).
+    let r = http
+        .delete(format!("{api}/registries/npm/owners"))
+        .query(&[("package", "bob-pkg"), ("kind", "user"), ("name", "bob")])
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.expect("body").contains("last owner"));
     let r = http
         .put(format!("{api}/registries/npm/visibility"))
         .bearer_auth(ADMIN_TOKEN)

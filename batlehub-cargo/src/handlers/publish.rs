@@ -328,7 +328,7 @@ async fn commit(
         // Not part of the index line (rendering drops it); `cargo search` shows it.
         obj.insert("description".into(), Value::String(d.clone()));
     }
-    let publisher = ctx.identity().name().to_owned();
+    let publisher = ctx.identity().key().into_owned();
     let new = NewVersion {
         registry: ctx.registry.name().to_owned(),
         version: VersionRecord {

@@ -60,7 +60,7 @@ impl Registry {
 
     // ---- policy -------------------------------------------------------------------------
 
-    fn cx<'a>(&'a self, caller: &'a Caller) -> PolicyCx<'a> {
+    pub(super) fn cx<'a>(&'a self, caller: &'a Caller) -> PolicyCx<'a> {
         PolicyCx {
             registry: self.name(),
             caller,
@@ -93,7 +93,7 @@ impl Registry {
             action: action.to_owned(),
             package: package.map(str::to_owned),
             version: version.map(str::to_owned),
-            principal: caller.identity.name().to_owned(),
+            principal: caller.identity.key().into_owned(),
             outcome: outcome.to_owned(),
             rule,
             reason,

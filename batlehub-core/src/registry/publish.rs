@@ -94,7 +94,7 @@ impl Registry {
         new: NewVersion,
         staged: Vec<Staged>,
     ) -> Result<()> {
-        let out = self.publish_inner(new.clone(), staged).await;
+        let out = self.publish_inner(caller, new.clone(), staged).await;
         self.audit(
             caller,
             "publish",
@@ -158,17 +158,25 @@ impl Registry {
         out
     }
 
-    async fn publish_inner(&self, new: NewVersion, staged: Vec<Staged>) -> Result<()> {
+    async fn publish_inner(
+        &self,
+        caller: &Caller,
+        new: NewVersion,
+        staged: Vec<Staged>,
+    ) -> Result<()> {
         self.commit_blobs(&staged).await?;
-        self.index().publish(&new).await?;
+        // The publisher of a new name becomes its owner, atomically: of two first publishes
+        // racing past the policy check, one claims the name and the other is checked again,
+        // now against the winner's ownership.
         let package = &new.version.package;
         if let Some(publisher) = &new.version.publisher
-            && self.index().owners(self.name(), package).await?.is_empty()
+            && !self
+                .index()
+                .claim_package(self.name(), package, &Owner::User(publisher.clone()))
+                .await?
         {
-            self.index()
-                .add_owner(self.name(), package, &Owner::User(publisher.clone()))
-                .await?;
+            self.inner.policy.manage(self.cx(caller), package).await?;
         }
-        Ok(())
+        self.index().publish(&new).await
     }
 }

@@ -195,7 +195,7 @@ async fn commit(
                 published_at: ctx.registry.now(),
                 yanked: false,
                 deprecated: None,
-                publisher: Some(ctx.identity().name().to_owned()),
+                publisher: Some(ctx.identity().key().into_owned()),
                 metadata: serde_json::json!({
                     "groupId": coords.group,
                     "artifactId": coords.artifact,
@@ -255,7 +255,7 @@ fn existing_allows(
     sha256: Option<&str>,
 ) -> Result<Existing> {
     let version = existing.version.as_str();
-    let same_deployer = existing.publisher.as_deref() == Some(ctx.identity().name());
+    let same_deployer = existing.publisher.as_deref() == Some(&*ctx.identity().key());
     let release_visible = !is_snapshot(version) && version_visible(coords, existing);
     if let Some(stored) = existing.files.iter().find(|f| f.filename == file) {
         if release_visible {

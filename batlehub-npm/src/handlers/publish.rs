@@ -185,7 +185,7 @@ async fn publish(ctx: &Cx, name: &PackageName, body: PublishBody) -> Result<Resp
         )));
     }
 
-    let publisher = ctx.caller.identity.name().to_owned();
+    let publisher = ctx.caller.identity.key().into_owned();
     let mut dist_out = match dist {
         Value::Object(m) => m,
         _ => Map::new(),

@@ -438,7 +438,7 @@ async fn publish_file(
                     published_at: ctx.registry.now(),
                     yanked: false,
                     deprecated: None,
-                    publisher: Some(ctx.identity().name().to_owned()),
+                    publisher: Some(ctx.identity().key().into_owned()),
                     metadata: Value::Object(info),
                     files,
                 },

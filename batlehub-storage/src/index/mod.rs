@@ -47,6 +47,11 @@ const SQLITE_MIGRATIONS: &Migrations = &[
         "access",
         include_str!("../../migrations/sqlite/0002_access.sql"),
     ),
+    (
+        3,
+        "claims",
+        include_str!("../../migrations/sqlite/0003_claims.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &Migrations = &[
     (
@@ -58,6 +63,11 @@ const POSTGRES_MIGRATIONS: &Migrations = &[
         2,
         "access",
         include_str!("../../migrations/postgres/0002_access.sql"),
+    ),
+    (
+        3,
+        "claims",
+        include_str!("../../migrations/postgres/0003_claims.sql"),
     ),
 ];
 
@@ -1418,6 +1428,59 @@ impl Index for SqlIndex {
         })
     }
 
+    fn claim_package<'a>(
+        &'a self,
+        registry: &'a str,
+        package: &'a str,
+        owner: &'a Owner,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let (kind, name) = owner_columns(owner);
+            let mut tx = self.pool.begin().await.map_err(db_err)?;
+            let outcome: sqlx::Result<bool> = async {
+                let claimed = tx
+                    .execute(
+                        stmt(
+                            "INSERT INTO package_claims (registry, package) VALUES ($1, $2) \
+                             ON CONFLICT DO NOTHING",
+                        )
+                        .text(registry)
+                        .text(package),
+                    )
+                    .await?;
+                if claimed == 0 {
+                    return Ok(false);
+                }
+                // Owners assigned before the first publish keep the name.
+                let added = tx
+                    .execute(
+                        stmt(
+                            "INSERT INTO owners (registry, package, kind, name) \
+                             SELECT $1, $2, $3, $4 WHERE NOT EXISTS \
+                             (SELECT 1 FROM owners WHERE registry = $1 AND package = $2)",
+                        )
+                        .text(registry)
+                        .text(package)
+                        .text(kind)
+                        .text(name),
+                    )
+                    .await?;
+                Ok(added > 0)
+            }
+            .await;
+            match outcome {
+                Ok(first) => {
+                    tx.commit().await.map_err(db_err)?;
+                    Ok(first)
+                }
+                Err(e) => {
+                    let _ = tx.rollback().await;
+                    Err(db_err(e))
+                }
+            }
+        })
+    }
+
     fn remove_owner<'a>(
         &'a self,
         registry: &'a str,
@@ -1431,7 +1494,8 @@ impl Index for SqlIndex {
                 .execute(
                     stmt(
                         "DELETE FROM owners \
-                         WHERE registry = $1 AND package = $2 AND kind = $3 AND name = $4",
+                         WHERE registry = $1 AND package = $2 AND kind = $3 AND name = $4 \
+                         AND (SELECT COUNT(*) FROM owners WHERE registry = $1 AND package = $2) > 1",
                     )
                     .text(registry)
                     .text(package)

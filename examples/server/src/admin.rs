@@ -364,6 +364,15 @@ async fn remove_owner(
     let package = reg.key(&q.package)?;
     let owner = owner_of(&q.kind, &q.name)?;
     if !st.index.remove_owner(&reg.name, &package, &owner).await? {
+        if st.index.owners(&reg.name, &package).await?.contains(&owner) {
+            return Err(ApiError(
+                StatusCode::CONFLICT,
+                format!(
+                    "`{}` is the last owner of `{package}`: a package without owners could be taken by anyone; add another owner first",
+                    q.name
+                ),
+            ));
+        }
         return Err(ApiError(StatusCode::NOT_FOUND, "not an owner".into()));
     }
     st.record(&who, &reg.name, "admin.owner.remove", Some(&package), None);
