@@ -1,4 +1,5 @@
-//! Kubernetes service-account tokens, verified by the API server's TokenReview.
+//! Kubernetes service-account tokens: signature checked against the cluster's JWKS, then
+//! verified by the API server's TokenReview.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -14,9 +15,10 @@ use url::Url;
 
 use crate::Error;
 use crate::credentials::Credentials;
-use crate::jwt::{UnverifiedJwt, numeric_date};
-use crate::oidc::check_name;
+use crate::jwt::{UnverifiedJwt, claim_list, numeric_date};
+use crate::oidc::{CachedKey, Lookup, check_name, parse_jwks, select_keys, signature_ok};
 use crate::provider::{Provider, Verdict, VerdictFuture, namespaced};
+use jsonwebtoken::Algorithm;
 
 /// Where the provider finds the token it presents to the API server.
 #[derive(Clone, PartialEq, Eq)]
@@ -62,9 +64,15 @@ pub struct KubernetesConfig {
     /// The token batlehub authenticates to the API server with; it needs permission to
     /// create `tokenreviews` (the `system:auth-delegator` cluster role).
     pub reviewer_token: ReviewerToken,
-    /// Audiences the presented token must be valid for (sent as `spec.audiences` and
-    /// checked in `status.audiences`); empty means the API server's own.
+    /// Audiences the presented token must be valid for (its `aud` must name one; sent as
+    /// `spec.audiences` and checked in `status.audiences`). Required: a token minted for
+    /// the API server or another service must not be accepted here.
     pub audiences: Vec<String>,
+    /// Check each token's signature against the cluster's signing keys
+    /// (`{api_url}/openid/v1/jwks`, fetched with the reviewer token) before asking for a
+    /// TokenReview, so a forged token costs a signature check, not an API call (`true`).
+    /// When the keys cannot be fetched, tokens are reviewed without the check (logged).
+    pub verify_signatures: bool,
     /// The role of authenticated callers (`User`).
     pub role: Role,
     /// Groups (as Kubernetes names them, e.g. `system:serviceaccounts:ci`) whose members
@@ -88,6 +96,7 @@ impl fmt::Debug for KubernetesConfig {
             .field("api_url", &self.api_url)
             .field("reviewer_token", &self.reviewer_token)
             .field("audiences", &self.audiences)
+            .field("verify_signatures", &self.verify_signatures)
             .field("role", &self.role)
             .field("admin_groups", &self.admin_groups)
             .field("max_cache_secs", &self.max_cache_secs)
@@ -107,6 +116,7 @@ impl Default for KubernetesConfig {
                 "/var/run/secrets/kubernetes.io/serviceaccount/token".into(),
             ),
             audiences: Vec::new(),
+            verify_signatures: true,
             role: Role::User,
             admin_groups: Vec::new(),
             max_cache_secs: 300,
@@ -126,8 +136,13 @@ struct Cached {
 /// (`POST /apis/authentication.k8s.io/v1/tokenreviews`).
 ///
 /// - **Mine?** A JWT whose unverified `iss` equals [`KubernetesConfig::issuer`]; any other
-///   token is [`Verdict::NotMine`]. An unverified `exp` already past is refused without a
-///   review.
+///   token is [`Verdict::NotMine`].
+/// - **Cheap checks first.** Without `exp`, with `exp` past, with an `aud` that names none
+///   of [`KubernetesConfig::audiences`], or with a symmetric or unknown algorithm, a token
+///   is refused without any request. Then its signature is checked against the cluster's
+///   keys ([`KubernetesConfig::verify_signatures`]; the JWKS is fetched once and again at
+///   most once a minute when a token names an unknown key): a forged token never reaches
+///   the API server. At most 8 reviews run at once.
 /// - **Review.** `status.authenticated: true` gives a principal named
 ///   `status.user.username` (`system:serviceaccount:<ns>:<name>`) with groups namespaced
 ///   `<name>:<group>` (`kubernetes:system:serviceaccounts:ci`); membership of an
@@ -155,6 +170,37 @@ struct Inner {
     client: reqwest::Client,
     clock: Arc<dyn Clock>,
     cache: Mutex<HashMap<[u8; 32], Cached>>,
+    /// The cluster's JWKS (`None` before it could be fetched, or with checks off).
+    jwks_url: Option<Url>,
+    keys: Mutex<Option<Arc<[CachedKey]>>>,
+    keys_fetched: Mutex<Option<DateTime<Utc>>>,
+    refresh: tokio::sync::Mutex<()>,
+    reviews: tokio::sync::Semaphore,
+}
+
+/// The most TokenReviews in flight at once.
+const MAX_REVIEWS: usize = 8;
+/// The shortest interval between two JWKS fetches.
+const JWKS_REFRESH_SECS: i64 = 60;
+/// Algorithms a service-account token may be signed with (never symmetric, never `none`).
+const ASYMMETRIC: [Algorithm; 9] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+/// What the signature check found.
+enum Signature {
+    Valid,
+    Invalid(String),
+    /// The keys could not be fetched: only the review can tell.
+    Unknown,
 }
 
 impl fmt::Debug for KubernetesProvider {
@@ -210,6 +256,11 @@ impl KubernetesProvider {
         if config.issuer.is_empty() {
             return Err(bad("issuer is required".into()));
         }
+        if config.audiences.is_empty() || config.audiences.iter().any(String::is_empty) {
+            return Err(bad(
+                "audiences must list at least one audience (the one your pods request their projected tokens for): a token minted for the API server or another service must not be accepted".into(),
+            ));
+        }
         if config.role == Role::Anonymous {
             return Err(bad("role must be user or admin".into()));
         }
@@ -229,6 +280,16 @@ impl KubernetesProvider {
             config.api_url.trim_end_matches('/')
         ))
         .map_err(|e| bad(format!("api_url: {e}")))?;
+        let jwks_url = config
+            .verify_signatures
+            .then(|| {
+                Url::parse(&format!(
+                    "{}/openid/v1/jwks",
+                    config.api_url.trim_end_matches('/')
+                ))
+            })
+            .transpose()
+            .map_err(|e| bad(format!("api_url: {e}")))?;
         let client = crate::http::client(config.ca_cert_path.as_deref()).map_err(&bad)?;
         let max_cache = i64::try_from(config.max_cache_secs)
             .ok()
@@ -248,6 +309,11 @@ impl KubernetesProvider {
                 client,
                 clock,
                 cache: Mutex::new(HashMap::new()),
+                jwks_url,
+                keys: Mutex::new(None),
+                keys_fetched: Mutex::new(None),
+                refresh: tokio::sync::Mutex::new(()),
+                reviews: tokio::sync::Semaphore::new(MAX_REVIEWS),
             }),
         })
     }
@@ -267,7 +333,99 @@ fn ours(inner: &Inner, token: &str) -> Option<Option<i64>> {
     Some(numeric_date(&jwt.claims, "exp").ok().flatten())
 }
 
+/// The checks that need no key and no request: expiry present, an accepted audience, an
+/// asymmetric algorithm. `Ok` with the algorithm.
+fn precheck(inner: &Inner, jwt: &UnverifiedJwt<'_>) -> Result<Algorithm, String> {
+    let exp = numeric_date(&jwt.claims, "exp")?.ok_or("token has no expiry (`exp`)")?;
+    if exp <= inner.clock.now().timestamp() {
+        return Err("token expired".into());
+    }
+    let aud = claim_list(&jwt.claims, "aud");
+    if !aud.iter().any(|a| inner.audiences.contains(a)) {
+        return Err("token audience is not accepted".into());
+    }
+    jwt.header
+        .get("alg")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|a| a.parse::<Algorithm>().ok())
+        .filter(|a| ASYMMETRIC.contains(a))
+        .ok_or_else(|| "token algorithm is not accepted".to_owned())
+}
+
 impl Inner {
+    /// Checks the signature with the cluster's keys, fetching them when none are known or
+    /// the token names an unknown key (at most once a minute).
+    async fn signature(&self, jwt: &UnverifiedJwt<'_>, alg: Algorithm) -> Signature {
+        let Some(url) = &self.jwks_url else {
+            return Signature::Unknown;
+        };
+        for attempt in 0..2 {
+            let keys = self.keys.lock().clone();
+            if let Some(keys) = &keys {
+                match select_keys(keys, jwt, alg) {
+                    Lookup::Found(found) => {
+                        return if signature_ok(jwt, alg, &found) {
+                            Signature::Valid
+                        } else {
+                            Signature::Invalid("invalid token signature".into())
+                        };
+                    }
+                    Lookup::Invalid(reason) => return Signature::Invalid(reason),
+                    Lookup::Missing if attempt == 1 => {
+                        return Signature::Invalid("unknown signing key".into());
+                    }
+                    Lookup::Missing => {}
+                }
+            }
+            if attempt == 0 {
+                self.refresh_keys(url).await;
+            }
+        }
+        if self.keys.lock().is_some() {
+            Signature::Invalid("unknown signing key".into())
+        } else {
+            Signature::Unknown
+        }
+    }
+
+    async fn refresh_keys(&self, url: &Url) {
+        let _one = self.refresh.lock().await;
+        let now = self.clock.now();
+        let recent = self
+            .keys_fetched
+            .lock()
+            .is_some_and(|t| now >= t && (now - t).num_seconds() < JWKS_REFRESH_SECS);
+        if recent {
+            return;
+        }
+        *self.keys_fetched.lock() = Some(now);
+        match self.fetch_keys(url).await {
+            Ok(keys) => *self.keys.lock() = Some(keys.into()),
+            Err(e) => {
+                tracing::warn!(provider = %self.name, error = %e, "cluster JWKS unavailable; tokens are reviewed without a signature check")
+            }
+        }
+    }
+
+    async fn fetch_keys(&self, url: &Url) -> Result<Vec<CachedKey>, String> {
+        let reviewer = self.reviewer_token().await?;
+        let mut auth = http::HeaderValue::from_str(&format!("Bearer {reviewer}"))
+            .map_err(|_| "reviewer token is not valid in a header".to_owned())?;
+        auth.set_sensitive(true);
+        let resp = self
+            .client
+            .get(url.clone())
+            .header(http::header::AUTHORIZATION, auth)
+            .header(http::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| format!("JWKS request: {e}"))?;
+        let doc: serde_json::Value = crate::http::read_json(resp)
+            .await
+            .map_err(|e| format!("JWKS {url}: {e}"))?;
+        parse_jwks(&doc).map_err(|e| format!("JWKS {url}: {e}"))
+    }
+
     fn cached(&self, d: &[u8; 32]) -> Option<Verdict> {
         let now = self.clock.now();
         let mut cache = self.cache.lock();
@@ -419,6 +577,22 @@ impl Provider for KubernetesProvider {
         Box::pin(async move {
             let token = credentials.token;
             let exp = ours(&inner, &token).flatten();
+            let Some(jwt) = UnverifiedJwt::parse(&token) else {
+                return Verdict::NotMine;
+            };
+            let refused = match precheck(&inner, &jwt) {
+                Err(reason) => Some(reason),
+                Ok(alg) => match inner.signature(&jwt, alg).await {
+                    Signature::Invalid(reason) => Some(reason),
+                    Signature::Valid | Signature::Unknown => None,
+                },
+            };
+            if let Some(reason) = refused {
+                let verdict = Verdict::Invalid(reason);
+                inner.remember(digest(&token), verdict.clone(), exp);
+                return verdict;
+            }
+            let _permit = inner.reviews.acquire().await;
             match inner.review(&token).await {
                 Ok(review) => {
                     let verdict = inner.verdict(review);

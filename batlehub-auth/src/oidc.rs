@@ -118,8 +118,9 @@ pub(crate) enum Check {
     Verified(Object),
 }
 
+/// A signing key from a JWKS document.
 #[derive(Clone)]
-struct CachedKey {
+pub(crate) struct CachedKey {
     kid: Option<String>,
     alg: Option<Algorithm>,
     key: DecodingKey,
@@ -133,10 +134,55 @@ struct KeyState {
     last_attempt: Option<DateTime<Utc>>,
 }
 
-enum Lookup {
+/// The keys that may have signed a token.
+pub(crate) enum Lookup {
     Found(Vec<CachedKey>),
     Missing,
     Invalid(String),
+}
+
+/// The keys of `keys` that may have signed `jwt` with `alg`: those named by its `kid`
+/// (or, without a `kid`, every key) whose type fits the algorithm.
+pub(crate) fn select_keys(keys: &[CachedKey], jwt: &UnverifiedJwt<'_>, alg: Algorithm) -> Lookup {
+    let kid = jwt.header.get("kid").and_then(Value::as_str);
+    let usable = |k: &CachedKey| k.key.family() == alg.family() && k.alg.is_none_or(|a| a == alg);
+    match kid {
+        Some(kid) => {
+            let named: Vec<&CachedKey> = keys
+                .iter()
+                .filter(|k| k.kid.as_deref() == Some(kid))
+                .collect();
+            if named.is_empty() {
+                return Lookup::Missing;
+            }
+            let found: Vec<CachedKey> = named.into_iter().filter(|k| usable(k)).cloned().collect();
+            if found.is_empty() {
+                Lookup::Invalid("signing key does not match the token algorithm".into())
+            } else {
+                Lookup::Found(found)
+            }
+        }
+        None => {
+            let found: Vec<CachedKey> = keys.iter().filter(|k| usable(k)).cloned().collect();
+            if found.is_empty() {
+                Lookup::Missing
+            } else {
+                Lookup::Found(found)
+            }
+        }
+    }
+}
+
+/// Whether one of `keys` verifies `jwt`'s signature with `alg`.
+pub(crate) fn signature_ok(jwt: &UnverifiedJwt<'_>, alg: Algorithm, keys: &[CachedKey]) -> bool {
+    let Some(signature) = jwt.signature_bytes() else {
+        return false;
+    };
+    let provider = &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
+    keys.iter().any(|k| {
+        (provider.verifier_factory)(&alg, &k.key)
+            .is_ok_and(|v| v.verify(jwt.message.as_bytes(), &signature).is_ok())
+    })
 }
 
 /// The verifier shared by [`OidcProvider`] and the CI workload provider.
@@ -248,37 +294,7 @@ impl JwtCore {
         if !state.loaded {
             return Lookup::Missing;
         }
-        let kid = jwt.header.get("kid").and_then(Value::as_str);
-        let usable =
-            |k: &CachedKey| k.key.family() == alg.family() && k.alg.is_none_or(|a| a == alg);
-        match kid {
-            Some(kid) => {
-                let named: Vec<&CachedKey> = state
-                    .keys
-                    .iter()
-                    .filter(|k| k.kid.as_deref() == Some(kid))
-                    .collect();
-                if named.is_empty() {
-                    return Lookup::Missing;
-                }
-                let found: Vec<CachedKey> =
-                    named.into_iter().filter(|k| usable(k)).cloned().collect();
-                if found.is_empty() {
-                    Lookup::Invalid("signing key does not match the token algorithm".into())
-                } else {
-                    Lookup::Found(found)
-                }
-            }
-            None => {
-                let found: Vec<CachedKey> =
-                    state.keys.iter().filter(|k| usable(k)).cloned().collect();
-                if found.is_empty() {
-                    Lookup::Missing
-                } else {
-                    Lookup::Found(found)
-                }
-            }
-        }
+        select_keys(&state.keys, jwt, alg)
     }
 
     /// Verifies with the cached keys; `None` when the key is unknown and a JWKS fetch is
@@ -318,15 +334,10 @@ impl JwtCore {
     }
 
     fn verify(&self, jwt: &UnverifiedJwt<'_>, alg: Algorithm, keys: &[CachedKey]) -> Check {
-        let Some(signature) = jwt.signature_bytes() else {
+        if jwt.signature_bytes().is_none() {
             return Check::Invalid("token signature is not base64url".into());
-        };
-        let provider = &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
-        let verified = keys.iter().any(|k| {
-            (provider.verifier_factory)(&alg, &k.key)
-                .is_ok_and(|v| v.verify(jwt.message.as_bytes(), &signature).is_ok())
-        });
-        if !verified {
+        }
+        if !signature_ok(jwt, alg, keys) {
             return Check::Invalid("invalid token signature".into());
         }
         match self.validate_claims(&jwt.claims) {
@@ -444,7 +455,7 @@ impl JwtCore {
 }
 
 /// The signing keys of a JWKS document; keys this crate cannot use are skipped.
-fn parse_jwks(doc: &Value) -> Result<Vec<CachedKey>, String> {
+pub(crate) fn parse_jwks(doc: &Value) -> Result<Vec<CachedKey>, String> {
     let keys = doc
         .get("keys")
         .and_then(Value::as_array)

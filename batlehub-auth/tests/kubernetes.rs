@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use batlehub_auth::{KubernetesConfig, KubernetesProvider, Provider as _, ReviewerToken, Verdict};
 use batlehub_core::{FakeClock, Role};
-use common::{clock, creds, hand_token, now};
+use std::sync::LazyLock;
+
+use common::{EcKey, clock, creds, hand_token, now};
 use serde_json::json;
 use wiremock::matchers::{body_partial_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -14,20 +16,40 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 const REVIEW: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
 
-fn sa_token(clock: &FakeClock, name: &str, lifetime: i64) -> String {
-    hand_token(
-        &json!({"alg": "RS256", "kid": "k"}),
-        &json!({
-            "iss": ISSUER,
-            "aud": ["batlehub"],
-            "sub": format!("system:serviceaccount:ci:{name}"),
-            "exp": now(clock) + lifetime,
-        }),
-        b"signature-checked-by-the-api-server",
-    )
+const JWKS: &str = "/openid/v1/jwks";
+
+/// The cluster's service-account signing key.
+static CLUSTER_KEY: LazyLock<EcKey> = LazyLock::new(|| EcKey::generate("cluster-key"));
+
+fn claims(clock: &FakeClock, name: &str, lifetime: i64) -> serde_json::Value {
+    json!({
+        "iss": ISSUER,
+        "aud": ["batlehub"],
+        "sub": format!("system:serviceaccount:ci:{name}"),
+        "exp": now(clock) + lifetime,
+        "kubernetes.io": {"namespace": "ci", "serviceaccount": {"name": name}},
+    })
 }
 
-fn provider(server: &MockServer, clock: &FakeClock, reviewer: ReviewerToken) -> KubernetesProvider {
+/// A token the cluster signed.
+fn sa_token(clock: &FakeClock, name: &str, lifetime: i64) -> String {
+    CLUSTER_KEY.sign(&claims(clock, name, lifetime))
+}
+
+/// Serves the cluster's JWKS (to the reviewer only) and builds the provider.
+async fn provider(
+    server: &MockServer,
+    clock: &FakeClock,
+    reviewer: ReviewerToken,
+) -> KubernetesProvider {
+    Mock::given(method("GET"))
+        .and(path(JWKS))
+        .and(header("authorization", "Bearer reviewer-token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "keys": [CLUSTER_KEY.jwk],
+        })))
+        .mount(server)
+        .await;
     KubernetesProvider::new(
         KubernetesConfig {
             issuer: ISSUER.into(),
@@ -49,6 +71,16 @@ async fn reviews(server: &MockServer) -> usize {
         .expect("recording")
         .iter()
         .filter(|r| r.url.path() == REVIEW)
+        .count()
+}
+
+async fn jwks_hits(server: &MockServer) -> usize {
+    server
+        .received_requests()
+        .await
+        .expect("recording")
+        .iter()
+        .filter(|r| r.url.path() == JWKS)
         .count()
 }
 
@@ -78,7 +110,7 @@ fn value() -> ReviewerToken {
 async fn authenticated_then_cached() {
     let server = MockServer::start().await;
     let clock = clock();
-    let k8s = provider(&server, &clock, value());
+    let k8s = provider(&server, &clock, value()).await;
     let token = sa_token(&clock, "builder", 3600);
     answer(
         &server,
@@ -137,7 +169,7 @@ async fn authenticated_then_cached() {
 async fn cache_ends_with_the_token() {
     let server = MockServer::start().await;
     let clock = clock();
-    let k8s = provider(&server, &clock, value());
+    let k8s = provider(&server, &clock, value()).await;
     let token = sa_token(&clock, "short", 60);
     answer(
         &server,
@@ -165,7 +197,7 @@ async fn cache_ends_with_the_token() {
 async fn unauthenticated_is_invalid_and_cached() {
     let server = MockServer::start().await;
     let clock = clock();
-    let k8s = provider(&server, &clock, value());
+    let k8s = provider(&server, &clock, value()).await;
     let token = sa_token(&clock, "deleted", 3600);
     answer(
         &server,
@@ -184,7 +216,7 @@ async fn unauthenticated_is_invalid_and_cached() {
 async fn wrong_audience_in_status_is_invalid() {
     let server = MockServer::start().await;
     let clock = clock();
-    let k8s = provider(&server, &clock, value());
+    let k8s = provider(&server, &clock, value()).await;
     let token = sa_token(&clock, "x", 3600);
     answer(
         &server,
@@ -206,7 +238,7 @@ async fn wrong_audience_in_status_is_invalid() {
 async fn api_errors_are_invalid_and_not_cached() {
     let server = MockServer::start().await;
     let clock = clock();
-    let k8s = provider(&server, &clock, value());
+    let k8s = provider(&server, &clock, value()).await;
     Mock::given(method("POST"))
         .and(path(REVIEW))
         .respond_with(ResponseTemplate::new(500).set_body_string("etcd is sad"))
@@ -226,7 +258,7 @@ async fn api_errors_are_invalid_and_not_cached() {
 async fn other_tokens_are_not_mine() {
     let server = MockServer::start().await;
     let clock = clock();
-    let k8s = provider(&server, &clock, value());
+    let k8s = provider(&server, &clock, value()).await;
     let foreign = hand_token(
         &json!({"alg": "RS256"}),
         &json!({"iss": "https://other-cluster", "exp": now(&clock) + 60}),
@@ -251,7 +283,7 @@ async fn reviewer_token_is_reread_from_its_file() {
     std::fs::create_dir_all(&dir).expect("dir");
     let file = dir.join("token");
     std::fs::write(&file, "rotated-old\n").expect("write");
-    let k8s = provider(&server, &clock, ReviewerToken::File(file.clone()));
+    let k8s = provider(&server, &clock, ReviewerToken::File(file.clone())).await;
     let token = sa_token(&clock, "builder", 3600);
     answer(
         &server,
@@ -283,13 +315,123 @@ fn configuration_is_checked() {
     let ok = KubernetesConfig {
         issuer: ISSUER.into(),
         reviewer_token: value(),
+        audiences: vec!["batlehub".into()],
         ..KubernetesConfig::default()
     };
     assert!(KubernetesProvider::new(ok.clone(), clock.clone()).is_ok());
+    // Any audience is never the default: one must be named.
+    let any_audience = KubernetesConfig {
+        audiences: Vec::new(),
+        ..ok.clone()
+    };
+    let e = KubernetesProvider::new(any_audience, clock.clone()).expect_err("no audiences");
+    assert!(e.to_string().contains("audiences"), "{e}");
     assert!(!format!("{ok:?}").contains("reviewer-token"));
     let bad_url = KubernetesConfig {
         api_url: "unix:///var/run/k8s".into(),
         ..ok
     };
     assert!(KubernetesProvider::new(bad_url, clock).is_err());
+}
+
+/// Forged tokens (another key, a made-up signature, `none`/`HS256`, a foreign audience, no
+/// expiry) are refused without a TokenReview; a token naming an unknown key refetches the
+/// JWKS at most once a minute.
+#[tokio::test]
+async fn forged_tokens_never_reach_the_api_server() {
+    let server = MockServer::start().await;
+    let clock = clock();
+    let k8s = provider(&server, &clock, value()).await;
+    let attacker = EcKey::generate("cluster-key");
+    let mut no_exp = claims(&clock, "x", 60);
+    no_exp.as_object_mut().expect("object").remove("exp");
+    let mut other_aud = claims(&clock, "x", 60);
+    other_aud["aud"] = json!(["https://kubernetes.default.svc"]);
+    let forged = [
+        attacker.sign(&claims(&clock, "builder", 3600)),
+        hand_token(
+            &json!({"alg": "ES256", "kid": "cluster-key"}),
+            &claims(&clock, "builder", 3600),
+            b"made-up",
+        ),
+        hand_token(
+            &json!({"alg": "none"}),
+            &claims(&clock, "builder", 3600),
+            b"",
+        ),
+        common::hs256(
+            &json!({"alg": "HS256", "kid": "cluster-key"}),
+            &claims(&clock, "builder", 3600),
+            b"guess",
+        ),
+        CLUSTER_KEY.sign(&no_exp),
+        CLUSTER_KEY.sign(&other_aud),
+    ];
+    for (i, token) in forged.iter().enumerate() {
+        let verdict = k8s.identify(creds(token)).await;
+        assert!(matches!(verdict, Verdict::Invalid(_)), "{i}: {verdict:?}");
+    }
+    assert_eq!(reviews(&server).await, 0, "no forged token was reviewed");
+
+    // Unknown key ids: one refetch, then refused from the keys in hand for a minute.
+    let before = jwks_hits(&server).await;
+    for i in 0..20 {
+        let stranger = EcKey::generate(&format!("rotated-{i}"));
+        let verdict = k8s
+            .identify(creds(&stranger.sign(&claims(&clock, "x", 60))))
+            .await;
+        assert!(matches!(verdict, Verdict::Invalid(_)), "{verdict:?}");
+    }
+    assert!(
+        jwks_hits(&server).await - before <= 1,
+        "JWKS refetches are rate-limited"
+    );
+    assert_eq!(reviews(&server).await, 0);
+
+    // A genuine token is still reviewed.
+    let token = sa_token(&clock, "builder", 3600);
+    answer(
+        &server,
+        &token,
+        json!({"authenticated": true, "audiences": ["batlehub"],
+               "user": {"username": "system:serviceaccount:ci:builder", "groups": []}}),
+    )
+    .await;
+    assert!(matches!(
+        k8s.identify(creds(&token)).await,
+        Verdict::Mine(_)
+    ));
+    assert_eq!(reviews(&server).await, 1);
+}
+
+/// Without access to the cluster's JWKS, tokens are still reviewed (the API server checks
+/// the signature), after the cheap checks.
+#[tokio::test]
+async fn without_the_jwks_the_review_decides() {
+    let server = MockServer::start().await;
+    let clock = clock();
+    let k8s = KubernetesProvider::new(
+        KubernetesConfig {
+            issuer: ISSUER.into(),
+            api_url: server.uri(),
+            reviewer_token: value(),
+            audiences: vec!["batlehub".into()],
+            ..KubernetesConfig::default()
+        },
+        Arc::new(clock.clone()),
+    )
+    .expect("provider");
+    let token = sa_token(&clock, "builder", 3600);
+    answer(
+        &server,
+        &token,
+        json!({"authenticated": true, "audiences": ["batlehub"],
+               "user": {"username": "system:serviceaccount:ci:builder", "groups": []}}),
+    )
+    .await;
+    assert!(matches!(
+        k8s.identify(creds(&token)).await,
+        Verdict::Mine(_)
+    ));
+    assert_eq!(reviews(&server).await, 1);
 }

@@ -197,7 +197,7 @@ pub enum ProviderToml {
         reviewer_token_path: Option<PathBuf>,
         /// The reviewer's token itself.
         reviewer_token: Option<String>,
-        /// Audiences passed to TokenReview.
+        /// Audiences a token must be minted for (required; passed to TokenReview).
         #[serde(default)]
         audiences: Vec<String>,
         /// Groups whose members are admins.
@@ -207,6 +207,9 @@ pub enum ProviderToml {
         ca_cert_path: Option<PathBuf>,
         /// Longest a review result is cached (default 300 s).
         max_cache_secs: Option<u64>,
+        /// Check token signatures against the cluster's JWKS before reviewing them
+        /// (default true).
+        verify_signatures: Option<bool>,
     },
 }
 

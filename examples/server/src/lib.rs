@@ -329,6 +329,7 @@ fn build_providers(
                 admin_groups,
                 ca_cert_path,
                 max_cache_secs,
+                verify_signatures,
             } => {
                 let reviewer = match (reviewer_token_path, reviewer_token) {
                     (Some(p), None) => ReviewerToken::File(p),
@@ -351,6 +352,9 @@ fn build_providers(
                 };
                 if let Some(m) = max_cache_secs {
                     c.max_cache_secs = m;
+                }
+                if let Some(v) = verify_signatures {
+                    c.verify_signatures = v;
                 }
                 Arc::new(KubernetesProvider::new(c, clock.clone()).map_err(err)?)
             }
