@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
 use std::time::Duration;
 
 use batlehub_auth::{
@@ -321,6 +322,66 @@ pub async fn lying_upstream_missing_digest<C: Conformance>() {
     );
 }
 
+/// Slow uploads cannot pile up: a caller with `max_concurrent_uploads` uploads in progress
+/// (bodies that never finish) gets `429` with `Retry-After` for the next one, before its
+/// body is read; other callers are unaffected; a slot is free again once an upload ends.
+pub async fn concurrent_uploads_bounded<C: Conformance>() {
+    let app = TestApp::<C::Service>::local().build().await;
+    let stalled = |who: &str| {
+        let mut req = C::publish_request(C::package(), "1.0.0", Some(who));
+        let touched = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let req = req_map(&mut req, touched.clone());
+        (req, touched)
+    };
+    let mut held = Vec::new();
+    for _ in 0..app.registry.config().max_concurrent_uploads {
+        let (req, _) = stalled("alice");
+        let mut service = app.service.clone();
+        let fut: ResponseFuture = tower::Service::call(&mut service, req);
+        held.push(tokio::spawn(fut));
+    }
+    // Let them reach their bodies.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        held.iter().all(|h| !h.is_finished()),
+        "stalled uploads wait"
+    );
+    let (req, touched) = stalled("alice");
+    let got = tokio::time::timeout(Duration::from_secs(10), app.call(req))
+        .await
+        .expect("refused at once");
+    assert_eq!(got.status, StatusCode::TOO_MANY_REQUESTS, "{}", got.text());
+    assert!(!got.header("retry-after").is_empty());
+    assert!(!touched.load(Ordering::SeqCst), "its body was not read");
+    // Another caller uploads.
+    let status = C::publish(&app, C::package(), "1.0.0", "bob").await;
+    assert!(status.is_success(), "bob: {status}");
+    // One upload ends: alice has a slot again.
+    let first = held.remove(0);
+    first.abort();
+    let _ = first.await;
+    let status = C::publish(&app, &format!("{}-more", C::package()), "1.0.0", "alice").await;
+    assert!(status.is_success(), "alice, with a free slot: {status}");
+    for h in held {
+        h.abort();
+    }
+}
+
+/// The request with its body replaced by one that never ends.
+fn req_map(req: &mut Request<Body>, touched: Arc<std::sync::atomic::AtomicBool>) -> Request<Body> {
+    use http_body_util::BodyExt as _;
+    let mut out = Request::new(
+        crate::conformance::Untouchable(touched)
+            .map_err(batlehub_core::body::BoxError::from)
+            .boxed_unsync(),
+    );
+    *out.method_mut() = req.method().clone();
+    *out.uri_mut() = req.uri().clone();
+    *out.headers_mut() = req.headers().clone();
+    *out.extensions_mut() = std::mem::take(req.extensions_mut());
+    out
+}
+
 /// Runs every adversarial check for a [`Conformance`] implementation, one `#[tokio::test]`
 /// each:
 ///
@@ -335,6 +396,7 @@ macro_rules! adversarial_suite {
             hybrid_shadowing_refused,
             lying_upstream_wrong_digest,
             lying_upstream_missing_digest,
+            concurrent_uploads_bounded,
         );
     };
     (@tests $c:ty; $($check:ident),* $(,)?) => {

@@ -172,7 +172,7 @@ pub async fn anonymous_publish_challenged<C: Conformance>() {
 }
 
 /// A body that never ends and records whether anyone read from it.
-struct Untouchable(Arc<AtomicBool>);
+pub(crate) struct Untouchable(pub(crate) Arc<AtomicBool>);
 
 impl http_body::Body for Untouchable {
     type Data = Bytes;

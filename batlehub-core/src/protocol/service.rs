@@ -119,13 +119,15 @@ impl<P: Protocol> Inner<P> {
             Ok(outcome) => {
                 let mut resp = match self.protocol.route(&parts) {
                     Ok(route) => match self.check_head(&caller, &route, &parts) {
-                        Ok(()) => {
+                        Ok(slot) => {
                             let cx = Cx::new(self.registry.clone(), caller, base, parts)
                                 .for_protocol::<P>();
-                            match self.protocol.handle(cx, route, body).await {
+                            let resp = match self.protocol.handle(cx, route, body).await {
                                 Ok(resp) => resp,
                                 Err(e) => self.error(&e),
-                            }
+                            };
+                            drop(slot);
+                            resp
                         }
                         Err(e) => self.error(&e),
                     },
@@ -146,15 +148,26 @@ impl<P: Protocol> Inner<P> {
         resp
     }
 
-    /// Authorizes from the request head ([`Protocol::head_permission`]), before the body.
-    fn check_head(&self, caller: &Caller, route: &P::Route, parts: &Parts) -> Result<(), Error> {
+    /// Authorizes from the request head ([`Protocol::head_permission`]), before the body;
+    /// a write also takes one of the caller's upload slots, held while it is handled.
+    fn check_head(
+        &self,
+        caller: &Caller,
+        route: &P::Route,
+        parts: &Parts,
+    ) -> Result<Option<crate::registry::UploadSlot>, Error> {
         let Some(permission) = self.protocol.head_permission(route, parts) else {
-            return Ok(());
+            return Ok(None);
         };
         if permission == Permission::Publish {
             self.registry.ensure_publishable()?;
         }
-        self.registry.authorize(&caller.identity, permission, None)
+        self.registry
+            .authorize(&caller.identity, permission, None)?;
+        if permission == Permission::Publish {
+            return self.registry.upload_slot(caller).map(Some);
+        }
+        Ok(None)
     }
 
     fn error(&self, err: &Error) -> Response<Body> {

@@ -269,6 +269,39 @@ impl Registry {
         outcome
     }
 
+    /// Takes one of `caller`'s upload slots ([`RegistryConfig::max_concurrent_uploads`](super::RegistryConfig::max_concurrent_uploads)),
+    /// held until the returned slot is dropped. Callers are counted by principal, else by
+    /// client address (one shared slot set for callers with neither).
+    ///
+    /// # Errors
+    /// [`Error::TooManyRequests`] when the caller has that many uploads in progress.
+    pub fn upload_slot(&self, caller: &Caller) -> Result<super::UploadSlot> {
+        let key = match caller.identity.principal() {
+            Some(p) => format!("u:{}", p.key()),
+            None => match caller.client_ip {
+                Some(ip) => format!("ip:{ip}"),
+                None => "anonymous".to_owned(),
+            },
+        };
+        let max = self.inner.config.max_concurrent_uploads.max(1);
+        let mut uploads = self.inner.uploads.lock();
+        let n = uploads.entry(key.clone()).or_insert(0);
+        if *n >= max {
+            return Err(Error::TooManyRequests {
+                reason: format!(
+                    "{max} uploads from this caller are already in progress; wait for one to finish"
+                ),
+                retry_after: 1,
+                limit: u64::try_from(max).unwrap_or(u64::MAX),
+            });
+        }
+        *n += 1;
+        Ok(super::UploadSlot {
+            uploads: self.inner.uploads.clone(),
+            key,
+        })
+    }
+
     /// Whether `key` is claimed for local use: listed in [`RegistryConfig::claims`](super::RegistryConfig::claims)
     /// (exactly, or under a prefix ending in `*`), or under a namespace of this registry.
     ///

@@ -64,6 +64,10 @@ pub struct RegistryConfig {
     /// an artifact is refused with `502`, fail closed). When allowed, they are streamed
     /// through without being cached, marked `X-Batlehub-Unverified` and `no-store`.
     pub allow_unverified: bool,
+    /// Uploads one caller (a principal, else a client address) may have in progress at
+    /// once; more are refused with `429` before their bodies are read. Default 8 (Maven
+    /// clients upload up to five files in parallel).
+    pub max_concurrent_uploads: usize,
 }
 
 impl RegistryConfig {
@@ -80,6 +84,7 @@ impl RegistryConfig {
             max_document_bytes: 256 * 1024 * 1024,
             claims: Vec::new(),
             allow_unverified: false,
+            max_concurrent_uploads: 8,
         }
     }
 
@@ -215,6 +220,27 @@ struct Inner {
     upstream: Option<UpstreamClient>,
     doc_flights: Mutex<HashMap<String, DocFlight>>,
     artifact_flights: Mutex<HashMap<String, ArtifactFlight>>,
+    /// Uploads in progress per caller (principal, else client address).
+    uploads: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// One upload slot of a caller, released when dropped.
+#[derive(Debug)]
+pub struct UploadSlot {
+    uploads: Arc<Mutex<HashMap<String, usize>>>,
+    key: String,
+}
+
+impl Drop for UploadSlot {
+    fn drop(&mut self) {
+        let mut uploads = self.uploads.lock();
+        if let Some(n) = uploads.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                uploads.remove(&self.key);
+            }
+        }
+    }
 }
 
 /// One registry instance: its mode, storage, upstreams and policy.
@@ -281,6 +307,7 @@ impl Registry {
                 upstream,
                 doc_flights: Mutex::new(HashMap::new()),
                 artifact_flights: Mutex::new(HashMap::new()),
+                uploads: Arc::default(),
                 config,
             }),
         })

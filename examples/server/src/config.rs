@@ -352,6 +352,8 @@ pub struct RegistryToml {
     /// `X-Batlehub-Unverified` (default `false`: refused with 502).
     #[serde(default)]
     pub allow_unverified: bool,
+    /// Uploads one caller may have in progress at once (default 8).
+    pub max_concurrent_uploads: Option<usize>,
 }
 
 impl RegistryToml {
@@ -376,6 +378,7 @@ impl RegistryToml {
             rate_limit: None,
             claims: Vec::new(),
             allow_unverified: false,
+            max_concurrent_uploads: None,
             denied_versions: None,
         }
     }

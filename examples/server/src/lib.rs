@@ -101,6 +101,9 @@ pub async fn build_router(config: &Config) -> Result<Router, ConfigError> {
         if let Some(max) = r.max_upload_bytes {
             rc.max_upload_bytes = max;
         }
+        if let Some(n) = r.max_concurrent_uploads {
+            rc.max_concurrent_uploads = n;
+        }
         rc.allow_unverified = r.allow_unverified;
         rc.claims = r
             .claims
