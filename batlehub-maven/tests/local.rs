@@ -91,6 +91,27 @@ async fn release_is_immutable() {
         )
         .await;
     assert_eq!(s, StatusCode::CONFLICT);
+
+    // Yanked, a release stays immutable: its deployer cannot replace its bytes.
+    assert!(
+        app.registry
+            .local()
+            .set_yanked("org.example:lib", "1.0", true)
+            .await
+            .expect("yank")
+    );
+    let (s, b) = app
+        .put(&format!("{DIR}/lib-1.0.jar"), b"other".to_vec(), "bob")
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "a yanked release re-deployed: {b}");
+    let (s, _) = app
+        .put(
+            &format!("{DIR}/lib-1.0-sources.jar"),
+            b"src".to_vec(),
+            "bob",
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "nor extended");
 }
 
 #[tokio::test]

@@ -256,7 +256,9 @@ fn existing_allows(
 ) -> Result<Existing> {
     let version = existing.version.as_str();
     let same_deployer = existing.publisher.as_deref() == Some(&*ctx.identity().key());
-    let release_visible = !is_snapshot(version) && version_visible(coords, existing);
+    // A yanked release was published: it stays immutable (hidden, not in progress).
+    let release_visible =
+        !is_snapshot(version) && (existing.yanked || version_visible(coords, existing));
     if let Some(stored) = existing.files.iter().find(|f| f.filename == file) {
         if release_visible {
             return Err(immutable(coords, version));
@@ -275,7 +277,7 @@ fn existing_allows(
     }
     if release_visible {
         let age = ctx.registry.now() - existing.published_at;
-        if !same_deployer || age.num_seconds() > DEPLOY_WINDOW_SECS {
+        if existing.yanked || !same_deployer || age.num_seconds() > DEPLOY_WINDOW_SECS {
             return Err(immutable(coords, version));
         }
     }
