@@ -166,27 +166,20 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let key = self
-            .limit
-            .as_ref()
-            .and_then(|l| l.key(req.headers(), req.extensions()));
-        let failed = move |limit: &Option<FailedAuthLimit>, identity: &Identity| {
-            if let (Some(limit), Some(key), Identity::Invalid(_)) = (limit, key, identity) {
-                limit.failed(key);
-            }
-        };
+        // The client address is worked out only when a credential failed or needs real
+        // verification: anonymous and cached requests (the hot path) never pay for it.
         let identity = match extract_credentials(req.headers(), &self.api_key_headers) {
             Ok(None) => Identity::Anonymous,
             Err(reason) => Identity::Invalid(reason),
             Ok(Some(creds)) => match self.authenticator.authenticate_cached(&creds) {
                 Some(identity) => identity,
                 None => {
-                    let throttled = self
+                    let limited = self
                         .limit
-                        .as_ref()
-                        .zip(key)
-                        .and_then(|(limit, key)| limit.throttled(key));
-                    if let Some(throttled) = throttled {
+                        .clone()
+                        .and_then(|l| l.key(req.headers(), req.extensions()).map(|k| (l, k)));
+                    if let Some(throttled) = limited.as_ref().and_then(|(l, key)| l.throttled(*key))
+                    {
                         req.extensions_mut().insert(throttled);
                         req.extensions_mut().insert(Identity::Invalid(
                             "too many failed authentications from this address".into(),
@@ -196,17 +189,22 @@ where
                     let clone = self.inner.clone();
                     let mut inner = std::mem::replace(&mut self.inner, clone);
                     let verify = self.authenticator.authenticate(creds);
-                    let limit = self.limit.clone();
                     return AuthFuture::slow(Box::pin(async move {
                         let identity = verify.await;
-                        failed(&limit, &identity);
+                        if let (Some((limit, key)), Identity::Invalid(_)) = (&limited, &identity) {
+                            limit.failed(*key);
+                        }
                         req.extensions_mut().insert(identity);
                         inner.call(req).await
                     }));
                 }
             },
         };
-        failed(&self.limit, &identity);
+        if let (Some(limit), Identity::Invalid(_)) = (&self.limit, &identity)
+            && let Some(key) = limit.key(req.headers(), req.extensions())
+        {
+            limit.failed(key);
+        }
         req.extensions_mut().insert(identity);
         AuthFuture::ready(self.inner.call(req))
     }
