@@ -39,6 +39,26 @@ impl Debug for BlobReader {
     }
 }
 
+/// `stream` without its first `skip` bytes.
+fn skip_bytes(stream: ByteStream, skip: u64) -> ByteStream {
+    use futures::StreamExt as _;
+    let mut left = skip;
+    stream
+        .filter_map(move |item| {
+            let out = match item {
+                Ok(mut chunk) if left > 0 => {
+                    let n = usize::try_from(left.min(chunk.len() as u64)).unwrap_or(chunk.len());
+                    left -= n as u64;
+                    let rest = chunk.split_off(n);
+                    (!rest.is_empty()).then_some(Ok(rest))
+                }
+                other => Some(other),
+            };
+            futures::future::ready(out)
+        })
+        .boxed()
+}
+
 /// A blob being written. Nothing is visible at `path` until `close` returns.
 pub trait BlobWriter: Send {
     /// Appends a chunk.
@@ -58,6 +78,22 @@ pub trait BlobStore: Send + Sync + Debug + 'static {
     fn writer(&self, path: &str) -> BoxFuture<'_, Result<Box<dyn BlobWriter>>>;
     /// Opens `path` for reading; `None` when it does not exist.
     fn reader(&self, path: &str) -> BoxFuture<'_, Result<Option<BlobReader>>>;
+    /// Opens `path` for reading from byte `offset` on (a ranged read where the backend has
+    /// one); [`BlobReader::size`] is the whole blob's size. `None` when it does not exist.
+    ///
+    /// The default reads from the start and drops the first `offset` bytes.
+    fn reader_from(&self, path: &str, offset: u64) -> BoxFuture<'_, Result<Option<BlobReader>>> {
+        let path = path.to_owned();
+        Box::pin(async move {
+            let Some(reader) = self.reader(&path).await? else {
+                return Ok(None);
+            };
+            Ok(Some(BlobReader {
+                size: reader.size,
+                stream: skip_bytes(reader.stream, offset),
+            }))
+        })
+    }
     /// Reads a whole (small) blob; for metadata documents, never artifacts.
     fn read_all(&self, path: &str) -> BoxFuture<'_, Result<Option<Bytes>>>;
     /// The size of `path`, or `None` when it does not exist.
@@ -378,4 +414,31 @@ pub fn blob_path(sha256: &str) -> String {
     let a = sha256.get(0..2).unwrap_or("00");
     let b = sha256.get(2..4).unwrap_or("00");
     format!("sha256/{a}/{b}/{sha256}")
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::{StreamExt as _, TryStreamExt as _};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn skip_bytes_drops_a_prefix_across_chunks() {
+        let chunks =
+            || futures::stream::iter(["abc", "", "defg", "h"].map(|s| Ok(Bytes::from(s)))).boxed();
+        for (skip, want) in [
+            (0, "abcdefgh"),
+            (2, "cdefgh"),
+            (3, "defgh"),
+            (5, "fgh"),
+            (8, ""),
+            (20, ""),
+        ] {
+            let got: Vec<Bytes> = skip_bytes(chunks(), skip)
+                .try_collect()
+                .await
+                .expect("read");
+            assert_eq!(got.concat(), want.as_bytes(), "skip {skip}");
+        }
+    }
 }

@@ -160,6 +160,10 @@ impl BlobStore for OpendalBlobStore {
     }
 
     fn reader(&self, path: &str) -> BoxFuture<'_, Result<Option<BlobReader>>> {
+        self.reader_from(path, 0)
+    }
+
+    fn reader_from(&self, path: &str, offset: u64) -> BoxFuture<'_, Result<Option<BlobReader>>> {
         let path = path.to_owned();
         Box::pin(async move {
             check_path(&path)?;
@@ -171,7 +175,7 @@ impl BlobStore for OpendalBlobStore {
                     .reader_with(&path)
                     .chunk(CHUNK)
                     .await?
-                    .into_bytes_stream(..)
+                    .into_bytes_stream(offset.min(size)..)
                     .await
             };
             match opened.await {

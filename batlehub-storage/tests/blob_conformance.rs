@@ -63,6 +63,23 @@ async fn run_suite(backend: &str, store: &dyn BlobStore) {
     assert!(largest <= 64 * 1024, "{backend}: chunk of {largest} bytes");
     assert_eq!(store.read_all("tmp/upload-1").await.unwrap().unwrap(), data);
 
+    // Ranged reads: from any offset to the end; past the end is empty.
+    for offset in [0usize, 1, 70_001, 199_999, 200_000, 250_000] {
+        let reader = store
+            .reader_from("tmp/upload-1", offset as u64)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(reader.size, data.len() as u64, "{backend}: whole size");
+        let chunks: Vec<Bytes> = reader.stream.try_collect().await.unwrap();
+        assert_eq!(
+            chunks.concat(),
+            data[offset.min(data.len())..],
+            "{backend}: read from {offset}"
+        );
+    }
+    assert!(store.reader_from("tmp/missing", 5).await.unwrap().is_none());
+
     // Missing blobs.
     assert!(store.reader("tmp/missing").await.unwrap().is_none());
     assert!(store.read_all("tmp/missing").await.unwrap().is_none());

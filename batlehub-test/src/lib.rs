@@ -228,7 +228,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Collects a response body. Boxed as `Send` explicitly: without it the compiler cannot
 /// prove the futures of generic callers `Send` through the body's collect future.
-fn collect(body: Body) -> BoxFuture<'static, Result<Bytes, String>> {
+pub fn collect(body: Body) -> BoxFuture<'static, Result<Bytes, String>> {
     Box::pin(async move {
         body.collect()
             .await

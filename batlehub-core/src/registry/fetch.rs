@@ -284,6 +284,10 @@ impl Registry {
     /// On a miss the artifact is downloaded once, however many clients ask at the same
     /// time: the first client receives the bytes as they stream (the last chunk is held
     /// back until the digest is checked), the others wait and are served from the cache.
+    /// The download never waits for a client: it spools to storage at the upstream's pace,
+    /// and a client that falls more than a few chunks behind (or stops reading) is served
+    /// the rest from the stored blob once the download is committed, so one slow reader
+    /// cannot stall a shared download.
     /// The bytes are hashed while streaming and compared with `expected`; a mismatch is
     /// never cached and fails the transfer. Without an `expected` digest nothing can be
     /// verified: the artifact is refused (fail closed), or with
@@ -318,6 +322,7 @@ impl Registry {
             Leader(
                 mpsc::Receiver<std::io::Result<Bytes>>,
                 oneshot::Receiver<Result<Option<u64>>>,
+                ArtifactFlight,
             ),
             Follower(ArtifactFlight),
         }
@@ -326,7 +331,7 @@ impl Registry {
             if let Some(f) = flights.get(key) {
                 Role::Follower(f.clone())
             } else {
-                let (tx, rx) = mpsc::channel(8);
+                let (tx, rx) = mpsc::channel(LEADER_CHUNKS);
                 let (head_tx, head_rx) = oneshot::channel();
                 let (done_tx, done_rx) = oneshot::channel::<Result<CachedArtifact>>();
                 let flight: ArtifactFlight = async move {
@@ -344,21 +349,24 @@ impl Registry {
                     this.inner.artifact_flights.lock().remove(&key);
                     let _ = done_tx.send(out);
                 });
-                Role::Leader(rx, head_rx)
+                Role::Leader(rx, head_rx, flight)
             }
         };
         match role {
-            Role::Leader(rx, head_rx) => {
+            Role::Leader(rx, head_rx, flight) => {
                 let size = head_rx
                     .await
                     .map_err(|_| Error::internal("download task ended early"))??;
-                let stream = futures::stream::unfold(rx, |mut rx| async move {
-                    rx.recv().await.map(|item| (item, rx))
-                });
+                let tail = Tail::Channel {
+                    rx,
+                    got: 0,
+                    flight,
+                    registry: self.clone(),
+                };
                 Ok(Artifact {
                     size,
                     sha256: None,
-                    body: body::from_stream(stream),
+                    body: body::from_stream(futures::stream::unfold(tail, Tail::next)),
                     unverified: false,
                 })
             }
@@ -420,6 +428,17 @@ impl Registry {
         tx: mpsc::Sender<std::io::Result<Bytes>>,
         head_tx: oneshot::Sender<Result<Option<u64>>>,
     ) -> Result<CachedArtifact> {
+        // The client's channel, while it keeps up; `None` once it fell behind or left (it
+        // then reads the rest from the stored blob, or the error from the flight).
+        let mut tx = Some(tx);
+        let feed = |tx: &mut Option<mpsc::Sender<std::io::Result<Bytes>>>,
+                    item: std::io::Result<Bytes>| {
+            if let Some(t) = tx
+                && t.try_send(item).is_err()
+            {
+                *tx = None;
+            }
+        };
         let client = self.upstream_client()?.clone();
         let resp = match client.get(url.clone(), HeaderMap::new()).await {
             Ok(r) => r,
@@ -460,7 +479,6 @@ impl Registry {
         let _ = head_tx.send(Ok(length));
         let mut hasher = MultiHasher::default();
         let mut pending: Option<Bytes> = None;
-        let mut client_gone = false;
         let mut stream = resp.bytes_stream();
         let fail = |msg: String| std::io::Error::other(msg);
         let result: Result<()> = async {
@@ -476,11 +494,8 @@ impl Registry {
                     )));
                 }
                 writer.write(chunk.clone()).await?;
-                if let Some(prev) = pending.replace(chunk)
-                    && !client_gone
-                    && tx.send(Ok(prev)).await.is_err()
-                {
-                    client_gone = true;
+                if let Some(prev) = pending.replace(chunk) {
+                    feed(&mut tx, Ok(prev));
                 }
             }
             Ok(())
@@ -489,7 +504,7 @@ impl Registry {
         if let Err(e) = result {
             let _ = writer.abort().await;
             let _ = blobs.delete(&temp).await;
-            let _ = tx.send(Err(fail(e.to_string()))).await;
+            feed(&mut tx, Err(fail(e.to_string())));
             return Err(e);
         }
         let digests = hasher.finish();
@@ -505,7 +520,7 @@ impl Registry {
             let e = Error::Integrity {
                 key: key.to_owned(),
             };
-            let _ = tx.send(Err(fail(e.to_string()))).await;
+            feed(&mut tx, Err(fail(e.to_string())));
             return Err(e);
         }
         let commit: Result<CachedArtifact> = async {
@@ -530,18 +545,88 @@ impl Registry {
         .await;
         match commit {
             Ok(cached) => {
-                if let Some(last) = pending
-                    && !client_gone
-                {
-                    let _ = tx.send(Ok(last)).await;
+                if let Some(last) = pending {
+                    feed(&mut tx, Ok(last));
                 }
                 Ok(cached)
             }
             Err(e) => {
                 let _ = blobs.delete(&temp).await;
-                let _ = tx.send(Err(fail(e.to_string()))).await;
+                feed(&mut tx, Err(fail(e.to_string())));
                 Err(e)
             }
+        }
+    }
+}
+
+/// How many chunks a download runs ahead of its first client before that client is left to
+/// read the rest from storage.
+const LEADER_CHUNKS: usize = 32;
+
+/// The first client's body: chunks from the download while it keeps up, then the rest of
+/// the stored blob from where it stopped.
+enum Tail {
+    Channel {
+        rx: mpsc::Receiver<std::io::Result<Bytes>>,
+        got: u64,
+        flight: ArtifactFlight,
+        registry: Registry,
+    },
+    Blob(crate::store::ByteStream),
+    Done,
+}
+
+impl Tail {
+    async fn next(self) -> Option<(std::io::Result<Bytes>, Self)> {
+        let (flight, got, registry) = match self {
+            Self::Channel {
+                mut rx,
+                got,
+                flight,
+                registry,
+            } => match rx.recv().await {
+                Some(Ok(chunk)) => {
+                    let got = got + chunk.len() as u64;
+                    let next = Self::Channel {
+                        rx,
+                        got,
+                        flight,
+                        registry,
+                    };
+                    return Some((Ok(chunk), next));
+                }
+                Some(Err(e)) => return Some((Err(e), Self::Done)),
+                // The download finished, or left this client behind.
+                None => (flight, got, registry),
+            },
+            Self::Blob(mut stream) => {
+                return stream.next().await.map(|item| (item, Self::Blob(stream)));
+            }
+            Self::Done => return None,
+        };
+        let io = |e: Error| std::io::Error::other(e.to_string());
+        let cached = match flight.await {
+            Ok(cached) if got >= cached.size => return None,
+            Ok(cached) => cached,
+            Err(e) => return Some((Err(io(e)), Self::Done)),
+        };
+        let path = blob_path(&cached.sha256);
+        let mut stream = match registry.inner.storage.blobs.reader_from(&path, got).await {
+            Ok(Some(reader)) => reader.stream,
+            Ok(None) => {
+                return Some((
+                    Err(io(Error::storage("downloaded blob vanished"))),
+                    Self::Done,
+                ));
+            }
+            Err(e) => return Some((Err(io(e)), Self::Done)),
+        };
+        match stream.next().await {
+            Some(item) => Some((item, Self::Blob(stream))),
+            None => Some((
+                Err(io(Error::storage("downloaded blob is short"))),
+                Self::Done,
+            )),
         }
     }
 }

@@ -1,0 +1,92 @@
+//! Shared upstream downloads: one slow reader never stalls the others, and it still gets
+//! every byte (the rest from storage once the download is committed).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use batlehub_core::digest::ExpectedDigest;
+use batlehub_core::{FakeClock, Hub, Mode, RegistryConfig};
+use bytes::Bytes;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// Large enough to span many more chunks than a download runs ahead of its first reader.
+const SIZE: usize = 8 * 1024 * 1024;
+
+fn artifact() -> Bytes {
+    let mut bytes = Vec::with_capacity(SIZE);
+    let mut x: u32 = 0x9e37_79b9;
+    while bytes.len() < SIZE {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        bytes.extend_from_slice(&x.to_le_bytes());
+    }
+    Bytes::from(bytes)
+}
+
+#[tokio::test]
+async fn a_reader_that_stops_reading_does_not_stall_the_download() {
+    let bytes = artifact();
+    let upstream = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/big.tgz"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(bytes.to_vec()))
+        .expect(1)
+        .mount(&upstream)
+        .await;
+    let storage = batlehub_storage::memory().await.expect("storage");
+    let registry = Hub::builder()
+        .storage(storage)
+        .clock(FakeClock::new(batlehub_test::start_time()))
+        .build()
+        .expect("hub")
+        .registry_with_policy(
+            RegistryConfig::new("r", Mode::Proxy).upstreams([upstream.uri()]),
+            Arc::new(batlehub_core::AllowAll),
+        )
+        .expect("registry");
+    let url = url::Url::parse(&format!("{}/big.tgz", upstream.uri())).expect("url");
+    let sha = hex_digest(&bytes);
+    let expected = || ExpectedDigest::from_hex("sha256", &sha);
+
+    // The first client receives the streaming download, and never reads a byte of it.
+    let stalled = registry
+        .upstream_artifact("big", url.clone(), expected())
+        .await
+        .expect("first client");
+
+    // A second client for the same artifact is served as soon as the upstream is done.
+    let second = tokio::time::timeout(Duration::from_secs(20), async {
+        let artifact = registry
+            .upstream_artifact("big", url.clone(), expected())
+            .await
+            .expect("second client");
+        batlehub_test::collect(artifact.body).await.expect("body")
+    })
+    .await
+    .expect("the second client was held up by the first one's reading");
+    assert_eq!(second.len(), bytes.len());
+    assert!(
+        second == bytes,
+        "the second client got the upstream's bytes"
+    );
+
+    // The first client reads late and still gets every byte, the rest from storage.
+    let first = batlehub_test::collect(stalled.body)
+        .await
+        .expect("late body");
+    assert_eq!(first.len(), bytes.len());
+    assert!(first == bytes, "the late reader got the upstream's bytes");
+
+    // Cached: a third client needs no upstream request (`expect(1)` is checked on drop).
+    let third = registry
+        .upstream_artifact("big", url, expected())
+        .await
+        .expect("third client");
+    assert_eq!(third.sha256.as_deref(), Some(sha.as_str()));
+}
+
+fn hex_digest(bytes: &[u8]) -> String {
+    batlehub_test::sha256_hex(bytes)
+}
