@@ -70,6 +70,13 @@ impl Protocol for Cargo {
         )
     }
 
+    /// A publish frames its JSON metadata (bounded apart) and the `.crate` with lengths.
+    fn body_limit(&self, _: &Self::Route, config: &batlehub_core::RegistryConfig) -> u64 {
+        config
+            .max_upload_bytes
+            .saturating_add(u64::from(crate::handlers::publish::MAX_METADATA) + 8)
+    }
+
     fn challenge(&self) -> Option<HeaderValue> {
         Some(HeaderValue::from_static("Basic realm=\"batlehub\""))
     }

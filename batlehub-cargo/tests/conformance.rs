@@ -5,7 +5,9 @@ mod common;
 use batlehub_cargo::CargoService;
 use batlehub_core::body::Body;
 use batlehub_test::conformance::{Conformance, Lie};
-use common::{CargoApp, TestApp, crate_file, index_path, metadata, mount_index, publish_body};
+use common::{
+    CargoApp, TestApp, archive, crate_file, index_path, metadata, mount_index, publish_body,
+};
 use http::{Method, Request, StatusCode};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -34,6 +36,36 @@ impl Conformance for Cargo {
 
     fn artifact_path(name: &str, version: &str) -> String {
         format!("/api/v1/crates/{name}/{version}/download")
+    }
+
+    fn upstream_artifact_path(name: &str, version: &str) -> String {
+        format!("/files/{name}-{version}.crate")
+    }
+
+    fn upstream_metadata_path(name: &str) -> String {
+        format!("/index{}", index_path(name).trim_start_matches("/registry"))
+    }
+
+    /// A `.crate` whose `Cargo.toml` unpacks to 8 MiB (twice the limit) from a few KiB.
+    fn bomb_publish_request(name: &str, version: &str, who: &str) -> Option<Request<Body>> {
+        let manifest = format!(
+            "[package]\nname = \"{name}\"\nversion = \"{version}\"\n{}",
+            "#".repeat(8 << 20)
+        );
+        let bomb = archive(&[
+            (
+                format!("{name}-{version}/Cargo.toml"),
+                manifest.into_bytes(),
+            ),
+            (format!("{name}-{version}/src/lib.rs"), Vec::new()),
+        ]);
+        let body = publish_body(&metadata(name, version), &bomb);
+        Some(batlehub_test::request(
+            Method::PUT,
+            "/api/v1/crates/new",
+            body,
+            Some(who),
+        ))
     }
 
     async fn mount_upstream(server: &MockServer, name: &str, versions: &[&str]) {

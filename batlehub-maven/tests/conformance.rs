@@ -89,6 +89,37 @@ impl Conformance for Maven {
         .to_vec()
     }
 
+    fn upstream_artifact_path(name: &str, version: &str) -> String {
+        let (group, artifact) = split(name);
+        format!("/repo/{group}/{artifact}/{version}/{artifact}-{version}.jar")
+    }
+
+    fn upstream_metadata_path(name: &str) -> String {
+        let (group, artifact) = split(name);
+        format!("/repo/{group}/{artifact}/maven-metadata.xml")
+    }
+
+    /// Maven reads no archive; its manifest is the POM: one whose entities expand a
+    /// billion-fold ("billion laughs").
+    fn bomb_publish_request(name: &str, version: &str, who: &str) -> Option<Request<Body>> {
+        let (group_path, artifact) = split(name);
+        let group = name.split_once(':').map_or("org.example", |(g, _)| g);
+        let mut entities = String::from("<!ENTITY lol0 \"lollollollollollollollollollol\">");
+        for i in 1..10 {
+            let refs = format!("&lol{};", i - 1).repeat(10);
+            entities.push_str(&format!("<!ENTITY lol{i} \"{refs}\">"));
+        }
+        let bomb = format!(
+            "<?xml version=\"1.0\"?><!DOCTYPE project [{entities}]><project><modelVersion>4.0.0</modelVersion><groupId>{group}</groupId><artifactId>{artifact}</artifactId><version>{version}</version><description>&lol9;</description></project>"
+        );
+        Some(batlehub_test::request(
+            Method::PUT,
+            &format!("/maven2/{group_path}/{artifact}/{version}/{artifact}-{version}.pom"),
+            bomb,
+            Some(who),
+        ))
+    }
+
     async fn mount_upstream(server: &MockServer, name: &str, versions: &[&str]) {
         let (group_path, artifact) = split(name);
         let group = name.split_once(':').map_or("org.example", |(g, _)| g);

@@ -81,6 +81,11 @@ impl Protocol for Npm {
 
     /// npm sends its token with every request; the `Basic` challenge matches its legacy
     /// `_auth` form and never triggers its one-time-password prompt.
+    /// A publish carries the tarball in base64 inside JSON.
+    fn body_limit(&self, _: &Self::Route, config: &batlehub_core::RegistryConfig) -> u64 {
+        envelope_limit(config.max_upload_bytes)
+    }
+
     fn challenge(&self) -> Option<HeaderValue> {
         Some(HeaderValue::from_static("Basic realm=\"batlehub\""))
     }
@@ -98,7 +103,10 @@ impl Protocol for Npm {
 }
 
 /// Base64 inflates a tarball by 4/3; leave room for the JSON around it.
+fn envelope_limit(max_upload: u64) -> u64 {
+    max_upload.saturating_mul(4) / 3 + 1024 * 1024
+}
+
 fn publish_body_limit(registry: &Registry) -> usize {
-    let raw = registry.config().max_upload_bytes;
-    usize::try_from(raw.saturating_mul(4) / 3 + 1024 * 1024).unwrap_or(usize::MAX)
+    usize::try_from(envelope_limit(registry.config().max_upload_bytes)).unwrap_or(usize::MAX)
 }

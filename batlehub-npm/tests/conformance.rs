@@ -42,6 +42,21 @@ impl Conformance for Npm {
         format!("/{name}/-/{base}-{version}.tgz")
     }
 
+    fn upstream_artifact_path(name: &str, version: &str) -> String {
+        Self::artifact_path(name, version)
+    }
+
+    fn upstream_metadata_path(name: &str) -> String {
+        format!("/{name}")
+    }
+
+    /// A tarball whose `package.json` unpacks to 8 MiB (twice the limit) from a few KiB.
+    fn bomb_publish_request(name: &str, version: &str, who: &str) -> Option<Request<Body>> {
+        let bomb = tgz(&json!({"name": name, "version": version, "pad": " ".repeat(8 << 20)}));
+        let body = publish_body(name, version, &bomb);
+        Some(put_json(&format!("/{}", escape(name)), &body, Some(who)))
+    }
+
     async fn mount_upstream(server: &MockServer, name: &str, versions: &[&str]) {
         let tarballs: Vec<(&str, Vec<u8>)> =
             versions.iter().map(|v| (*v, tarball(name, v))).collect();

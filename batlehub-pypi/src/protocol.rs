@@ -74,6 +74,11 @@ impl Protocol for Pypi {
 
     /// pip and twine send credentials from the URL or keyring, and retry after a `Basic`
     /// challenge.
+    /// An upload carries the file among multipart form fields.
+    fn body_limit(&self, _: &Self::Route, config: &batlehub_core::RegistryConfig) -> u64 {
+        crate::handlers::upload::body_limit(config.max_upload_bytes)
+    }
+
     fn challenge(&self) -> Option<HeaderValue> {
         Some(HeaderValue::from_static("Basic realm=\"batlehub\""))
     }

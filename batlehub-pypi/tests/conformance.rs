@@ -6,7 +6,8 @@ use batlehub_core::body::Body;
 use batlehub_pypi::PypiService;
 use batlehub_test::conformance::{Conformance, Lie};
 use common::{
-    PypiApp, TestApp, json_page, serve_files, serve_page, twine_fields, upload_request, wheel,
+    PypiApp, TestApp, core_metadata, file_prefix, json_page, serve_files, serve_page, twine_fields,
+    upload_request, wheel, wheel_with,
 };
 use http::{Request, StatusCode};
 use wiremock::matchers::{method, path};
@@ -36,6 +37,32 @@ impl Conformance for Pypi {
 
     fn artifact_path(name: &str, version: &str) -> String {
         format!("/packages/{name}/{}", wheel(name, version, &[]).filename)
+    }
+
+    fn upstream_artifact_path(name: &str, version: &str) -> String {
+        format!("/files/{}", wheel(name, version, &[]).filename)
+    }
+
+    fn upstream_metadata_path(name: &str) -> String {
+        format!("/simple/{name}/")
+    }
+
+    /// A wheel whose `METADATA` unpacks to 8 MiB (twice the limit) from a few KiB.
+    fn bomb_publish_request(name: &str, version: &str, who: &str) -> Option<Request<Body>> {
+        let honest = wheel(name, version, &[]);
+        let mut metadata = core_metadata(name, version, &[]);
+        metadata.extend(std::iter::repeat_n(b'x', 8 << 20));
+        let prefix = file_prefix(name);
+        let bomb = wheel_with(
+            &honest.filename,
+            &format!("{prefix}-{version}.dist-info"),
+            &metadata,
+        );
+        Some(upload_request(
+            &twine_fields(name, version, &bomb),
+            &bomb,
+            Some(who),
+        ))
     }
 
     async fn mount_upstream(server: &MockServer, name: &str, versions: &[&str]) {

@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use std::time::Duration;
 
@@ -20,11 +20,13 @@ use batlehub_core::protocol::ResponseFuture;
 use batlehub_core::{ClientAddr, Identity};
 use http::{Request, Response, StatusCode, header};
 use tower::Layer as _;
-use wiremock::matchers::any;
+use wiremock::matchers::{any, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::conformance::{Conformance, Lie};
+use crate::conformance::{Conformance, Lie, Untouchable};
 use crate::{BoxFuture, Got, TestApp, get, identity};
+use futures::StreamExt as _;
+use http_body_util::BodyExt as _;
 
 /// Accepts `good-token` from its cache; every other token takes the slow path (counted)
 /// and is refused, as an argon2 hash or a JWT signature check would.
@@ -382,6 +384,227 @@ fn req_map(req: &mut Request<Body>, touched: Arc<std::sync::atomic::AtomicBool>)
     out
 }
 
+/// Settles the download tasks a failed transfer leaves behind.
+async fn settle() {
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// An upstream that redirects an artifact to a host that is neither an upstream nor an
+/// allowed origin: the redirect is not followed (that host sees no request), the client
+/// gets no successful transfer, and nothing is cached.
+pub async fn redirect_to_forbidden_host_refused<C: Conformance>() {
+    let upstream = MockServer::start().await;
+    C::mount_upstream(&upstream, C::package(), &["1.0.0"]).await;
+    let elsewhere = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(b"not from the upstream".to_vec()))
+        .expect(0)
+        .mount(&elsewhere)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(C::upstream_artifact_path(C::package(), "1.0.0")))
+        .respond_with(
+            ResponseTemplate::new(302)
+                .insert_header("location", format!("{}/elsewhere.bin", elsewhere.uri())),
+        )
+        .with_priority(1)
+        .mount(&upstream)
+        .await;
+    let app = TestApp::<C::Service>::proxy(&C::upstream_url(&upstream))
+        .build()
+        .await;
+    let artifact = C::artifact_path(C::package(), "1.0.0");
+    let (status, body) = app.send_raw(get(&artifact, None)).await;
+    assert!(
+        !status.is_success() || body.is_err(),
+        "a redirect to a forbidden host was followed ({status})"
+    );
+    settle().await;
+    let got = app.call(get(&artifact, None)).await;
+    assert!(
+        !got.status.is_success(),
+        "nothing was cached: {}",
+        got.status
+    );
+    assert!(
+        elsewhere
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .is_empty(),
+        "the forbidden host was asked"
+    );
+}
+
+/// An upstream transfer that breaks off before its declared length: never a successful
+/// transfer, nothing cached, no staging left behind; once the upstream is whole again, the
+/// retry is served the upstream's bytes.
+pub async fn truncated_transfer_not_cached<C: Conformance>() {
+    let upstream = MockServer::start().await;
+    C::mount_upstream(&upstream, C::package(), &["1.0.0"]).await;
+    let artifact = C::artifact_path(C::package(), "1.0.0");
+    // What the whole upstream serves, through a second proxy.
+    let honest = TestApp::<C::Service>::proxy(&C::upstream_url(&upstream))
+        .build()
+        .await
+        .call(get(&artifact, None))
+        .await;
+    assert_eq!(honest.status, StatusCode::OK, "{}", honest.text());
+
+    upstream.reset().await;
+    C::mount_upstream(&upstream, C::package(), &["1.0.0"]).await;
+    let cut = honest.body.len() / 2;
+    Mock::given(method("GET"))
+        .and(path(C::upstream_artifact_path(C::package(), "1.0.0")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_bytes(honest.body[..cut].to_vec())
+                .insert_header("content-length", honest.body.len().to_string()),
+        )
+        .with_priority(1)
+        .mount(&upstream)
+        .await;
+    let app = TestApp::<C::Service>::proxy(&C::upstream_url(&upstream))
+        .build()
+        .await;
+    let (status, body) = app.send_raw(get(&artifact, None)).await;
+    assert!(
+        !status.is_success() || body.is_err(),
+        "a truncated transfer was served as a success ({status})"
+    );
+    settle().await;
+    let blobs = app.storage.blobs.list("").await.unwrap();
+    assert!(
+        blobs.iter().all(|p| !p.starts_with("tmp/")),
+        "staging left behind: {blobs:?}"
+    );
+
+    upstream.reset().await;
+    C::mount_upstream(&upstream, C::package(), &["1.0.0"]).await;
+    let retry = app.call(get(&artifact, None)).await;
+    assert_eq!(retry.status, StatusCode::OK, "{}", retry.text());
+    assert!(
+        retry.body == honest.body,
+        "the retry got the upstream's bytes"
+    );
+}
+
+/// An upstream metadata document larger than `max_document_bytes`: refused with `502`
+/// (never read whole into memory), nothing cached.
+pub async fn huge_upstream_document_refused<C: Conformance>() {
+    let upstream = MockServer::start().await;
+    C::mount_upstream(&upstream, C::package(), &["1.0.0"]).await;
+    let limit = 64 * 1024;
+    Mock::given(method("GET"))
+        .and(path(C::upstream_metadata_path(C::package())))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(vec![b' '; 4 * 1024 * 1024]))
+        .with_priority(1)
+        .mount(&upstream)
+        .await;
+    let app = TestApp::<C::Service>::proxy(&C::upstream_url(&upstream))
+        .max_document(limit)
+        .build()
+        .await;
+    let got = app.call(get(&C::metadata_path(C::package()), None)).await;
+    assert_eq!(got.status, StatusCode::BAD_GATEWAY, "{}", got.text());
+    assert!(got.body.len() < 4096, "an error, not the document");
+    assert!(
+        content_blobs(&app.storage).await.is_empty(),
+        "nothing cached"
+    );
+}
+
+/// Uploads over `max_upload_bytes` from a caller who may publish: a declared length over
+/// the limit is refused from the head (`413`, the body never read); an undeclared endless
+/// body is cut off soon after the limit with a client error. Nothing is stored.
+pub async fn oversized_uploads_refused<C: Conformance>() {
+    let limit: u64 = 64 * 1024;
+    let app = TestApp::<C::Service>::local()
+        .max_upload(limit)
+        .build()
+        .await;
+    let key = C::package_key();
+    let before = app.state(&[&key]).await;
+
+    let touched = Arc::new(AtomicBool::new(false));
+    let mut req = C::publish_request(C::package(), "1.0.0", Some("alice"));
+    req.headers_mut()
+        .insert(header::CONTENT_LENGTH, (limit * 4096).into());
+    let req = req.map(|_| {
+        Untouchable(touched.clone())
+            .map_err(batlehub_core::body::BoxError::from)
+            .boxed_unsync()
+    });
+    let got = tokio::time::timeout(Duration::from_secs(10), app.call(req))
+        .await
+        .expect("a declared oversized upload was not refused from its head");
+    assert_eq!(got.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", got.text());
+    assert!(!touched.load(Ordering::SeqCst), "the body was read");
+
+    // No declared length: the upload's first half, then zeros without end.
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let req = C::publish_request(C::package(), "1.0.0", Some("alice"));
+    let (mut parts, body) = req.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let original = crate::collect(body).await.unwrap();
+    let head = original.slice(..original.len() / 2);
+    let counter = pulled.clone();
+    let chunks = futures::stream::once(async move { Ok::<_, std::io::Error>(head) }).chain(
+        futures::stream::repeat_with(|| Ok(bytes::Bytes::from(vec![0u8; 16 * 1024]))),
+    );
+    let stream = chunks.map(move |c| {
+        if let Ok(c) = &c {
+            counter.fetch_add(c.len(), Ordering::SeqCst);
+        }
+        c.map(http_body::Frame::data)
+    });
+    let body = http_body_util::StreamBody::new(stream)
+        .map_err(batlehub_core::body::BoxError::from)
+        .boxed_unsync();
+    let got = tokio::time::timeout(
+        Duration::from_secs(30),
+        app.call(Request::from_parts(parts, body)),
+    )
+    .await
+    .expect("an endless upload was read without end");
+    assert!(
+        got.status.is_client_error(),
+        "{}: {}",
+        got.status,
+        got.text()
+    );
+    let read = pulled.load(Ordering::SeqCst) as u64;
+    assert!(
+        read <= 2 * limit + 1024 * 1024,
+        "{read} bytes read for a limit of {limit}"
+    );
+    assert_eq!(app.state(&[&key]).await, before, "nothing stored");
+}
+
+/// Decompression bombs and expanding manifests in uploads: refused with a client error in
+/// bounded time, nothing stored.
+pub async fn upload_bombs_refused<C: Conformance>() {
+    let Some(req) = C::bomb_publish_request(C::package(), "1.0.0", "alice") else {
+        return;
+    };
+    let app = TestApp::<C::Service>::local().build().await;
+    let key = C::package_key();
+    let before = app.state(&[&key]).await;
+    let got = tokio::time::timeout(Duration::from_secs(60), app.call(req))
+        .await
+        .expect("a bomb kept the server busy");
+    assert!(
+        got.status.is_client_error(),
+        "{}: {}",
+        got.status,
+        got.text()
+    );
+    assert!(got.body.len() < 4096, "a short error: {}", got.text());
+    assert_eq!(app.state(&[&key]).await, before, "nothing stored");
+}
+
 /// Runs every adversarial check for a [`Conformance`] implementation, one `#[tokio::test]`
 /// each:
 ///
@@ -397,6 +620,11 @@ macro_rules! adversarial_suite {
             lying_upstream_wrong_digest,
             lying_upstream_missing_digest,
             concurrent_uploads_bounded,
+            redirect_to_forbidden_host_refused,
+            truncated_transfer_not_cached,
+            huge_upstream_document_refused,
+            oversized_uploads_refused,
+            upload_bombs_refused,
         );
     };
     (@tests $c:ty; $($check:ident),* $(,)?) => {

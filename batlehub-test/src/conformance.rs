@@ -93,6 +93,20 @@ pub trait Conformance: Send + Sync + 'static {
         lie: Lie,
     ) -> impl Future<Output = bool> + Send;
 
+    /// Where [`Conformance::mount_upstream`] serves the artifact of `name@version`, as a
+    /// path on the mock server.
+    fn upstream_artifact_path(name: &str, version: &str) -> String;
+
+    /// Where [`Conformance::mount_upstream`] serves the metadata document a request for
+    /// [`Conformance::metadata_path`] reads, as a path on the mock server.
+    fn upstream_metadata_path(name: &str) -> String;
+
+    /// A publish of `name@version` by `who` whose upload is a bomb for this format's reader:
+    /// an archive member that unpacks far beyond the format's limits (npm, cargo, PyPI), or
+    /// a manifest that expands (Maven's POM). `None` when the format reads nothing inside
+    /// its uploads.
+    fn bomb_publish_request(name: &str, version: &str, who: &str) -> Option<Request<Body>>;
+
     /// The upstream URL a proxy of `server` is configured with.
     fn upstream_url(server: &MockServer) -> String {
         server.uri()

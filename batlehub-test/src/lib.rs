@@ -248,6 +248,7 @@ pub struct Builder<S> {
     allowed_origins: Vec<String>,
     auth: Option<UpstreamAuth>,
     max_upload: Option<u64>,
+    max_document: Option<u64>,
     policy: Option<Arc<dyn Policy>>,
     claims: Vec<String>,
     allow_unverified: bool,
@@ -273,6 +274,7 @@ impl<S: RegistryService> Builder<S> {
             allowed_origins: Vec::new(),
             auth: None,
             max_upload: None,
+            max_document: None,
             policy: None,
             claims: Vec::new(),
             allow_unverified: false,
@@ -319,6 +321,13 @@ impl<S: RegistryService> Builder<S> {
     #[must_use]
     pub fn max_upload(mut self, bytes: u64) -> Self {
         self.max_upload = Some(bytes);
+        self
+    }
+
+    /// The largest upstream metadata document read.
+    #[must_use]
+    pub fn max_document(mut self, bytes: u64) -> Self {
+        self.max_document = Some(bytes);
         self
     }
 
@@ -380,6 +389,9 @@ impl<S: RegistryService> Builder<S> {
         config.upstream.auth = self.auth;
         if let Some(m) = self.max_upload {
             config.max_upload_bytes = m;
+        }
+        if let Some(m) = self.max_document {
+            config.max_document_bytes = m;
         }
         config.claims = self.claims;
         config.allow_unverified = self.allow_unverified;

@@ -21,7 +21,7 @@ use crate::wire::{IndexLine, PublishMetadata, publish_ok, split_features};
 use batlehub_core::protocol::{BodyStream, Cx, content_length, json};
 
 /// The largest JSON metadata accepted (it carries the README).
-const MAX_METADATA: u32 = 4 * 1024 * 1024;
+pub(crate) const MAX_METADATA: u32 = 4 * 1024 * 1024;
 
 /// Reads the length-prefixed frames of a publish body.
 struct Frames {

@@ -89,7 +89,8 @@ use http::request::Parts;
 use http::{HeaderValue, Method, Response};
 
 pub use request::{
-    BodyStream, RequestBody, content_length, decode_path, decode_segment, query_param, segments,
+    BodyStream, RequestBody, blocking, content_length, decode_path, decode_segment, query_param,
+    segments,
 };
 pub use response::{
     Audience, JSON, OCTET_STREAM, TEXT, artifact, conditional, etag_of, if_none_match, json,
@@ -147,6 +148,16 @@ pub trait Protocol: std::fmt::Debug + Send + Sync + 'static {
     fn head_permission(&self, route: &Self::Route, parts: &Parts) -> Option<Permission> {
         let _ = route;
         (!matches!(parts.method, Method::GET | Method::HEAD)).then_some(Permission::Publish)
+    }
+
+    /// The largest request body a write to `route` may declare: the upload limit plus the
+    /// protocol's envelope around the artifact (base64 and JSON, multipart fields, length
+    /// frames). A write whose `Content-Length` is larger is refused with `413` from its
+    /// head, before any of the body is read; handlers still bound what they read. The
+    /// default is [`RegistryConfig::max_upload_bytes`](crate::RegistryConfig::max_upload_bytes).
+    fn body_limit(&self, route: &Self::Route, config: &crate::RegistryConfig) -> u64 {
+        let _ = route;
+        config.max_upload_bytes
     }
 
     /// The `WWW-Authenticate` value sent with `401` (Maven sends credentials only after a

@@ -184,6 +184,19 @@ pub fn decode_path(what: &str, raw: &str) -> Result<String> {
     Ok(decoded.into_owned())
 }
 
+/// Runs CPU-bound request work (parsing large bodies, decoding, hashing, bounded
+/// decompression) on the blocking thread pool, so it never holds an async worker.
+///
+/// # Errors
+/// Whatever `f` returns; [`Error::Internal`](crate::Error::Internal) when the task panicked.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| crate::Error::internal(format!("request task failed: {e}")))?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

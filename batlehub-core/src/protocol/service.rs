@@ -165,6 +165,14 @@ impl<P: Protocol> Inner<P> {
         self.registry
             .authorize(&caller.identity, permission, None)?;
         if permission == Permission::Publish {
+            let limit = self.protocol.body_limit(route, self.registry.config());
+            if let Some(declared) = super::content_length(parts)
+                && declared > limit
+            {
+                return Err(Error::PayloadTooLarge(format!(
+                    "the request body is {declared} bytes; this registry accepts at most {limit}"
+                )));
+            }
             return self.registry.upload_slot(caller).map(Some);
         }
         Ok(None)

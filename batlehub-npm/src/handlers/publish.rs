@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use crate::handlers::read::not_found;
 use crate::name::{PackageName, check_version};
 use crate::wire::PublishBody;
-use batlehub_core::protocol::{Cx, json};
+use batlehub_core::protocol::{Cx, blocking, json};
 
 async fn writable(ctx: &Cx, name: &PackageName) -> Result<()> {
     ctx.registry.authorize(
@@ -37,7 +37,9 @@ pub(crate) async fn put_package(
     body: &Bytes,
 ) -> Result<Response<Body>> {
     writable(ctx, name).await?;
-    let body = parse_body(body)?;
+    // Parsing a body of up to ~4/3 of the upload limit is CPU work: off the async workers.
+    let bytes = body.clone();
+    let body = blocking(move || parse_body(&bytes)).await?;
     if let Some(n) = &body.name
         && n != name.as_str()
     {
@@ -127,13 +129,17 @@ async fn publish(ctx: &Cx, name: &PackageName, body: PublishBody) -> Result<Resp
             "attachment `{file_key}` should be named `{filename}`"
         )));
     }
-    let tarball = base64::engine::general_purpose::STANDARD
-        .decode(attachment.data.trim())
-        .map_err(|e| {
-            Error::BadRequest(format!(
-                "attachment data is not valid base64 (truncated?): {e}"
-            ))
-        })?;
+    let data = attachment.data;
+    let tarball = blocking(move || {
+        base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .map_err(|e| {
+                Error::BadRequest(format!(
+                    "attachment data is not valid base64 (truncated?): {e}"
+                ))
+            })
+    })
+    .await?;
     if tarball.is_empty() {
         return Err(Error::BadRequest("attachment is empty".into()));
     }
@@ -150,7 +156,17 @@ async fn publish(ctx: &Cx, name: &PackageName, body: PublishBody) -> Result<Resp
             "tarball exceeds the upload limit".into(),
         ));
     }
-    let digests = batlehub_core::digest::Digests::of(&tarball);
+    // Hashing and the bounded decompression run off the async workers.
+    let tarball = Bytes::from(tarball);
+    let (digests, inner) = {
+        let tarball = tarball.clone();
+        blocking(move || {
+            let digests = batlehub_core::digest::Digests::of(&tarball);
+            let inner = crate::tarball::read_package_json(&tarball);
+            Ok((digests, inner))
+        })
+        .await?
+    };
     let dist = manifest.get("dist").cloned().unwrap_or_else(|| json!({}));
     if let Some(sri) = dist.get("integrity").and_then(Value::as_str) {
         let expected = ExpectedDigest::from_sri(sri)
@@ -168,7 +184,7 @@ async fn publish(ctx: &Cx, name: &PackageName, body: PublishBody) -> Result<Resp
             "tarball does not match dist.shasum".into(),
         ));
     }
-    let inner = crate::tarball::read_package_json(&tarball)?;
+    let inner = inner?;
     let (in_name, in_version) = (
         inner
             .get("name")
@@ -229,7 +245,7 @@ async fn publish(ctx: &Cx, name: &PackageName, body: PublishBody) -> Result<Resp
     };
     let outcome = ctx.check_publish(&facts).await?;
 
-    let staged = ctx.registry.stage_bytes(Bytes::from(tarball)).await?;
+    let staged = ctx.registry.stage_bytes(tarball).await?;
     let new = NewVersion {
         registry: reg.to_owned(),
         version: VersionRecord {

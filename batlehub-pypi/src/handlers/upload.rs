@@ -33,6 +33,11 @@ use batlehub_core::protocol::{Cx, RequestBody, text};
 const FIELD_LIMIT: usize = 4 * 1024 * 1024;
 /// The most bytes of text fields in one upload.
 const FIELDS_TOTAL: usize = 16 * 1024 * 1024;
+
+/// The largest upload body: the file, the form fields and the multipart framing.
+pub(crate) fn body_limit(max_upload: u64) -> u64 {
+    max_upload.saturating_add(FIELDS_TOTAL as u64 + 64 * 1024)
+}
 /// The largest extra file part (a detached signature) accepted and ignored.
 const EXTRA_FILE_LIMIT: usize = 1024 * 1024;
 /// The most parts in one upload.
@@ -64,7 +69,7 @@ pub(crate) async fn upload(ctx: &Cx, body: RequestBody) -> Result<Response<Body>
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
-        && len > limit.saturating_add(FIELDS_TOTAL as u64 + 64 * 1024)
+        && len > body_limit(limit)
     {
         return Err(Error::PayloadTooLarge(format!(
             "the upload exceeds the limit of {limit} bytes"
