@@ -149,6 +149,64 @@ mod tests {
         assert!(UnverifiedJwt::parse(&format!("{h}.{p}.x.y")).is_none());
     }
 
+    /// Arbitrary JSON up to a few levels deep: claims and headers a forger could send.
+    fn json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<i32>().prop_map(|i| Value::from(f64::from(i) / 4.0)),
+            ".{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::btree_map(
+                    "(iss|exp|nbf|aud|sub|kid|alg|.{0,6})",
+                    inner,
+                    0..5
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Fuzz target: forged tokens (any JSON in header and claims, any bytes around the
+        /// dots) never panic, and what parses reads back the parts it was given.
+        #[test]
+        fn fuzz_unverified_tokens(
+            header in json(),
+            claims in json(),
+            signature in "[A-Za-z0-9_=+/-]{0,40}",
+            noise in proptest::option::of(".{0,8}"),
+        ) {
+            let (h, p) = (enc(&header), enc(&claims));
+            let token = match &noise {
+                None => format!("{h}.{p}.{signature}"),
+                Some(n) => format!("{h}{n}.{p}.{signature}"),
+            };
+            if let Some(jwt) = UnverifiedJwt::parse(&token) {
+                proptest::prop_assert!(token.starts_with(jwt.message));
+                proptest::prop_assert!(jwt.header.len() + jwt.claims.len() < 64);
+                let _ = (jwt.issuer(), jwt.signature_bytes());
+                for name in ["exp", "nbf", "iat"] {
+                    let _ = numeric_date(&jwt.claims, name);
+                }
+                let _ = claim_list(&jwt.claims, "aud");
+                let _ = claim_text(&jwt.claims, "sub");
+                if noise.is_none() {
+                    proptest::prop_assert_eq!(Value::Object(jwt.claims.clone()), claims.clone());
+                }
+            }
+            // Objects only: anything else is some other kind of token.
+            if !claims.is_object() || !header.is_object() {
+                proptest::prop_assert!(noise.is_some() || UnverifiedJwt::parse(&token).is_none());
+            }
+        }
+    }
+
     #[test]
     fn claims() {
         let c = serde_json::json!({

@@ -92,7 +92,7 @@ fn broken(what: impl std::fmt::Display) -> Error {
 
 /// Walks the whole archive (so a corrupt or truncated tail is noticed), checks every path,
 /// and reads `dir/Cargo.toml`.
-fn inspect(reader: impl Read, dir: &str) -> Result<Manifest> {
+pub(crate) fn inspect(reader: impl Read, dir: &str) -> Result<Manifest> {
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(reader).take(MAX_UNPACKED));
     let wanted = std::path::Path::new(dir).join("Cargo.toml");
     let mut manifest = None;

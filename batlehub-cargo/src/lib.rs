@@ -8,6 +8,9 @@ mod protocol;
 mod routes;
 mod wire;
 
+#[cfg(test)]
+mod fuzz;
+
 batlehub_core::protocol_service! {
     /// Serves one cargo registry instance (local, proxy or hybrid) at whatever path it is
     /// mounted: the sparse index under `registry/`, the web API under `api/v1/`.

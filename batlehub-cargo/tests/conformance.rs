@@ -100,3 +100,4 @@ impl Conformance for Cargo {
 
 batlehub_test::conformance_suite!(Cargo);
 batlehub_test::adversarial_suite!(Cargo);
+batlehub_test::fuzz_suite!(Cargo);

@@ -142,11 +142,54 @@ pub fn client_ip(
 }
 
 /// A host header value we are willing to echo back into URLs.
+/// The stand-in for a request's base URL in renderings that are cached and shared.
+///
+/// A rendering keyed by the base URL would let clients vary the key (every `Host` a new
+/// entry, evicting the others); instead documents are rendered once with this placeholder
+/// and [`rebase`]d per request. It is random per process (an `http://` URL under the
+/// reserved `.invalid` domain), so no upstream document can contain it and a rebase can
+/// never rewrite an upstream's own text.
+#[must_use]
+pub fn placeholder() -> &'static str {
+    static PLACEHOLDER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PLACEHOLDER.get_or_init(|| {
+        use std::hash::{BuildHasher as _, Hasher as _};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(0x62_61_74_6c_65_68_75_62);
+        format!("http://base-{:016x}.batlehub.invalid", h.finish())
+    })
+}
+
+/// `rendered` with every [`placeholder`] replaced by `base`, which the caller has escaped
+/// for the document's format (JSON string, HTML attribute); shared, not copied, when the
+/// placeholder does not occur.
+#[must_use]
+pub fn rebase(rendered: &bytes::Bytes, base: &str) -> bytes::Bytes {
+    let needle = placeholder().as_bytes();
+    let mut hits = memchr::memmem::find_iter(rendered, needle).peekable();
+    if hits.peek().is_none() {
+        return rendered.clone();
+    }
+    let mut out = Vec::with_capacity(rendered.len() + base.len().saturating_mul(8));
+    let mut at = 0;
+    for hit in hits {
+        out.extend_from_slice(&rendered[at..hit]);
+        out.extend_from_slice(base.as_bytes());
+        at = hit + needle.len();
+    }
+    out.extend_from_slice(&rendered[at..]);
+    bytes::Bytes::from(out)
+}
+
+/// A `Host` (or forwarded host) usable in the URLs we write: `host[:port]` that a URL
+/// parser accepts as it is (a value like `:1.2.3.4`, `[::1` or `1.2.3.4.5` would otherwise
+/// end up in every link of a document, and clients would refuse them).
 fn valid_host(h: &str) -> bool {
     !h.is_empty()
         && h.len() <= 255
         && h.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'))
+        && url::Url::parse(&format!("http://{h}/")).is_ok_and(|u| u.host_str().is_some())
 }
 
 #[cfg(test)]
@@ -178,6 +221,54 @@ mod tests {
             BaseUrl::derived("").resolve(&parts(&[("host", "h")], None)),
             "http://h"
         );
+    }
+
+    #[test]
+    fn rebase_replaces_every_placeholder_and_nothing_else() {
+        let p = placeholder();
+        assert!(p.starts_with("http://base-") && p.ends_with(".batlehub.invalid"));
+        let doc = bytes::Bytes::from(format!(
+            r#"{{"a":"{p}/x/-/x-1.tgz","b":"{p}/y","c":"http://base-0.batlehub.invalid"}}"#
+        ));
+        assert_eq!(
+            rebase(&doc, "https://hub.test/npm"),
+            r#"{"a":"https://hub.test/npm/x/-/x-1.tgz","b":"https://hub.test/npm/y","c":"http://base-0.batlehub.invalid"}"#
+        );
+        let plain = bytes::Bytes::from_static(b"no links here");
+        assert_eq!(
+            rebase(&plain, "x").as_ptr(),
+            plain.as_ptr(),
+            "shared, not copied"
+        );
+    }
+
+    #[test]
+    fn hosts_that_would_break_links_are_ignored() {
+        for good in [
+            "a.test",
+            "a.test:8080",
+            "127.0.0.1:1",
+            "[::1]",
+            "[2001:db8::1]:443",
+            "a_b",
+        ] {
+            assert!(valid_host(good), "{good}");
+        }
+        // Found by the fuzz target `forwarded_headers`: `:1.2.3.4` became `http://:1.2.3.4`.
+        for bad in [
+            ":203.0.113.7",
+            "a:b:c",
+            "[::1",
+            "::1",
+            "1.2.3.4.5",
+            "a.test:99999",
+            "[x]:1",
+            "",
+        ] {
+            assert!(!valid_host(bad), "{bad}");
+        }
+        let p = parts(&[("host", ":203.0.113.7")], None);
+        assert_eq!(BaseUrl::derived("/m").resolve(&p), "http://localhost/m");
     }
 
     #[test]

@@ -14,10 +14,19 @@ use parking_lot::Mutex;
 
 type Entry = (Arc<dyn Any + Send + Sync>, usize);
 
+/// One build in flight: the requests that want the same key wait on its lock and take the
+/// value it left, even when the value is too heavy to keep.
+type Flight = Arc<tokio::sync::Mutex<Option<Arc<dyn Any + Send + Sync>>>>;
+
+/// Builds lighter than this run inline; heavier ones (parsing a large document) run on the
+/// blocking pool so they never hold an async worker.
+const INLINE_WEIGHT: usize = 256 * 1024;
+
 /// A bounded map from content keys to shared, immutable values of any type.
 pub struct MemoCache {
     budget: usize,
     state: Mutex<State>,
+    flights: Mutex<HashMap<String, Flight>>,
 }
 
 #[derive(Default)]
@@ -44,7 +53,20 @@ impl MemoCache {
         Self {
             budget,
             state: Mutex::new(State::default()),
+            flights: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// How many values are cached.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.state.lock().map.len()
+    }
+
+    /// Whether nothing is cached.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The value cached under `key`, if it is a `T`.
@@ -106,6 +128,55 @@ impl MemoCache {
         Ok(value)
     }
 
+    /// The value under `key`, or `build`'s, built once for all the requests that ask for
+    /// `key` meanwhile (single flight: a burst of requests for a large document parses it
+    /// once, whether or not the result is then small enough to keep). A build weighing more
+    /// than a few hundred KiB runs on the blocking pool.
+    ///
+    /// # Errors
+    /// `build`'s error (each waiter then tries its own build, one at a time);
+    /// [`Error::Internal`](crate::Error::Internal) when the build panicked.
+    pub async fn get_or_build<T>(
+        &self,
+        key: &str,
+        weight: usize,
+        build: impl FnOnce() -> crate::Result<T> + Send + 'static,
+    ) -> crate::Result<Arc<T>>
+    where
+        T: Any + Send + Sync,
+    {
+        if let Some(hit) = self.get(key) {
+            return Ok(hit);
+        }
+        let flight = FlightGuard {
+            flights: &self.flights,
+            key,
+            flight: self
+                .flights
+                .lock()
+                .entry(key.to_owned())
+                .or_default()
+                .clone(),
+        };
+        let mut slot = flight.flight.lock().await;
+        if let Some(done) = slot.as_ref()
+            && let Ok(value) = done.clone().downcast::<T>()
+        {
+            return Ok(value);
+        }
+        if let Some(hit) = self.get(key) {
+            return Ok(hit);
+        }
+        let value = if weight < INLINE_WEIGHT {
+            Arc::new(build()?)
+        } else {
+            Arc::new(crate::protocol::blocking(build).await?)
+        };
+        *slot = Some(value.clone());
+        self.insert(key.to_owned(), value.clone(), weight);
+        Ok(value)
+    }
+
     /// A value derived from `state`, an `Arc` that its source replaces whenever it changes
     /// (as [`Index::package_shared`](crate::Index::package_shared) does): the value cached
     /// under `key` is reused while it was derived from this very `Arc`, and rebuilt (and
@@ -135,6 +206,26 @@ impl MemoCache {
     }
 }
 
+/// Forgets a flight when its last waiter leaves (done, failed or cancelled), and with it
+/// the value it may be holding.
+struct FlightGuard<'a> {
+    flights: &'a Mutex<HashMap<String, Flight>>,
+    key: &'a str,
+    flight: Flight,
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        let mut flights = self.flights.lock();
+        if flights
+            .get(self.key)
+            .is_some_and(|f| Arc::ptr_eq(f, &self.flight) && Arc::strong_count(f) == 2)
+        {
+            flights.remove(self.key);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +241,63 @@ mod tests {
             .expect("cached");
         assert!(Arc::ptr_eq(&a, &b));
         assert!(c.get::<u32>("k").is_none(), "wrong type is a miss");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_builds_once_even_when_too_heavy_to_keep() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let cache = Arc::new(MemoCache::new(1024 * 1024));
+        let builds = Arc::new(AtomicUsize::new(0));
+        let heavy = 10 * 1024 * 1024; // over a quarter of the budget: never kept
+        let burst = |cache: Arc<MemoCache>, builds: Arc<AtomicUsize>| async move {
+            let tasks: Vec<_> = (0..16)
+                .map(|_| {
+                    let (cache, builds) = (cache.clone(), builds.clone());
+                    tokio::spawn(async move {
+                        cache
+                            .get_or_build("big-doc", heavy, move || {
+                                builds.fetch_add(1, Ordering::SeqCst);
+                                std::thread::sleep(std::time::Duration::from_millis(100));
+                                Ok(String::from("parsed"))
+                            })
+                            .await
+                    })
+                })
+                .collect();
+            for t in tasks {
+                assert_eq!(*t.await.expect("task").expect("built"), "parsed");
+            }
+        };
+        burst(cache.clone(), builds.clone()).await;
+        assert_eq!(builds.load(Ordering::SeqCst), 1, "one parse for the burst");
+        assert!(cache.flights.lock().is_empty(), "the flight is forgotten");
+        assert!(
+            cache.get::<String>("big-doc").is_none(),
+            "too heavy to keep"
+        );
+        burst(cache.clone(), builds.clone()).await;
+        assert_eq!(
+            builds.load(Ordering::SeqCst),
+            2,
+            "a later burst builds again"
+        );
+
+        // A cancelled waiter does not leave its flight behind.
+        let slow = {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                cache
+                    .get_or_build("cancelled", heavy, || {
+                        std::thread::sleep(std::time::Duration::from_millis(200));
+                        Ok(1u8)
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        slow.abort();
+        let _ = slow.await;
+        assert!(cache.flights.lock().is_empty());
     }
 
     #[test]

@@ -352,6 +352,15 @@ pub trait Index: Send + Sync + Debug + 'static {
         window_start: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<u64>>;
 
+    /// Deletes the counters whose key starts with `prefix` and whose window started before
+    /// `before` (keys that are never hit again, such as one-off client addresses, would
+    /// otherwise stay forever); returns how many went.
+    fn rate_sweep<'a>(
+        &'a self,
+        prefix: &'a str,
+        before: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<u64>>;
+
     /// What `principal` has published in `registry` (bytes of files, distinct packages).
     fn usage<'a>(&'a self, registry: &'a str, principal: &'a str) -> BoxFuture<'a, Result<Usage>>;
 

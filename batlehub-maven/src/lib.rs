@@ -2,6 +2,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod checksum;
+#[cfg(test)]
+mod fuzz;
 mod handlers;
 mod name;
 mod protocol;

@@ -204,3 +204,4 @@ impl Conformance for Maven {
 
 batlehub_test::conformance_suite!(Maven);
 batlehub_test::adversarial_suite!(Maven);
+batlehub_test::fuzz_suite!(Maven);

@@ -8,6 +8,9 @@ mod routes;
 mod tarball;
 mod wire;
 
+#[cfg(test)]
+mod fuzz;
+
 batlehub_core::protocol_service! {
     /// Serves one npm registry instance (local, proxy or hybrid) at whatever path it is
     /// mounted.

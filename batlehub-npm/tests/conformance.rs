@@ -118,3 +118,4 @@ impl Conformance for Npm {
 
 batlehub_test::conformance_suite!(Npm);
 batlehub_test::adversarial_suite!(Npm);
+batlehub_test::fuzz_suite!(Npm);

@@ -282,6 +282,17 @@ async fn rate_limit_429_with_headers() {
     );
     app.clock.advance(chrono::Duration::seconds(61));
     assert_eq!(app.get("/-/ping").await.0, StatusCode::OK);
+    // The first request of the new window swept every caller's earlier counters (bob's
+    // too, though he never came back): only alice's current counter is left.
+    let far = batlehub_core::Clock::now(&app.clock) + chrono::Duration::days(1);
+    assert_eq!(
+        app.storage
+            .index
+            .rate_sweep("rl:", far)
+            .await
+            .expect("sweep"),
+        1
+    );
 }
 
 #[tokio::test]

@@ -4,6 +4,8 @@
 pub mod admin;
 mod archive;
 mod denied;
+#[cfg(test)]
+mod fuzz;
 mod handlers;
 pub mod metadata;
 mod multipart;

@@ -122,3 +122,4 @@ impl Conformance for Pypi {
 
 batlehub_test::conformance_suite!(Pypi);
 batlehub_test::adversarial_suite!(Pypi);
+batlehub_test::fuzz_suite!(Pypi);

@@ -1,6 +1,9 @@
 //! `RegistryPolicy`: RBAC plus every supply-chain rule of one registry, behind the core's
 //! [`Policy`] trait.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use base64::Engine as _;
 use batlehub_core::model::{Access, Decision, Visibility};
 use batlehub_core::policy::{
@@ -29,6 +32,9 @@ pub struct RegistryPolicy {
     signing: Option<Signing>,
     quota: Option<QuotaConfig>,
     rate_limit: Option<RateLimitConfig>,
+    /// Per registry, the start of the last rate window whose predecessors' counters were
+    /// swept.
+    rate_swept: Arc<Mutex<HashMap<String, i64>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -105,6 +111,7 @@ impl RegistryPolicy {
             signing: None,
             quota: config.quota.clone(),
             rate_limit: config.rate_limit.clone(),
+            rate_swept: Arc::default(),
         };
         for (i, rule) in config.rules.iter().enumerate() {
             let at = format!("{path}.rules[{i}]");
@@ -233,6 +240,7 @@ impl RegistryPolicy {
             signing: None,
             quota: None,
             rate_limit: None,
+            rate_swept: Arc::default(),
         }
     }
 }
@@ -363,6 +371,24 @@ impl RegistryPolicy {
             ),
         };
         let key = format!("rl:{}:{who}", cx.registry);
+        // Once per window, the first request deletes the counters of earlier windows of
+        // every caller (one-off client addresses are never hit again to clean their own).
+        let sweep = {
+            let mut swept = self
+                .rate_swept
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let last = swept.entry(cx.registry.to_owned()).or_insert(i64::MIN);
+            std::mem::replace(last, start_secs) < start_secs
+        };
+        if sweep
+            && let Err(e) = cx
+                .index
+                .rate_sweep(&format!("rl:{}:", cx.registry), start)
+                .await
+        {
+            tracing::warn!(registry = cx.registry, error = %e, "sweeping old rate counters failed");
+        }
         let count = cx.index.rate_hit(&key, start).await?;
         let mut outcome = Outcome::default();
         let remaining = rl.requests_per_window.saturating_sub(count);

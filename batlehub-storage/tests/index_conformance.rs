@@ -1222,6 +1222,33 @@ async fn rate_counters(index: &dyn Index, reg: &str) {
     counts.sort_unstable();
     assert_eq!(counts, (1..=20).collect::<Vec<u64>>());
     assert_eq!(index.rate_hit(&burst, t(180)).await.unwrap(), 21);
+
+    // The sweep deletes earlier windows of keys under its prefix, whoever they belong to,
+    // and nothing else.
+    let other = format!("{reg}x:alice");
+    assert_eq!(index.rate_hit(&other, t(60)).await.unwrap(), 1);
+    // Before 180 under the prefix: alice@120 and bob@60 (alice@60 went when she hit 120).
+    assert_eq!(
+        index.rate_sweep(&format!("{reg}:"), t(180)).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        index.rate_hit(&format!("{reg}:bob"), t(60)).await.unwrap(),
+        1,
+        "swept"
+    );
+    assert_eq!(
+        index.rate_hit(&burst, t(180)).await.unwrap(),
+        22,
+        "current window kept"
+    );
+    assert_eq!(
+        index.rate_hit(&other, t(60)).await.unwrap(),
+        2,
+        "other prefix kept"
+    );
+    // `_` and `%` in a prefix are literal.
+    assert_eq!(index.rate_sweep("r_%", t(1_000)).await.unwrap(), 0);
 }
 
 async fn usage(index: &dyn Index, reg: &str) {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
+use batlehub_core::BaseUrl;
 use batlehub_core::body::Body;
 use batlehub_core::protocol::RegistryService;
 use bytes::Bytes;
@@ -491,6 +492,90 @@ pub async fn stale_when_upstream_down<C: Conformance>() {
     assert!(C::lists_version(&stale.body, "1.0.0"));
 }
 
+/// A name no upstream has costs the upstream one request per period, not one per client
+/// request: its `404` is remembered (for the metadata TTL, at most a minute), then asked
+/// again.
+pub async fn upstream_not_found_is_remembered<C: Conformance>() {
+    let upstream = MockServer::start().await;
+    C::mount_upstream(&upstream, C::package(), &["1.0.0"]).await;
+    let app = TestApp::<C::Service>::proxy(&C::upstream_url(&upstream))
+        .ttl(300)
+        .build()
+        .await;
+    let path = C::metadata_path("no-such-package");
+    let asked = || async { upstream.received_requests().await.map_or(0, |r| r.len()) };
+    let first = app.call(get(&path, Some("alice"))).await;
+    assert_eq!(first.status, StatusCode::NOT_FOUND, "{}", first.text());
+    let after_first = asked().await;
+    assert!(after_first > 0, "the upstream was asked");
+    for _ in 0..5 {
+        let again = app.call(get(&path, Some("alice"))).await;
+        assert_eq!(again.status, StatusCode::NOT_FOUND, "{}", again.text());
+    }
+    assert_eq!(asked().await, after_first, "the 404 was remembered");
+    app.clock.advance(chrono::Duration::seconds(61));
+    let later = app.call(get(&path, Some("alice"))).await;
+    assert_eq!(later.status, StatusCode::NOT_FOUND, "{}", later.text());
+    assert!(asked().await > after_first, "asked again after a minute");
+}
+
+/// Clients choose the `Host` header (the base URL of a registry without a fixed one):
+/// rotating it never grows the in-memory cache (every request shares one preparation of a
+/// document, local or upstream) and never mixes up links (no response names another
+/// request's host, nor the placeholder shared renderings carry).
+pub async fn host_rotation_keeps_one_rendering<C: Conformance>() {
+    let upstream = MockServer::start().await;
+    C::mount_upstream(&upstream, C::package(), &["1.0.0"]).await;
+    let local = TestApp::<C::Service>::local()
+        .base(BaseUrl::derived("/registry"))
+        .build()
+        .await;
+    let status = C::publish(&local, C::package(), "1.0.0", "alice").await;
+    assert!(status.is_success(), "publish: {status}");
+    let proxy = TestApp::<C::Service>::proxy(&C::upstream_url(&upstream))
+        .base(BaseUrl::derived("/registry"))
+        .build()
+        .await;
+    let path = C::metadata_path(C::package());
+    for app in [&local, &proxy] {
+        let mut entries = None;
+        for i in 0..40 {
+            let mut req = get(&path, Some("alice"));
+            let host = if i < 2 {
+                "h0.test:8080".to_owned()
+            } else {
+                format!("h{i}.test:8080")
+            };
+            req.headers_mut().insert(
+                http::header::HOST,
+                http::HeaderValue::from_str(&host).expect("host"),
+            );
+            let got = app.call(req).await;
+            assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+            assert!(C::lists_version(&got.body, "1.0.0"), "{}", got.text());
+            let text = got.text();
+            assert!(
+                !text.contains("batlehub.invalid"),
+                "placeholder leaked: {text}"
+            );
+            if i >= 2 {
+                assert!(
+                    !text.contains("h0.test"),
+                    "h{i} was sent h0's links: {text}"
+                );
+            }
+            // Two warm-up requests (a first read may cache what a second one derives).
+            let now = app.registry.memo().len();
+            if i >= 2 {
+                assert!(
+                    now <= *entries.get_or_insert(now),
+                    "the memo grew with Host h{i}: {now} entries"
+                );
+            }
+        }
+    }
+}
+
 /// In a hybrid registry, a name claimed for local use and published never falls through to
 /// the upstream: the upstream's versions are neither listed nor downloaded.
 pub async fn hybrid_local_never_falls_through<C: Conformance>() {
@@ -551,6 +636,8 @@ macro_rules! conformance_suite {
             age_gated_version_refused_with_reason,
             stale_when_upstream_down,
             hybrid_local_never_falls_through,
+            host_rotation_keeps_one_rendering,
+            upstream_not_found_is_remembered,
         );
     };
     (@tests $c:ty; $($check:ident),* $(,)?) => {

@@ -6,6 +6,7 @@
 
 pub mod adversarial;
 pub mod conformance;
+pub mod fuzz;
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -47,7 +47,7 @@ pub(crate) async fn download(ctx: &Cx, name: &CrateName, version: &str) -> Resul
     let doc = upstream_index(ctx, name)
         .await?
         .ok_or_else(|| not_found(name))?;
-    let prepared = upstream_lines(ctx, name, &doc)?;
+    let prepared = upstream_lines(ctx, name, &doc).await?;
     let line = prepared
         .lines
         .iter()

@@ -57,16 +57,18 @@ pub(crate) struct UpstreamIndex {
 /// The non-empty lines of an upstream index file, with what policy needs from each, kept
 /// in the registry's memory cache by digest. Lines that cannot be read are dropped (policy
 /// cannot vouch for them).
-pub(crate) fn upstream_lines(
+pub(crate) async fn upstream_lines(
     ctx: &Cx,
     name: &CrateName,
     doc: &Document,
 ) -> Result<Arc<UpstreamIndex>> {
     let key = format!("cargo-index:{}:{}", doc.sha256, name.lower());
+    let (body, name) = (doc.body.clone(), name.clone());
+    // Parsed once per burst of requests, off the async workers when large.
     ctx.registry
         .memo()
-        .get_or_try(&key, doc.body.len().saturating_mul(3), || {
-            let text = std::str::from_utf8(&doc.body).map_err(|_| {
+        .get_or_build(&key, doc.body.len().saturating_mul(3), move || {
+            let text = std::str::from_utf8(&body).map_err(|_| {
                 Error::Upstream(format!("upstream sent an unreadable index file for {name}"))
             })?;
             let lines: Vec<(String, LineFacts)> = text
@@ -100,6 +102,7 @@ pub(crate) fn upstream_lines(
                 plain: Bytes::from(plain),
             })
         })
+        .await
 }
 
 /// The `config.json` of upstream `i`: from the document cache when the cached copy came
@@ -249,7 +252,7 @@ async fn render_upstream(
     name: &CrateName,
     doc: &Document,
 ) -> Result<(Bytes, Option<String>)> {
-    let prepared = upstream_lines(ctx, name, doc)?;
+    let prepared = upstream_lines(ctx, name, doc).await?;
     let decisions = decisions(ctx, name, &prepared.facts).await?;
     if decisions.iter().all(|d| matches!(d, Decision::Allow)) {
         return Ok((prepared.plain.clone(), Some(prepared.plain_etag.clone())));

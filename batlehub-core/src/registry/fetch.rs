@@ -18,6 +18,12 @@ use crate::upstream::UpstreamClient;
 
 use super::{Artifact, ArtifactFlight, Document, Registry, SMALL_BLOB_BYTES};
 
+/// The longest an upstream's `404` for a document is believed without asking again.
+pub(crate) const NEGATIVE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How many names answered `404` are remembered per registry.
+const MAX_ABSENT: usize = 10_000;
+
 impl Registry {
     /// Opens a content-addressed blob for download.
     ///
@@ -89,7 +95,9 @@ impl Registry {
     /// [`Document::stale`] set. Concurrent misses for one key make one upstream request.
     ///
     /// `key` names the document in the cache; `path` is relative to each upstream root.
-    /// Returns `None` when every upstream answers 404.
+    /// Returns `None` when every upstream answers 404; that answer is remembered for the
+    /// metadata TTL, at most 60 seconds (a flood of requests for names that do not
+    /// exist costs the upstream one request per name and period, not one per request).
     ///
     /// # Errors
     /// [`Error::Upstream`] when every upstream failed and nothing was cached.
@@ -111,6 +119,15 @@ impl Registry {
                 return Ok(Some(Document::cached(cached, body, false)));
             }
         }
+        if self
+            .inner
+            .absent
+            .lock()
+            .get(key)
+            .is_some_and(|until| self.now() < *until)
+        {
+            return Ok(None);
+        }
         let flight = {
             let mut flights = self.inner.doc_flights.lock();
             if let Some(f) = flights.get(key) {
@@ -131,6 +148,27 @@ impl Registry {
             }
         };
         flight.await
+    }
+
+    /// Remembers that every upstream answered `404` for `key` (bounded: expired answers go
+    /// first, and past [`MAX_ABSENT`] names the oldest knowledge is dropped wholesale).
+    fn remember_absent(&self, key: &str) {
+        let ttl = self.inner.config.metadata_ttl.min(NEGATIVE_TTL);
+        let Ok(ttl) = chrono::Duration::from_std(ttl) else {
+            return;
+        };
+        if ttl.is_zero() {
+            return;
+        }
+        let now = self.now();
+        let mut absent = self.inner.absent.lock();
+        if absent.len() >= MAX_ABSENT {
+            absent.retain(|_, until| now < *until);
+            if absent.len() >= MAX_ABSENT {
+                absent.clear();
+            }
+        }
+        absent.insert(key.to_owned(), now + ttl);
     }
 
     async fn refresh_document(
@@ -245,6 +283,7 @@ impl Registry {
             return Ok(Some(Document::cached(doc, body, false)));
         }
         if failures.is_empty() && not_found > 0 {
+            self.remember_absent(key);
             return Ok(None);
         }
         if let Some(c) = cached

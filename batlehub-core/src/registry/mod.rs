@@ -219,6 +219,8 @@ struct Inner {
     audit: AuditSink,
     upstream: Option<UpstreamClient>,
     doc_flights: Mutex<HashMap<String, DocFlight>>,
+    /// Documents every upstream answered `404` for, and until when that answer stands.
+    absent: Mutex<HashMap<String, chrono::DateTime<chrono::Utc>>>,
     artifact_flights: Mutex<HashMap<String, ArtifactFlight>>,
     /// Uploads in progress per caller (principal, else client address).
     uploads: Arc<Mutex<HashMap<String, usize>>>,
@@ -306,6 +308,7 @@ impl Registry {
                 audit,
                 upstream,
                 doc_flights: Mutex::new(HashMap::new()),
+                absent: Mutex::new(HashMap::new()),
                 artifact_flights: Mutex::new(HashMap::new()),
                 uploads: Arc::default(),
                 config,

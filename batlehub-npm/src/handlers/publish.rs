@@ -24,7 +24,7 @@ async fn writable(ctx: &Cx, name: &PackageName) -> Result<()> {
     ctx.registry.ensure_publishable()
 }
 
-fn parse_body(body: &Bytes) -> Result<PublishBody> {
+pub(crate) fn parse_body(body: &Bytes) -> Result<PublishBody> {
     serde_json::from_slice(body)
         .map_err(|e| Error::BadRequest(format!("publish body is not valid JSON: {e}")))
 }

@@ -2,13 +2,13 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use batlehub_core::body::Body;
 use batlehub_core::digest::ExpectedDigest;
 use batlehub_core::model::Decision;
 use batlehub_core::policy::VersionFacts;
-use batlehub_core::{Artifact, Error, Permission, Result};
+use batlehub_core::{Artifact, Error, Permission, Result, baseurl};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http::{HeaderValue, Response, StatusCode};
@@ -23,18 +23,28 @@ pub(crate) fn packument_key(name: &PackageName) -> String {
     format!("packument/{}", name.as_str())
 }
 
-/// A packument parsed, its tarball URLs pointing here, before policy, with what policy
-/// needs to know of each version. Upstream packuments are prepared once per document
-/// digest and base URL and shared (see [`prepared`]); their renderings are kept beside them.
+/// A packument parsed, its tarball URLs pointing at [`baseurl::placeholder`], before
+/// policy, with what policy needs to know of each version. Prepared once per upstream
+/// document digest (or local package state) and shared by every request whatever its
+/// `Host`: renderings are kept beside it, and each response is [`baseurl::rebase`]d.
 pub(crate) struct Prepared {
-    /// The memo key of a shared preparation (content digest, base URL, name).
+    /// The memo key of a shared preparation (content digest and name, or a local state id).
     id: Option<String>,
     doc: Value,
     facts: Vec<VersionFacts>,
     times: HashMap<String, Option<DateTime<Utc>>>,
+    /// The `dist` of each version as the upstream wrote it (its own tarball URL and
+    /// digests), for fetching tarballs; empty for a local packument.
+    upstream_dist: HashMap<String, Value>,
     full: OnceLock<Bytes>,
     corgi: OnceLock<Bytes>,
+    /// The last few renderings rebased onto a base URL: `(corgi, base, bytes)`, newest first.
+    rebased: Mutex<Vec<(bool, String, Bytes)>>,
 }
+
+/// How many base URLs a prepared packument keeps rebased renderings for (clients that
+/// vary `Host` only cost a rebase each, never an eviction elsewhere).
+const REBASED: usize = 2;
 
 impl Prepared {
     fn new(id: Option<String>, doc: Value) -> Self {
@@ -64,8 +74,10 @@ impl Prepared {
             doc,
             facts,
             times,
+            upstream_dist: HashMap::new(),
             full: OnceLock::new(),
             corgi: OnceLock::new(),
+            rebased: Mutex::new(Vec::new()),
         }
     }
 
@@ -84,52 +96,92 @@ impl Prepared {
             self.full.get_or_init(|| to_bytes(&self.doc)).clone()
         }
     }
+
+    /// The serialized document with its tarball URLs under `base` (JSON-escaped).
+    fn rendered_at(&self, corgi: bool, base: &str) -> Bytes {
+        {
+            let cached = self.rebased.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((_, _, bytes)) = cached.iter().find(|(c, b, _)| *c == corgi && b == base) {
+                return bytes.clone();
+            }
+        }
+        let bytes = baseurl::rebase(&self.rendered(corgi), base);
+        let mut cached = self.rebased.lock().unwrap_or_else(PoisonError::into_inner);
+        cached.insert(0, (corgi, base.to_owned(), bytes.clone()));
+        cached.truncate(REBASED);
+        bytes
+    }
+}
+
+/// The base URL as it is written inside a JSON string.
+fn json_base(ctx: &Cx) -> String {
+    let quoted = serde_json::to_string(&ctx.base).unwrap_or_default();
+    quoted
+        .strip_prefix('"')
+        .and_then(|q| q.strip_suffix('"'))
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn to_bytes(v: &Value) -> Bytes {
     Bytes::from(serde_json::to_vec(v).unwrap_or_default())
 }
 
-/// The upstream packument `doc` prepared for this request's base URL, shared by every
-/// request that sees the same document bytes.
-fn prepared(ctx: &Cx, name: &PackageName, doc: &batlehub_core::Document) -> Result<Arc<Prepared>> {
-    let key = format!("npm:{}:{}:{}", doc.sha256, ctx.base, name.as_str());
+/// The upstream packument `doc` prepared, shared by every request that sees the same
+/// document bytes (whatever base URL it asks under): parsed once per burst of requests,
+/// off the async workers when it is large.
+async fn prepared(
+    ctx: &Cx,
+    name: &PackageName,
+    doc: &batlehub_core::Document,
+) -> Result<Arc<Prepared>> {
+    let key = format!("npm:{}:{}", doc.sha256, name.as_str());
+    let (body, name, id) = (doc.body.clone(), name.clone(), key.clone());
     ctx.registry
         .memo()
-        .get_or_try(&key, doc.body.len().saturating_mul(6), || {
-            let mut value: Value = serde_json::from_slice(&doc.body).map_err(|e| {
+        .get_or_build(&key, doc.body.len().saturating_mul(6), move || {
+            let unreadable =
+                || Error::Upstream(format!("upstream sent an unreadable packument for {name}"));
+            let mut value: Value = serde_json::from_slice(&body).map_err(|e| {
                 tracing::warn!(package = %name, error = %e, "upstream packument is not JSON");
-                Error::Upstream(format!("upstream sent an unreadable packument for {name}"))
+                unreadable()
             })?;
             if !value.is_object() {
-                return Err(Error::Upstream(format!(
-                    "upstream sent an unreadable packument for {name}"
-                )));
+                return Err(unreadable());
             }
-            wire::rewrite_tarballs(&mut value, &ctx.base, name);
-            Ok(Prepared::new(Some(key.clone()), value))
+            let upstream_dist = value
+                .get("versions")
+                .and_then(Value::as_object)
+                .map(|versions| {
+                    versions
+                        .iter()
+                        .filter_map(|(v, m)| Some((v.clone(), m.get("dist")?.clone())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            wire::rewrite_tarballs(&mut value, baseurl::placeholder(), &name);
+            Ok(Prepared {
+                upstream_dist,
+                ..Prepared::new(Some(id), value)
+            })
         })
+        .await
 }
 
-/// The local packument of `name`, prepared once per package state and base URL (reused
-/// while the index hands out the same package; it hands out a new one after every change).
+/// The local packument of `name`, prepared once per package state (reused while the index
+/// hands out the same package; it hands out a new one after every change).
 async fn local_prepared(ctx: &Cx, name: &PackageName) -> Result<Option<Arc<Prepared>>> {
     static NEXT_ID: AtomicU64 = AtomicU64::new(0);
     let Some(pkg) = ctx.registry.local_package(name.as_str()).await? else {
         return Ok(None);
     };
-    let key = format!(
-        "npm-local:{}:{}:{}",
-        ctx.registry.name(),
-        ctx.base,
-        name.as_str()
-    );
+    let key = format!("npm-local:{}:{}", ctx.registry.name(), name.as_str());
     let weight = pkg.versions.len().saturating_mul(4096);
     let prepared = ctx
         .registry
         .memo()
         .derived::<_, _, Error>(key, &pkg, weight, |pkg| {
-            let doc = wire::local_packument(&ctx.base, name, pkg);
+            let doc = wire::local_packument(baseurl::placeholder(), name, pkg);
             // Ids are never reused, so renderings kept under them cannot be mistaken for
             // another state's.
             let id = format!("npm-local#{}", NEXT_ID.fetch_add(1, Ordering::Relaxed));
@@ -151,19 +203,22 @@ async fn load_prepared(ctx: &Cx, name: &PackageName) -> Result<(Arc<Prepared>, b
         .upstream_document(&packument_key(name), &name.escaped(), "application/json")
         .await?
         .ok_or_else(|| not_found(name))?;
-    Ok((prepared(ctx, name, &doc)?, doc.stale))
+    Ok((prepared(ctx, name, &doc).await?, doc.stale))
 }
 
 /// The full packument as stored or fetched, tarball URLs pointing here, before policy;
 /// and whether it is stale.
 async fn raw_packument(ctx: &Cx, name: &PackageName) -> Result<(Value, bool)> {
     let (prepared, stale) = load_prepared(ctx, name).await?;
-    Ok((owned(prepared), stale))
+    Ok((owned(ctx, name, prepared), stale))
 }
 
-/// The document of `prepared`, cloned only when it is shared.
-fn owned(prepared: Arc<Prepared>) -> Value {
-    Arc::try_unwrap(prepared).map_or_else(|shared| shared.doc.clone(), |p| p.doc)
+/// The document of `prepared` (cloned only when it is shared), tarball URLs under this
+/// request's base URL.
+fn owned(ctx: &Cx, name: &PackageName, prepared: Arc<Prepared>) -> Value {
+    let mut doc = Arc::try_unwrap(prepared).map_or_else(|shared| shared.doc.clone(), |p| p.doc);
+    wire::rewrite_tarballs(&mut doc, &ctx.base, name);
+    doc
 }
 
 fn published_at(doc: &Value, version: &str) -> Option<DateTime<Utc>> {
@@ -193,14 +248,14 @@ pub(crate) async fn full_packument(ctx: &Cx, name: &PackageName) -> Result<(Valu
             .await
             .is_ok()
     {
-        return Ok((owned(prepared), stale));
+        return Ok((owned(ctx, name, prepared), stale));
     }
     let decisions = ctx
         .registry
         .version_decisions(&ctx.caller, name.as_str(), &prepared.facts)
         .await?;
     let denied = denials(&prepared.facts, decisions);
-    let mut doc = owned(prepared);
+    let mut doc = owned(ctx, name, prepared);
     if !denied.is_empty() {
         apply_denials(&mut doc, &denied);
     }
@@ -317,8 +372,9 @@ pub(crate) async fn packument(ctx: &Cx, name: &PackageName) -> Result<Response<B
             to_bytes(&doc)
         }
     };
+    let base = json_base(ctx);
     let bytes = if denied.is_empty() {
-        prepared.rendered(corgi)
+        prepared.rendered_at(corgi, &base)
     } else if let Some(id) = &prepared.id {
         let mut fingerprint = sha2::Sha256::new();
         for (v, reason) in &denied {
@@ -336,9 +392,9 @@ pub(crate) async fn packument(ctx: &Cx, name: &PackageName) -> Result<Response<B
             prepared.rendered(false).len() * 2,
             || Ok(render_denied()),
         )?;
-        Bytes::clone(&rendered)
+        baseurl::rebase(&rendered, &base)
     } else {
-        render_denied()
+        baseurl::rebase(&render_denied(), &base)
     };
     let mut resp = Response::new(batlehub_core::body::full(bytes));
     resp.headers_mut().insert(
@@ -467,7 +523,7 @@ pub(crate) async fn tarball(ctx: &Cx, name: &PackageName, file: &str) -> Result<
         .upstream_document(&packument_key(name), &name.escaped(), "application/json")
         .await?
         .ok_or_else(|| not_found(name))?;
-    let prepared = prepared(ctx, name, &doc)?;
+    let prepared = prepared(ctx, name, &doc).await?;
     let facts = VersionFacts {
         version: version.to_owned(),
         published_at: prepared.published(version),
@@ -478,13 +534,9 @@ pub(crate) async fn tarball(ctx: &Cx, name: &PackageName, file: &str) -> Result<
     if let Some(hit) = ctx.registry.cached_artifact(&key).await? {
         return Ok(artifact_response(ctx, hit, None));
     }
-    let value: Value = serde_json::from_slice(&doc.body).map_err(|_| {
-        Error::Upstream(format!("upstream sent an unreadable packument for {name}"))
-    })?;
-    let dist = value
-        .get("versions")
-        .and_then(|v| v.get(version))
-        .and_then(|v| v.get("dist"))
+    let dist = prepared
+        .upstream_dist
+        .get(version)
         .ok_or_else(|| Error::NotFound(format!("`{name}@{version}` not found")))?;
     let raw_url = dist.get("tarball").and_then(Value::as_str).ok_or_else(|| {
         Error::Upstream(format!("upstream lists no tarball for {name}@{version}"))

@@ -130,25 +130,29 @@ pub(crate) async fn load_shared(ctx: &Cx, name: &ProjectName) -> Result<Option<S
         doc.sha256,
         doc.upstream
     );
+    let client = ctx
+        .registry
+        .upstream()
+        .ok_or_else(|| Error::internal("proxy without upstream client"))?;
+    let page_url = client.url_for(doc.upstream, &format!("{name}/"))?;
+    let (body, content_type, project) = (doc.body.clone(), doc.content_type.clone(), name.clone());
+    // Parsed once per burst of requests, off the async workers when large.
     let listing = ctx
         .registry
         .memo()
-        .get_or_try(&key, doc.body.len().saturating_mul(4), || {
-            let page = if wire::is_json(doc.content_type.as_deref(), &doc.body) {
-                wire::parse_json(&doc.body).map_err(|e| {
+        .get_or_build(&key, doc.body.len().saturating_mul(4), move || {
+            let name = &project;
+            let page = if wire::is_json(content_type.as_deref(), &body) {
+                wire::parse_json(&body).map_err(|e| {
                     tracing::warn!(project = %name, error = %e, "upstream project page is not PEP 691 JSON");
                     Error::Upstream(format!("upstream sent an unreadable project page for {name}"))
                 })?
             } else {
-                wire::parse_html(&String::from_utf8_lossy(&doc.body))
+                wire::parse_html(&String::from_utf8_lossy(&body))
             };
-            let client = ctx
-                .registry
-                .upstream()
-                .ok_or_else(|| Error::internal("proxy without upstream client"))?;
-            let page_url = client.url_for(doc.upstream, &format!("{name}/"))?;
-            Ok::<_, Error>(from_upstream(name, page, &page_url))
-        })?;
+            Ok(from_upstream(name, page, &page_url))
+        })
+        .await?;
     Ok(Some(Shared {
         listing,
         id: key,
@@ -370,14 +374,15 @@ impl Listing {
             .collect()
     }
 
-    /// The project page this caller gets, file URLs pointing at this registry.
-    pub(crate) fn page(&self, ctx: &Cx) -> ProjectPage {
+    /// The project page this caller gets, file URLs under `base` (this registry's base URL,
+    /// or the placeholder of a rendering shared across base URLs).
+    pub(crate) fn page(&self, ctx: &Cx, base: &str) -> ProjectPage {
         let visible = self.visible(crate::denied::denied(ctx));
         let files = visible
             .iter()
             .flat_map(|r| r.files.iter())
             .map(|f| DistFile {
-                url: file_url(&ctx.base, &self.name, &f.filename),
+                url: file_url(base, &self.name, &f.filename),
                 ..f.clone()
             })
             .collect();

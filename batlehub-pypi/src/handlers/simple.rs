@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use batlehub_core::body::Body;
 use batlehub_core::model::Decision;
-use batlehub_core::{Error, Mode, Permission, Result};
+use batlehub_core::{Error, Mode, Permission, Result, baseurl};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 use sha2::{Digest as _, Sha256};
@@ -62,9 +62,27 @@ fn rendered(
     }
 }
 
+/// Serves `rendered` (file URLs under [`baseurl::placeholder`]) rebased onto this request's
+/// base URL; the `ETag` names the base too.
 fn respond(ctx: &Cx, format: Format, rendered: &Rendered) -> Response<Body> {
-    let etag = &rendered.etag;
-    let body = rendered.body.clone();
+    let base = match format {
+        Format::Json => serde_json::to_string(&ctx.base)
+            .ok()
+            .and_then(|q| Some(q.strip_prefix('"')?.strip_suffix('"')?.to_owned()))
+            .unwrap_or_default(),
+        _ => wire::escape(&ctx.base),
+    };
+    let body = baseurl::rebase(&rendered.body, &base);
+    let rebased_etag;
+    let etag = if body.as_ptr() == rendered.body.as_ptr() {
+        &rendered.etag
+    } else {
+        let mut h = Sha256::new();
+        h.update(rendered.etag.as_bytes());
+        h.update(base.as_bytes());
+        rebased_etag = format!("\"{}\"", &hex::encode(h.finalize())[..32]);
+        &rebased_etag
+    };
     let fresh = ctx
         .parts
         .headers
@@ -196,17 +214,17 @@ pub(crate) async fn project(ctx: &Cx, raw: &str, slash: bool) -> Result<Response
     let render = |decisions| {
         let mut listing = Listing::clone(&shared.listing);
         project::attach(&mut listing, decisions);
-        let page = listing.page(ctx);
+        let page = listing.page(ctx, baseurl::placeholder());
         rendered(
             format,
             || wire::render_html(&page),
             || wire::render_json(&page),
         )
     };
-    // The page as served when policy denies nothing is rendered once per state, format
-    // and base URL; pages with denials are rendered per request.
+    // The page as served when policy denies nothing is rendered once per state and format
+    // (whatever base URL it is asked under); pages with denials are rendered per request.
     let page = if decisions.iter().all(|d| matches!(d, Decision::Allow)) {
-        let key = format!("{}:{format:?}:{}", shared.id, ctx.base);
+        let key = format!("{}:{format:?}", shared.id);
         let weight = shared.listing.releases.len().saturating_mul(1024);
         ctx.registry
             .memo()

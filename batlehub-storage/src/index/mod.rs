@@ -1772,6 +1772,27 @@ impl Index for SqlIndex {
         })
     }
 
+    fn rate_sweep<'a>(
+        &'a self,
+        prefix: &'a str,
+        before: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(async move {
+            // `substr` rather than `LIKE`: a prefix may hold `_` or `%`.
+            self.pool
+                .execute(
+                    stmt(
+                        "DELETE FROM rate_counters \
+                         WHERE substr(key, 1, length($1)) = $1 AND window_start < $2",
+                    )
+                    .text(prefix)
+                    .time(before),
+                )
+                .await
+                .map_err(db_err)
+        })
+    }
+
     fn usage<'a>(&'a self, registry: &'a str, principal: &'a str) -> BoxFuture<'a, Result<Usage>> {
         Box::pin(async move {
             // CAST: PostgreSQL sums BIGINT into NUMERIC.
