@@ -16,5 +16,7 @@ for format in npm cargo pypi maven; do
 done
 echo "== shared: path segments, digests, forwarded headers, credentials"
 cargo test -q -p batlehub-test --test fuzz_shared -- --nocapture || status=1
+echo "== auth: unverified JWTs"
+cargo test -q -p batlehub-auth --lib fuzz_ -- --nocapture || status=1
 echo "PROPTEST_CASES=$PROPTEST_CASES, $(( $(date +%s) - start )) s, exit $status"
 exit $status

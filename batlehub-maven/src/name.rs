@@ -144,7 +144,9 @@ pub(crate) fn parse_file(artifact: &str, version: &str, file: &str) -> Option<Fi
             }
             let r = r.get(15..)?.strip_prefix('-')?;
             let digits = r.bytes().take_while(u8::is_ascii_digit).count();
-            if digits == 0 || digits > 9 {
+            // One spelling per build: `-03` would name build 3 a second time (found by the
+            // fuzz target `file_names`).
+            if digits == 0 || digits > 9 || (digits > 1 && r.starts_with('0')) {
                 return None;
             }
             let n: u32 = r.get(..digits)?.parse().ok()?;
@@ -195,6 +197,10 @@ mod tests {
         let f = parse_file("lib", "1.0-SNAPSHOT", "lib-1.0-SNAPSHOT.pom").expect("plain");
         assert_eq!(f.build, None);
         assert!(parse_file("lib", "1.0-SNAPSHOT", "lib-1.0-2026.pom").is_none());
+        // One spelling per build number.
+        assert!(parse_file("lib", "1.0-SNAPSHOT", "lib-1.0-20260102.030405-03.jar").is_none());
+        let f = parse_file("lib", "1.0-SNAPSHOT", "lib-1.0-20260102.030405-0.jar").expect("0");
+        assert_eq!(f.build, Some(("20260102.030405".into(), 0)));
     }
 
     #[test]
