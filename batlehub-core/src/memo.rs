@@ -18,9 +18,9 @@ type Entry = (Arc<dyn Any + Send + Sync>, usize);
 /// value it left, even when the value is too heavy to keep.
 type Flight = Arc<tokio::sync::Mutex<Option<Arc<dyn Any + Send + Sync>>>>;
 
-/// Builds lighter than this run inline; heavier ones (parsing a large document) run on the
-/// blocking pool so they never hold an async worker.
-const INLINE_WEIGHT: usize = 256 * 1024;
+/// Builds reading less than this run inline; bigger ones (parsing a large document) run on
+/// the blocking pool so they never hold an async worker.
+const INLINE_SIZE: usize = 256 * 1024;
 
 /// A bounded map from content keys to shared, immutable values of any type.
 pub struct MemoCache {
@@ -76,10 +76,10 @@ impl MemoCache {
         hit.downcast().ok()
     }
 
-    /// Stores `value` under `key`, weighing `weight` bytes; a value heavier than a quarter of
-    /// the budget is not kept.
+    /// Stores `value` under `key`, weighing `weight` bytes; a value heavier than half the
+    /// budget is not kept.
     pub fn insert<T: Any + Send + Sync>(&self, key: String, value: Arc<T>, weight: usize) {
-        if weight > self.budget / 4 {
+        if weight > self.budget / 2 {
             return;
         }
         let mut s = self.state.lock();
@@ -130,8 +130,9 @@ impl MemoCache {
 
     /// The value under `key`, or `build`'s, built once for all the requests that ask for
     /// `key` meanwhile (single flight: a burst of requests for a large document parses it
-    /// once, whether or not the result is then small enough to keep). A build weighing more
-    /// than a few hundred KiB runs on the blocking pool.
+    /// once, whether or not the result is then small enough to keep). `build` returns the
+    /// value and what it weighs; `size` (the bytes it reads, say) decides where it runs: on
+    /// the blocking pool from a few hundred KiB up.
     ///
     /// # Errors
     /// `build`'s error (each waiter then tries its own build, one at a time);
@@ -139,8 +140,8 @@ impl MemoCache {
     pub async fn get_or_build<T>(
         &self,
         key: &str,
-        weight: usize,
-        build: impl FnOnce() -> crate::Result<T> + Send + 'static,
+        size: usize,
+        build: impl FnOnce() -> crate::Result<(T, usize)> + Send + 'static,
     ) -> crate::Result<Arc<T>>
     where
         T: Any + Send + Sync,
@@ -167,11 +168,12 @@ impl MemoCache {
         if let Some(hit) = self.get(key) {
             return Ok(hit);
         }
-        let value = if weight < INLINE_WEIGHT {
-            Arc::new(build()?)
+        let (value, weight) = if size < INLINE_SIZE {
+            build()?
         } else {
-            Arc::new(crate::protocol::blocking(build).await?)
+            crate::protocol::blocking(build).await?
         };
+        let value = Arc::new(value);
         *slot = Some(value.clone());
         self.insert(key.to_owned(), value.clone(), weight);
         Ok(value)
@@ -258,7 +260,7 @@ mod tests {
                             .get_or_build("big-doc", heavy, move || {
                                 builds.fetch_add(1, Ordering::SeqCst);
                                 std::thread::sleep(std::time::Duration::from_millis(100));
-                                Ok(String::from("parsed"))
+                                Ok((String::from("parsed"), heavy))
                             })
                             .await
                     })
@@ -289,7 +291,7 @@ mod tests {
                 cache
                     .get_or_build("cancelled", heavy, || {
                         std::thread::sleep(std::time::Duration::from_millis(200));
-                        Ok(1u8)
+                        Ok((1u8, 1))
                     })
                     .await
             })
@@ -311,10 +313,7 @@ mod tests {
         assert!(s.map.len() <= 5);
         drop(s);
         c.insert("huge".into(), Arc::new(0u8), 60);
-        assert!(
-            c.get::<u8>("huge").is_none(),
-            "over a quarter of the budget"
-        );
+        assert!(c.get::<u8>("huge").is_none(), "over half the budget");
     }
 
     #[test]

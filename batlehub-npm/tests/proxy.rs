@@ -389,3 +389,65 @@ async fn redirects_followed_only_within_allowed_origins() {
             .is_empty()
     );
 }
+
+/// A packument above a MiB is kept lean (facts and renderings, not its tree): every way of
+/// reading it still works, with policy applied and URLs under this registry.
+#[tokio::test]
+async fn big_packuments_are_served_whole_from_a_lean_preparation() {
+    let up = MockServer::start().await;
+    let versions: Vec<String> = (0..200).map(|i| format!("1.0.{i}")).collect();
+    let pairs: Vec<(&str, &[u8])> = versions.iter().map(|v| (v.as_str(), TARBALL)).collect();
+    let mut doc = upstream_packument("big", &up.uri(), &pairs);
+    doc["readme"] = json!("r".repeat(1_200_000));
+    Mock::given(method("GET"))
+        .and(path("/big"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(&doc))
+        .mount(&up)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/big/-/big-1.0.7.tgz"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(TARBALL))
+        .mount(&up)
+        .await;
+    let app = TestApp::proxy(&format!("{}/", up.uri()))
+        .rules("[[rules]]\nkind = \"version_gate\"\npackage = \"big\"\nblock = [\"1.0.3\"]\n")
+        .build()
+        .await;
+
+    for _ in 0..2 {
+        let (s, full) = app.json("/big").await;
+        assert_eq!(s, StatusCode::OK);
+        let listed = full["versions"].as_object().expect("versions");
+        assert_eq!(listed.len(), 199, "the blocked version is hidden");
+        assert!(full["policyRestrictions"]["versions"]["1.0.3"].is_object());
+        assert_eq!(
+            full["versions"]["1.0.7"]["dist"]["tarball"],
+            "http://hub.test/npm/big/-/big-1.0.7.tgz"
+        );
+        assert_eq!(full["readme"].as_str().map(str::len), Some(1_200_000));
+        let (s, _, b) = app.send(get_corgi("/big")).await;
+        assert_eq!(s, StatusCode::OK);
+        let corgi: Value = serde_json::from_slice(&b).expect("json");
+        assert_eq!(corgi["versions"].as_object().map(|v| v.len()), Some(199));
+        assert!(corgi.get("readme").is_none());
+        assert_eq!(
+            corgi["versions"]["1.0.199"]["dist"]["tarball"],
+            "http://hub.test/npm/big/-/big-1.0.199.tgz"
+        );
+    }
+    // A version manifest and a tarball, through the lean preparation.
+    let (s, manifest) = app.json("/big/1.0.7").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        manifest["dist"]["tarball"],
+        "http://hub.test/npm/big/-/big-1.0.7.tgz"
+    );
+    let (s, _, bytes) = app.get("/big/-/big-1.0.7.tgz").await;
+    assert_eq!((s, bytes.as_ref()), (StatusCode::OK, TARBALL));
+    let (s, _) = app.json("/big/1.0.3").await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "the blocked version stays blocked"
+    );
+}

@@ -22,7 +22,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then RUNS=1; DURATION=3s; else RUNS=3; DURATION=10s; fi
-PORT_UP=18801 PORT_HUB=18802 PORT_NGINX=18803
+PORT_UP=18801 PORT_HUB=18802 PORT_NGINX=18803 PORT_STATIC=18804
 for tool in wrk nginx; do
   command -v "$tool" >/dev/null 2>&1 || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null; }
 done
@@ -35,7 +35,11 @@ fi
 WORK=$(mktemp -d)
 chmod 755 "$WORK"
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null; rm -rf "$WORK"; }
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for f in nginx static; do [ -f "$WORK/$f.pid" ] && kill "$(cat "$WORK/$f.pid")" 2>/dev/null; done
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 [ -n "${KEEP:-}" ] && trap - EXIT
 TOKEN=bench-token-123
@@ -61,6 +65,10 @@ proxy_toml() { # name type upstream
   proxy_toml cargo cargo "$U/cargo/registry/"
   proxy_toml pypi pypi "$U/pypi/simple/"
   proxy_toml maven maven "$U/maven/maven2/"
+  # Big documents (bigdocs.py), from a static upstream: a 3,000-version npm packument
+  # (~15 MB abbreviated) and a PyPI project page with 10,000 files.
+  proxy_toml npm-big npm "http://127.0.0.1:$PORT_STATIC/npm/"
+  proxy_toml pypi-big pypi "http://127.0.0.1:$PORT_STATIC/pypi/simple/"
   proxy_toml npm-rules npm "$U/npm/"
   cat <<'TOML'
 [registries.versioning]
@@ -115,6 +123,26 @@ COLD_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
 kill "$COLD"
 
 start "$WORK/up.toml"; UP=$LAST; wait_http "http://127.0.0.1:$PORT_UP/healthz"
+# The static upstream of the big documents: nginx over generated files.
+python3 "$ROOT/benches/load/bigdocs.py" "$WORK/static" "http://127.0.0.1:$PORT_STATIC"
+cat > "$WORK/static.conf" <<NGX
+worker_processes 1;
+pid $WORK/static.pid;
+error_log $WORK/static-error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  default_type application/json;
+  server {
+    listen 127.0.0.1:$PORT_STATIC;
+    root $WORK/static;
+    index index.json;
+    location /pypi/ { types { } default_type application/vnd.pypi.simple.v1+json; }
+  }
+}
+NGX
+"$NGINX" -c "$WORK/static.conf"
+wait_http "http://127.0.0.1:$PORT_STATIC/npm/big-many"
 python3 "$ROOT/benches/load/seed.py" "$U" "$TOKEN" >/dev/null
 start "$WORK/hub.toml"; HUB=$LAST; wait_http "http://127.0.0.1:$PORT_HUB/healthz"
 sleep 1 # npm-rules' release_age_gate (1 s) must see every seeded version as old enough
@@ -161,6 +189,11 @@ add "PyPI simple page, JSON (200 versions)" "$PYPI/simple/bench-many/" "$PEP691"
 add "PyPI wheel 100 KiB" "$WHEEL" "" "64 256"
 add "maven-metadata.xml (200 versions)" "$MVN/bench-many/maven-metadata.xml" "" "64 256"
 add "maven jar 100 KiB" "$MVN/bench-100k/1.0.0/bench-100k-1.0.0.jar" "" "64 256"
+# Big documents, rewritten and filtered per request (c=32, as a monorepo CI install).
+add "npm packument 15 MB, abbreviated (3,000 versions)" "/proxy/npm-big/big-many" "$CORGI" "32"
+add "npm packument 15 MB, full (3,000 versions)" "/proxy/npm-big/big-many" "" "32"
+add "PyPI simple page, JSON (10,000 files)" "/proxy/pypi-big/simple/big-many/" "$PEP691" "32"
+add "PyPI simple page, HTML (10,000 files)" "/proxy/pypi-big/simple/big-many/" "$PEP503" "32"
 # Policy cost: the npm rows again through npm-rules (10 rules), with the token only.
 add "npm packument, full (200 versions), 10 rules" "/proxy/npm-rules/bench-many" "" "64" token
 add "npm tarball 100 KiB, 10 rules" "/proxy/npm-rules/bench-100k/-/bench-100k-1.0.0.tgz" "" "64" token
@@ -255,7 +288,14 @@ DATE=$(date -u +%Y-%m-%d)
 TABLE="| workload | c | batlehub req/s | p50 ms | p99 ms | nginx req/s | p50 ms | p99 ms | ratio |
 |---|---|---|---|---|---|---|---|---|"
 declare -A RPS # "name|c|anonymous" or "name|c|token" -> batlehub req/s
+# Resident memory while the big documents are served (sampled every 100 ms), and after.
+BIG_PEAK="" BIG_AFTER="" SAMPLER=""
+sample_max() { local max=0 r; while :; do r=$(rss "$HUB"); [ "$r" -gt "$max" ] && { max=$r; echo "$max" > "$WORK/bigmax"; }; sleep 0.1; done; }
+big_done() { kill "$SAMPLER" 2>/dev/null || true; wait "$SAMPLER" 2>/dev/null || true; SAMPLER=""; BIG_PEAK=$(cat "$WORK/bigmax"); BIG_AFTER=$(rss "$HUB"); }
 for i in "${!NAMES[@]}"; do
+  big=0; [[ "${NAMES[$i]}" == *"(3,000 versions)"* || "${NAMES[$i]}" == *"(10,000 files)"* ]] && big=1
+  if [ "$big" = 1 ] && [ -z "$BIG_PEAK$SAMPLER" ]; then sample_max & SAMPLER=$!; PIDS+=("$SAMPLER"); fi
+  if [ "$big" = 0 ] && [ -n "$SAMPLER" ]; then big_done; fi
   toks=("" "$TOKEN"); [ "${TOKS[$i]}" = token ] && toks=("$TOKEN")
   for c in ${CONNS[$i]}; do
     # nginx serves the same file with or without a token: measured once per row and c.
@@ -273,6 +313,7 @@ for i in "${!NAMES[@]}"; do
     done
   done
 done
+[ -n "$SAMPLER" ] && big_done
 PEAK_RSS=$(hwm "$HUB")
 # Policy and auth cost at c=64: the 10-rules rows (token) against the same workload on the
 # plain proxy, anonymous and with the token.
@@ -306,6 +347,8 @@ $COST
 |---|---|
 | resident idle (after warm-up) | $IDLE_RSS MiB |
 | resident peak under load | $PEAK_RSS MiB |
+| resident peak while serving the big documents | ${BIG_PEAK:-n/a} MiB |
+| resident after the big documents | ${BIG_AFTER:-n/a} MiB |
 | peak while downloading 1 GiB (10 MiB x 103) | $AFTER_GIB MiB (before: $BEFORE MiB) |
 | cold start to first response (embedded default) | $COLD_MS ms |
 "

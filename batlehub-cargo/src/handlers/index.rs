@@ -67,7 +67,8 @@ pub(crate) async fn upstream_lines(
     // Parsed once per burst of requests, off the async workers when large.
     ctx.registry
         .memo()
-        .get_or_build(&key, doc.body.len().saturating_mul(3), move || {
+        .get_or_build(&key, doc.body.len(), move || {
+            let weight = body.len().saturating_mul(3);
             let text = std::str::from_utf8(&body).map_err(|_| {
                 Error::Upstream(format!("upstream sent an unreadable index file for {name}"))
             })?;
@@ -95,12 +96,13 @@ pub(crate) async fn upstream_lines(
                 plain.push_str(raw);
                 plain.push('\n');
             }
-            Ok(UpstreamIndex {
+            let index = UpstreamIndex {
                 lines,
                 facts,
                 plain_etag: protocol::etag_of(plain.as_bytes()),
                 plain: Bytes::from(plain),
-            })
+            };
+            Ok((index, weight))
         })
         .await
 }

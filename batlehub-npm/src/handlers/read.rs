@@ -1,8 +1,9 @@
 //! Reads: packuments, version manifests, tarballs — with policy applied on the way out.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use batlehub_core::body::Body;
 use batlehub_core::digest::ExpectedDigest;
@@ -23,31 +24,33 @@ pub(crate) fn packument_key(name: &PackageName) -> String {
     format!("packument/{}", name.as_str())
 }
 
-/// A packument parsed, its tarball URLs pointing at [`baseurl::placeholder`], before
-/// policy, with what policy needs to know of each version. Prepared once per upstream
+/// Upstream packuments larger than this are kept lean in memory: their facts and
+/// renderings, not their parsed tree (which weighs several times the document).
+const LEAN_ABOVE: usize = 1024 * 1024;
+
+/// A packument ready to serve, before policy: what policy needs to know of each version,
+/// and the tree with its tarball URLs under [`baseurl::placeholder`] (small packuments) or
+/// the upstream bytes to parse it again from (big ones). Prepared once per upstream
 /// document digest (or local package state) and shared by every request whatever its
-/// `Host`: renderings are kept beside it, and each response is [`baseurl::rebase`]d.
+/// `Host`; renderings live beside it in the memo under keys derived from its `id` (see
+/// [`rendering`]), each response [`baseurl::rebase`]d.
 pub(crate) struct Prepared {
-    /// The memo key of a shared preparation (content digest and name, or a local state id).
-    id: Option<String>,
-    doc: Value,
+    /// Content digest and name, or a local state id that is never reused.
+    id: String,
+    name: PackageName,
+    /// The tree, for packuments up to [`LEAN_ABOVE`].
+    doc: Option<Value>,
+    /// The upstream document, when `doc` is not kept.
+    source: Bytes,
     facts: Vec<VersionFacts>,
     times: HashMap<String, Option<DateTime<Utc>>>,
     /// The `dist` of each version as the upstream wrote it (its own tarball URL and
     /// digests), for fetching tarballs; empty for a local packument.
     upstream_dist: HashMap<String, Value>,
-    full: OnceLock<Bytes>,
-    corgi: OnceLock<Bytes>,
-    /// The last few renderings rebased onto a base URL: `(corgi, base, bytes)`, newest first.
-    rebased: Mutex<Vec<(bool, String, Bytes)>>,
 }
 
-/// How many base URLs a prepared packument keeps rebased renderings for (clients that
-/// vary `Host` only cost a rebase each, never an eviction elsewhere).
-const REBASED: usize = 2;
-
 impl Prepared {
-    fn new(id: Option<String>, doc: Value) -> Self {
+    fn new(id: String, name: PackageName, doc: Value) -> Self {
         let facts: Vec<VersionFacts> = doc
             .get("versions")
             .and_then(Value::as_object)
@@ -71,14 +74,29 @@ impl Prepared {
             .unwrap_or_default();
         Self {
             id,
-            doc,
+            name,
+            doc: Some(doc),
+            source: Bytes::new(),
             facts,
             times,
             upstream_dist: HashMap::new(),
-            full: OnceLock::new(),
-            corgi: OnceLock::new(),
-            rebased: Mutex::new(Vec::new()),
         }
+    }
+
+    /// What this preparation holds, in bytes (roughly: a parsed tree weighs about six
+    /// times its JSON).
+    fn weight(&self) -> usize {
+        let facts = self.facts.len().saturating_mul(160);
+        let dist = self.upstream_dist.len().saturating_mul(256);
+        let tree = if self.doc.is_some() {
+            self.source
+                .len()
+                .max(self.facts.len().saturating_mul(1024))
+                .saturating_mul(6)
+        } else {
+            self.source.len()
+        };
+        facts.saturating_add(dist).saturating_add(tree)
     }
 
     /// When `version` was published, as the packument says.
@@ -86,31 +104,129 @@ impl Prepared {
         self.times.get(version).copied().flatten()
     }
 
-    /// The serialized document (full or abbreviated), rendered once.
-    fn rendered(&self, corgi: bool) -> Bytes {
-        if corgi {
-            self.corgi
-                .get_or_init(|| to_bytes(&wire::abbreviate(&self.doc)))
-                .clone()
-        } else {
-            self.full.get_or_init(|| to_bytes(&self.doc)).clone()
+    /// The tree, tarball URLs under the placeholder (parsed again for a lean packument:
+    /// call it on the blocking pool).
+    fn tree(&self) -> Result<Cow<'_, Value>> {
+        match &self.doc {
+            Some(doc) => Ok(Cow::Borrowed(doc)),
+            None => parse_upstream(&self.source, &self.name).map(|(doc, _)| Cow::Owned(doc)),
         }
     }
+}
 
-    /// The serialized document with its tarball URLs under `base` (JSON-escaped).
-    fn rendered_at(&self, corgi: bool, base: &str) -> Bytes {
+/// Parses an upstream packument, pointing its tarballs at the placeholder; with the
+/// upstream's own `dist` of each version.
+fn parse_upstream(body: &[u8], name: &PackageName) -> Result<(Value, HashMap<String, Value>)> {
+    let unreadable =
+        || Error::Upstream(format!("upstream sent an unreadable packument for {name}"));
+    let mut value: Value = serde_json::from_slice(body).map_err(|e| {
+        tracing::warn!(package = %name, error = %e, "upstream packument is not JSON");
+        unreadable()
+    })?;
+    if !value.is_object() {
+        return Err(unreadable());
+    }
+    let upstream_dist = value
+        .get("versions")
+        .and_then(Value::as_object)
+        .map(|versions| {
+            versions
+                .iter()
+                .filter_map(|(v, m)| Some((v.clone(), m.get("dist")?.clone())))
+                .collect()
+        })
+        .unwrap_or_default();
+    wire::rewrite_tarballs(&mut value, baseurl::placeholder(), name);
+    Ok((value, upstream_dist))
+}
+
+/// A rendering served to many requests, with copies rebased onto the last few base URLs.
+struct Rendering {
+    bytes: Bytes,
+    /// `(base, bytes)`, newest first, at most [`REBASED`].
+    rebased: Mutex<Vec<(String, Bytes)>>,
+}
+
+/// How many base URLs a rendering keeps rebased copies for (clients that vary `Host`
+/// cost a rebase each, never an eviction elsewhere).
+const REBASED: usize = 2;
+
+impl Rendering {
+    fn new(bytes: Bytes) -> (Self, usize) {
+        // Weighed with one rebased copy: what a registry under one base URL holds.
+        let weight = bytes.len().saturating_mul(2);
+        let rendering = Self {
+            bytes,
+            rebased: Mutex::new(Vec::new()),
+        };
+        (rendering, weight)
+    }
+
+    /// The rendering with its tarball URLs under `base` (JSON-escaped).
+    fn at(&self, base: &str) -> Bytes {
         {
             let cached = self.rebased.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some((_, _, bytes)) = cached.iter().find(|(c, b, _)| *c == corgi && b == base) {
+            if let Some((_, bytes)) = cached.iter().find(|(b, _)| b == base) {
                 return bytes.clone();
             }
         }
-        let bytes = baseurl::rebase(&self.rendered(corgi), base);
+        let bytes = baseurl::rebase(&self.bytes, base);
         let mut cached = self.rebased.lock().unwrap_or_else(PoisonError::into_inner);
-        cached.insert(0, (corgi, base.to_owned(), bytes.clone()));
+        cached.insert(0, (base.to_owned(), bytes.clone()));
         cached.truncate(REBASED);
         bytes
     }
+}
+
+/// The packument as this caller sees it (full or abbreviated, `denied` moved out of
+/// sight), rendered once per preparation, representation and set of denials and shared:
+/// a burst of requests renders it once, on the blocking pool when it is big.
+async fn rendering(
+    ctx: &Cx,
+    prepared: &Arc<Prepared>,
+    corgi: bool,
+    denied: Vec<(String, String)>,
+) -> Result<Arc<Rendering>> {
+    let mut fingerprint = sha2::Sha256::new();
+    for (v, reason) in &denied {
+        fingerprint.update(v.as_bytes());
+        fingerprint.update([0]);
+        fingerprint.update(reason.as_bytes());
+        fingerprint.update([0]);
+    }
+    let fingerprint = if denied.is_empty() {
+        String::new()
+    } else {
+        hex::encode(fingerprint.finalize())
+    };
+    let key = format!("{}:render:{corgi}:{fingerprint}", prepared.id);
+    let size = prepared
+        .source
+        .len()
+        .max(prepared.facts.len().saturating_mul(1024));
+    let prepared = prepared.clone();
+    ctx.registry
+        .memo()
+        .get_or_build(&key, size, move || {
+            let tree = prepared.tree()?;
+            let bytes = if denied.is_empty() {
+                if corgi {
+                    to_bytes(&wire::abbreviate(&tree))
+                } else {
+                    to_bytes(&tree)
+                }
+            } else {
+                let mut doc = tree.into_owned();
+                apply_denials(&mut doc, &denied);
+                if corgi {
+                    to_bytes(&wire::abbreviate(&doc))
+                } else {
+                    to_bytes(&doc)
+                }
+            };
+            Ok(Rendering::new(bytes))
+        })
+        .await
 }
 
 /// The base URL as it is written inside a JSON string.
@@ -139,31 +255,16 @@ async fn prepared(
     let (body, name, id) = (doc.body.clone(), name.clone(), key.clone());
     ctx.registry
         .memo()
-        .get_or_build(&key, doc.body.len().saturating_mul(6), move || {
-            let unreadable =
-                || Error::Upstream(format!("upstream sent an unreadable packument for {name}"));
-            let mut value: Value = serde_json::from_slice(&body).map_err(|e| {
-                tracing::warn!(package = %name, error = %e, "upstream packument is not JSON");
-                unreadable()
-            })?;
-            if !value.is_object() {
-                return Err(unreadable());
+        .get_or_build(&key, doc.body.len(), move || {
+            let (value, upstream_dist) = parse_upstream(&body, &name)?;
+            let mut prepared = Prepared::new(id, name, value);
+            prepared.upstream_dist = upstream_dist;
+            if body.len() > LEAN_ABOVE {
+                prepared.doc = None;
+                prepared.source = body;
             }
-            let upstream_dist = value
-                .get("versions")
-                .and_then(Value::as_object)
-                .map(|versions| {
-                    versions
-                        .iter()
-                        .filter_map(|(v, m)| Some((v.clone(), m.get("dist")?.clone())))
-                        .collect()
-                })
-                .unwrap_or_default();
-            wire::rewrite_tarballs(&mut value, baseurl::placeholder(), &name);
-            Ok(Prepared {
-                upstream_dist,
-                ..Prepared::new(Some(id), value)
-            })
+            let weight = prepared.weight();
+            Ok((prepared, weight))
         })
         .await
 }
@@ -185,7 +286,7 @@ async fn local_prepared(ctx: &Cx, name: &PackageName) -> Result<Option<Arc<Prepa
             // Ids are never reused, so renderings kept under them cannot be mistaken for
             // another state's.
             let id = format!("npm-local#{}", NEXT_ID.fetch_add(1, Ordering::Relaxed));
-            Ok(Prepared::new(Some(id), doc))
+            Ok(Prepared::new(id, name.clone(), doc))
         })?;
     Ok(Some(prepared))
 }
@@ -210,15 +311,20 @@ async fn load_prepared(ctx: &Cx, name: &PackageName) -> Result<(Arc<Prepared>, b
 /// and whether it is stale.
 async fn raw_packument(ctx: &Cx, name: &PackageName) -> Result<(Value, bool)> {
     let (prepared, stale) = load_prepared(ctx, name).await?;
-    Ok((owned(ctx, name, prepared), stale))
+    Ok((owned(ctx, name, prepared).await?, stale))
 }
 
-/// The document of `prepared` (cloned only when it is shared), tarball URLs under this
-/// request's base URL.
-fn owned(ctx: &Cx, name: &PackageName, prepared: Arc<Prepared>) -> Value {
-    let mut doc = Arc::try_unwrap(prepared).map_or_else(|shared| shared.doc.clone(), |p| p.doc);
+/// The tree of `prepared` as this request's own copy, tarball URLs under its base URL
+/// (parsed again, on the blocking pool, for a lean packument).
+async fn owned(ctx: &Cx, name: &PackageName, prepared: Arc<Prepared>) -> Result<Value> {
+    let mut doc = match Arc::try_unwrap(prepared) {
+        Ok(Prepared { doc: Some(doc), .. }) => doc,
+        Ok(p) => protocol::blocking(move || p.tree().map(Cow::into_owned)).await?,
+        Err(shared) if shared.doc.is_some() => shared.tree()?.into_owned(),
+        Err(shared) => protocol::blocking(move || shared.tree().map(Cow::into_owned)).await?,
+    };
     wire::rewrite_tarballs(&mut doc, &ctx.base, name);
-    doc
+    Ok(doc)
 }
 
 fn published_at(doc: &Value, version: &str) -> Option<DateTime<Utc>> {
@@ -248,14 +354,14 @@ pub(crate) async fn full_packument(ctx: &Cx, name: &PackageName) -> Result<(Valu
             .await
             .is_ok()
     {
-        return Ok((owned(ctx, name, prepared), stale));
+        return Ok((owned(ctx, name, prepared).await?, stale));
     }
     let decisions = ctx
         .registry
         .version_decisions(&ctx.caller, name.as_str(), &prepared.facts)
         .await?;
     let denied = denials(&prepared.facts, decisions);
-    let mut doc = owned(ctx, name, prepared);
+    let mut doc = owned(ctx, name, prepared).await?;
     if !denied.is_empty() {
         apply_denials(&mut doc, &denied);
     }
@@ -363,39 +469,9 @@ pub(crate) async fn packument(ctx: &Cx, name: &PackageName) -> Result<Response<B
         .version_decisions(&ctx.caller, name.as_str(), &prepared.facts)
         .await?;
     let denied = denials(&prepared.facts, decisions);
-    let render_denied = || {
-        let mut doc = prepared.doc.clone();
-        apply_denials(&mut doc, &denied);
-        if corgi {
-            to_bytes(&wire::abbreviate(&doc))
-        } else {
-            to_bytes(&doc)
-        }
-    };
-    let base = json_base(ctx);
-    let bytes = if denied.is_empty() {
-        prepared.rendered_at(corgi, &base)
-    } else if let Some(id) = &prepared.id {
-        let mut fingerprint = sha2::Sha256::new();
-        for (v, reason) in &denied {
-            fingerprint.update(v.as_bytes());
-            fingerprint.update([0]);
-            fingerprint.update(reason.as_bytes());
-            fingerprint.update([0]);
-        }
-        let key = format!(
-            "{id}:denied:{corgi}:{}",
-            hex::encode(fingerprint.finalize())
-        );
-        let rendered = ctx.registry.memo().get_or_try::<_, Error>(
-            &key,
-            prepared.rendered(false).len() * 2,
-            || Ok(render_denied()),
-        )?;
-        baseurl::rebase(&rendered, &base)
-    } else {
-        baseurl::rebase(&render_denied(), &base)
-    };
+    let bytes = rendering(ctx, &prepared, corgi, denied)
+        .await?
+        .at(&json_base(ctx));
     let mut resp = Response::new(batlehub_core::body::full(bytes));
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,

@@ -140,7 +140,8 @@ pub(crate) async fn load_shared(ctx: &Cx, name: &ProjectName) -> Result<Option<S
     let listing = ctx
         .registry
         .memo()
-        .get_or_build(&key, doc.body.len().saturating_mul(4), move || {
+        .get_or_build(&key, doc.body.len(), move || {
+            let weight = body.len().saturating_mul(4);
             let name = &project;
             let page = if wire::is_json(content_type.as_deref(), &body) {
                 wire::parse_json(&body).map_err(|e| {
@@ -150,7 +151,7 @@ pub(crate) async fn load_shared(ctx: &Cx, name: &ProjectName) -> Result<Option<S
             } else {
                 wire::parse_html(&String::from_utf8_lossy(&body))
             };
-            Ok(from_upstream(name, page, &page_url))
+            Ok((from_upstream(name, page, &page_url), weight))
         })
         .await?;
     Ok(Some(Shared {
