@@ -171,7 +171,9 @@ impl MemoCache {
         let (value, weight) = if size < INLINE_SIZE {
             build()?
         } else {
-            crate::protocol::blocking(build).await?
+            tokio::task::spawn_blocking(build)
+                .await
+                .map_err(|e| crate::Error::internal(format!("memo build failed: {e}")))??
         };
         let value = Arc::new(value);
         *slot = Some(value.clone());

@@ -154,6 +154,40 @@ fn path_strategy(seeds: Vec<String>) -> impl Strategy<Value = String> {
     })
 }
 
+/// The statuses answered during a run, by code.
+#[derive(Default)]
+struct Seen(std::sync::Mutex<std::collections::BTreeMap<u16, usize>>);
+
+impl Seen {
+    fn record(&self, status: http::StatusCode) {
+        *self
+            .0
+            .lock()
+            .expect("lock")
+            .entry(status.as_u16())
+            .or_default() += 1;
+    }
+
+    /// Panics with the shrunk input when the run failed, and when no answer was a success
+    /// or none was `refused` (inputs that never reach past the router prove nothing).
+    fn finish<E: std::fmt::Display>(
+        self,
+        result: Result<(), E>,
+        what: &str,
+        refused: impl Fn(u16) -> bool,
+    ) {
+        if let Err(e) = result {
+            panic!("{e}");
+        }
+        let seen = self.0.into_inner().expect("lock");
+        eprintln!("statuses: {seen:?}");
+        assert!(
+            seen.keys().any(|s| (200..300).contains(s)) && seen.keys().any(|s| refused(*s)),
+            "the fuzzed {what} were all answered alike: {seen:?}"
+        );
+    }
+}
+
 /// A random request against `C`'s local registry.
 #[derive(Debug, Clone)]
 struct FuzzRequest {
@@ -233,7 +267,7 @@ pub fn requests<C: Conformance>() {
         failure_persistence: None,
         ..Config::default()
     });
-    let seen = std::sync::Mutex::new(std::collections::BTreeMap::<u16, usize>::new());
+    let seen = Seen::default();
     let result = runner.run(&request_strategy::<C>(), |r| {
         let mut req = crate::request(
             r.method.clone(),
@@ -249,11 +283,7 @@ pub fn requests<C: Conformance>() {
         let got = runtime
             .block_on(async { tokio::time::timeout(Duration::from_secs(10), app.call(req)).await })
             .map_err(|_| TestCaseError::fail("no answer within 10 s"))?;
-        *seen
-            .lock()
-            .expect("lock")
-            .entry(got.status.as_u16())
-            .or_default() += 1;
+        seen.record(got.status);
         prop_assert!(
             !got.status.is_server_error(),
             "{} {} answered {}: {}",
@@ -264,16 +294,8 @@ pub fn requests<C: Conformance>() {
         );
         Ok(())
     });
-    if let Err(e) = result {
-        panic!("{e}");
-    }
     // The inputs reach past the router: some requests succeed, some are refused.
-    let seen = seen.into_inner().expect("lock");
-    eprintln!("statuses: {seen:?}");
-    assert!(
-        seen.keys().any(|s| (200..300).contains(s)) && seen.keys().any(|s| (400..500).contains(s)),
-        "the fuzzed requests were all answered alike: {seen:?}"
-    );
+    seen.finish(result, "requests", |s| (400..500).contains(&s));
     // Still healthy: a clean publish of a fresh name works and is served.
     runtime.block_on(async {
         let status = C::publish(&app, "after-the-fuzz", "1.0.0", "alice").await;
@@ -331,7 +353,7 @@ pub fn upstream_documents<C: Conformance>() {
         failure_persistence: None,
         ..Config::default()
     });
-    let seen = std::sync::Mutex::new(std::collections::BTreeMap::<u16, usize>::new());
+    let seen = Seen::default();
     let result = runner.run(&mutated(honest), |doc| {
         runtime.block_on(async {
             server.reset().await;
@@ -343,7 +365,6 @@ pub fn upstream_documents<C: Conformance>() {
                 .await;
         });
         for path in [C::metadata_path(name), C::artifact_path(name, "1.0.0")] {
-            let seen = &seen;
             let got = runtime
                 .block_on(async {
                     tokio::time::timeout(
@@ -353,11 +374,7 @@ pub fn upstream_documents<C: Conformance>() {
                     .await
                 })
                 .map_err(|_| TestCaseError::fail("no answer within 10 s"))?;
-            *seen
-                .lock()
-                .expect("lock")
-                .entry(got.status.as_u16())
-                .or_default() += 1;
+            seen.record(got.status);
             prop_assert!(
                 got.status != http::StatusCode::INTERNAL_SERVER_ERROR,
                 "{path} answered {}: {}",
@@ -367,16 +384,8 @@ pub fn upstream_documents<C: Conformance>() {
         }
         Ok(())
     });
-    if let Err(e) = result {
-        panic!("{e}");
-    }
     // Both honest documents and broken ones were served.
-    let seen = seen.into_inner().expect("lock");
-    eprintln!("statuses: {seen:?}");
-    assert!(
-        seen.keys().any(|s| (200..300).contains(s)) && seen.keys().any(|s| *s >= 400),
-        "the fuzzed documents were all answered alike: {seen:?}"
-    );
+    seen.finish(result, "documents", |s| s >= 400);
 }
 
 /// Runs the request and upstream-document fuzzers for a protocol:

@@ -14,7 +14,9 @@
 # caches, saves every response body under an nginx root at the same path, then drives both
 # with the same wrk workload: npm packument (full, abbreviated) and tarballs, cargo index
 # file and .crate, PyPI simple page (HTML, JSON) and wheel, maven-metadata.xml and jar, each
-# anonymous and with a token; the two 10-rules rows with the token only. Any failed warm-up
+# anonymous and with a token; the two 10-rules rows with the token only; big documents
+# (bigdocs.py, from a static nginx upstream) at c=32 with memory sampled; proxy-miss latency
+# (miss.py). Any failed warm-up
 # request or non-2xx answer under load stops the script, naming the URL or row. Prints the
 # table, a policy-and-auth-cost table (c=64) and memory figures, and writes them to
 # benches/results/<date>.md.
@@ -22,7 +24,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then RUNS=1; DURATION=3s; else RUNS=3; DURATION=10s; fi
-PORT_UP=18801 PORT_HUB=18802 PORT_NGINX=18803 PORT_STATIC=18804
+PORT_UP=18801 PORT_HUB=18802 PORT_NGINX=18803 PORT_STATIC=18804 PORT_SLOW=18805
 for tool in wrk nginx; do
   command -v "$tool" >/dev/null 2>&1 || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null; }
 done
@@ -69,6 +71,8 @@ proxy_toml() { # name type upstream
   # (~15 MB abbreviated) and a PyPI project page with 10,000 files.
   proxy_toml npm-big npm "http://127.0.0.1:$PORT_STATIC/npm/"
   proxy_toml pypi-big pypi "http://127.0.0.1:$PORT_STATIC/pypi/simple/"
+  # Proxy misses: an upstream that answers after 20 ms (miss.py).
+  proxy_toml npm-slow npm "http://127.0.0.1:$PORT_SLOW/"
   proxy_toml npm-rules npm "$U/npm/"
   cat <<'TOML'
 [registries.versioning]
@@ -143,6 +147,7 @@ http {
 NGX
 "$NGINX" -c "$WORK/static.conf"
 wait_http "http://127.0.0.1:$PORT_STATIC/npm/big-many"
+python3 "$ROOT/benches/load/miss.py" serve "$PORT_SLOW" & PIDS+=("$!")
 python3 "$ROOT/benches/load/seed.py" "$U" "$TOKEN" >/dev/null
 start "$WORK/hub.toml"; HUB=$LAST; wait_http "http://127.0.0.1:$PORT_HUB/healthz"
 sleep 1 # npm-rules' release_age_gate (1 s) must see every seeded version as old enough
@@ -170,24 +175,32 @@ PEP503="Accept: text/html"
 # The saved file for a path requested with an Accept header gets the header's suffix; nginx
 # maps Accept to the same suffix and serves $uri$suffix.
 suffix() { case "$1" in *install-v1*) echo .corgi ;; *vnd.pypi.simple.v1+json*) echo .pypijson ;; *text/html*) echo .html ;; *) echo "" ;; esac; }
-# The wheel's URL as the proxy's simple page lists it.
-OUT="$WORK/wheel-page.json"; get_ok "$H/proxy/pypi/simple/bench-100k/" -H "$PEP691"; OUT=/dev/null
-WHEEL=$(python3 -c '
+# A wheel's URL as the proxy's simple page lists it.
+wheel_url() { # project
+  OUT="$WORK/wheel-page.json"; get_ok "$H/proxy/pypi/simple/$1/" -H "$PEP691"; OUT=/dev/null
+  python3 -c '
 import json, sys, urllib.parse
 u = urllib.parse.urlsplit(json.load(open(sys.argv[1]))["files"][0]["url"])
 assert u.netloc == sys.argv[2], u
-print(u.path)' "$WORK/wheel-page.json" "127.0.0.1:$PORT_HUB") || die "no wheel URL of this hub in $H/proxy/pypi/simple/bench-100k/"
+print(u.path)' "$WORK/wheel-page.json" "127.0.0.1:$PORT_HUB" || die "no wheel URL of this hub in $H/proxy/pypi/simple/$1/"
+}
+WHEEL=$(wheel_url bench-100k)
+WHEEL50=$(wheel_url bench-50k)
 NPM=/proxy/npm CARGO=/proxy/cargo PYPI=/proxy/pypi MVN=/proxy/maven/maven2/com/example/bench
 add "npm packument, full (200 versions)" "$NPM/bench-many" "" "64 256"
 add "npm packument, abbreviated" "$NPM/bench-many" "$CORGI" "64 256"
+add "npm tarball 50 KiB" "$NPM/bench-50k/-/bench-50k-1.0.0.tgz" "" "64"
 add "npm tarball 100 KiB" "$NPM/bench-100k/-/bench-100k-1.0.0.tgz" "" "64 256"
 add "npm tarball 10 MiB" "$NPM/bench-10m/-/bench-10m-1.0.0.tgz" "" "8"
 add "cargo index file (200 versions)" "$CARGO/registry/be/nc/bench-many" "" "64 256"
+add "cargo .crate 50 KiB" "$CARGO/api/v1/crates/bench-50k/1.0.0/download" "" "64"
 add "cargo .crate 100 KiB" "$CARGO/api/v1/crates/bench-100k/1.0.0/download" "" "64 256"
 add "PyPI simple page, HTML (200 versions)" "$PYPI/simple/bench-many/" "$PEP503" "64 256"
 add "PyPI simple page, JSON (200 versions)" "$PYPI/simple/bench-many/" "$PEP691" "64 256"
+add "PyPI wheel 50 KiB" "$WHEEL50" "" "64"
 add "PyPI wheel 100 KiB" "$WHEEL" "" "64 256"
 add "maven-metadata.xml (200 versions)" "$MVN/bench-many/maven-metadata.xml" "" "64 256"
+add "maven jar 50 KiB" "$MVN/bench-50k/1.0.0/bench-50k-1.0.0.jar" "" "64"
 add "maven jar 100 KiB" "$MVN/bench-100k/1.0.0/bench-100k-1.0.0.jar" "" "64 256"
 # Big documents, rewritten and filtered per request (c=32, as a monorepo CI install).
 add "npm packument 15 MB, abbreviated (3,000 versions)" "/proxy/npm-big/big-many" "$CORGI" "32"
@@ -327,6 +340,8 @@ for i in "${!NAMES[@]}"; do
   COST+="
 | $base | ${anon:-n/a} | ${tokr:-n/a} | ${rules:-n/a} | $ratio |"
 done
+# Proxy-miss latency: cold packuments and tarballs through the hub against the slow upstream.
+MISS=$(python3 "$ROOT/benches/load/miss.py" measure "http://127.0.0.1:$PORT_SLOW/" "$H/proxy/npm-slow/" "$([ "$QUICK" = 1 ] && echo 30 || echo 300)")
 # 1 GiB through the 10 MiB artifact (the plain npm proxy), then the resident size.
 echo 5 > "/proc/$HUB/clear_refs"; BEFORE=$(rss "$HUB")
 for _ in $(seq 1 103); do get_ok "$H$NPM/bench-10m/-/bench-10m-1.0.0.tgz"; done
@@ -342,6 +357,11 @@ Policy and auth cost (npm, c=64): the \`npm-rules\` proxy (release-age gate, den
 6 version gates, versioning, quota) against the plain npm proxy.
 
 $COST
+
+What batlehub adds to a proxy miss (npm, sequential requests, each a miss; the upstream
+answers after 20 ms):
+
+$MISS
 
 | memory / start-up | value |
 |---|---|

@@ -3,7 +3,7 @@
 
 Publishes through each protocol's own publish API, as its client sends it:
   - npm (`PUT /{name}`, what `npm publish` sends): `bench-many` (200 versions, small
-    tarballs, realistic manifests), `bench-100k` (a 100 KiB tarball), `bench-10m` (10 MiB);
+    tarballs, realistic manifests), `bench-100k` (a 100 KiB tarball), `bench-50k` (50 KiB), `bench-10m` (10 MiB);
   - cargo (`PUT /api/v1/crates/new`, what `cargo publish` sends): `bench-many` (200
     versions, so its index file has 200 lines) and `bench-100k` (a ~100 KiB .crate);
   - pypi (`POST /legacy/`, what twine sends): `bench-many` (200 versions, one small wheel
@@ -88,6 +88,7 @@ def seed_npm():
     for i in range(MANY):
         npm_publish(c, "bench-many", f"1.{i}.0", os.urandom(256))
     npm_publish(c, "bench-100k", "1.0.0", os.urandom(100 * 1024))
+    npm_publish(c, "bench-50k", "1.0.0", os.urandom(50 * 1024))
     npm_publish(c, "bench-10m", "1.0.0", os.urandom(10 * 1024 * 1024))
 
 
@@ -134,6 +135,7 @@ def seed_cargo():
     for i in range(MANY):
         cargo_publish(c, "bench-many", f"1.{i}.0", b"")
     cargo_publish(c, "bench-100k", "1.0.0", os.urandom(100 * 1024))
+    cargo_publish(c, "bench-50k", "1.0.0", os.urandom(50 * 1024))
 
 
 # --------------------------------------------------------------------------------- pypi
@@ -184,6 +186,7 @@ def seed_pypi():
     for i in range(MANY):
         pypi_upload(c, "bench-many", f"1.{i}.0", b"")
     pypi_upload(c, "bench-100k", "1.0.0", os.urandom(100 * 1024))
+    pypi_upload(c, "bench-50k", "1.0.0", os.urandom(50 * 1024))
 
 
 # -------------------------------------------------------------------------------- maven
@@ -230,6 +233,7 @@ def seed_maven():
     for i in range(MANY):
         maven_deploy(c, "bench-many", f"1.{i}.0", b"")
     maven_deploy(c, "bench-100k", "1.0.0", os.urandom(100 * 1024))
+    maven_deploy(c, "bench-50k", "1.0.0", os.urandom(50 * 1024))
 
 
 only = set(sys.argv[3:]) or {"npm", "cargo", "pypi", "maven"}

@@ -226,6 +226,14 @@ fn publish_body(name: &str, version: &str, tgz: &[u8]) -> Vec<u8> {
 const AUTH: (&str, &str) = ("Authorization", "Bearer alice-crash-token-1");
 const JSON: (&str, &str) = ("Content-Type", "application/json");
 
+/// A connection to `server` that has sent the head of a `crashlocal` publish of `len`
+/// bytes; the body is the caller's to send (or not).
+fn publish_head(server: &Server, len: usize) -> TcpStream {
+    let mut s = server.connect();
+    write_head(&mut s, "PUT", "/proxy/npm/crashlocal", &[AUTH, JSON], len).expect("head");
+    s
+}
+
 /// What a client sees of `crashlocal@version` after a restart: either the whole version
 /// (listed, and its tarball is exactly `tgz`) or nothing at all.
 fn visible(server: &Server, version: &str, tgz: &[u8]) -> bool {
@@ -266,15 +274,7 @@ fn kill_9_during_publish_leaves_no_partial_version_and_the_retry_succeeds() {
     let tgz = tarball("crashlocal", "1.0.0", size);
     let body = publish_body("crashlocal", "1.0.0", &tgz);
     let server = Server::start(dir.path(), 9);
-    let mut s = server.connect();
-    write_head(
-        &mut s,
-        "PUT",
-        "/proxy/npm/crashlocal",
-        &[AUTH, JSON],
-        body.len(),
-    )
-    .expect("head");
+    let mut s = publish_head(&server, body.len());
     s.write_all(&body).expect("body");
     let sent = Instant::now();
     let mut raw = Vec::new();
@@ -304,15 +304,7 @@ fn kill_9_during_publish_leaves_no_partial_version_and_the_retry_succeeds() {
         let body = publish_body("crashlocal", &version, &tgz);
 
         let server = Server::start(dir.path(), 9);
-        let mut s = server.connect();
-        write_head(
-            &mut s,
-            "PUT",
-            "/proxy/npm/crashlocal",
-            &[AUTH, JSON],
-            body.len(),
-        )
-        .expect("head");
+        let mut s = publish_head(&server, body.len());
         match kill_at {
             None => s.write_all(&body[..body.len() / 2]).expect("half the body"),
             Some(f) => {
