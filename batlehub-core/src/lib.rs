@@ -31,7 +31,9 @@ pub use policy::{
     AllowAll, Caller, DefaultPolicy, Outcome, Policy, PolicyCx, PublishFacts, Signature,
     VersionFacts,
 };
-pub use registry::{Artifact, Document, LocalIndex, Registry, RegistryConfig, Staged, UploadSlot};
+pub use registry::{
+    Artifact, Document, DocumentRef, LocalIndex, Registry, RegistryConfig, Staged, UploadSlot,
+};
 pub use store::{BlobStore, Index, Storage};
 pub use sweep::{BlobSweeper, SweepReport};
 pub use upstream::{UpstreamAuth, UpstreamClient, UpstreamOptions};

@@ -146,6 +146,31 @@ impl MemoCache {
     where
         T: Any + Send + Sync,
     {
+        self.get_or_load(key, async move {
+            if size < INLINE_SIZE {
+                build()
+            } else {
+                tokio::task::spawn_blocking(build)
+                    .await
+                    .map_err(|e| crate::Error::internal(format!("memo build failed: {e}")))?
+            }
+        })
+        .await
+    }
+
+    /// Like [`get_or_build`](Self::get_or_build) with an asynchronous `load` (reading a
+    /// document from storage, say), awaited once for all the requests that ask meanwhile.
+    ///
+    /// # Errors
+    /// `load`'s error (each waiter then tries its own load, one at a time).
+    pub async fn get_or_load<T>(
+        &self,
+        key: &str,
+        load: impl Future<Output = crate::Result<(T, usize)>>,
+    ) -> crate::Result<Arc<T>>
+    where
+        T: Any + Send + Sync,
+    {
         if let Some(hit) = self.get(key) {
             return Ok(hit);
         }
@@ -168,13 +193,7 @@ impl MemoCache {
         if let Some(hit) = self.get(key) {
             return Ok(hit);
         }
-        let (value, weight) = if size < INLINE_SIZE {
-            build()?
-        } else {
-            tokio::task::spawn_blocking(build)
-                .await
-                .map_err(|e| crate::Error::internal(format!("memo build failed: {e}")))??
-        };
+        let (value, weight) = load.await?;
         let value = Arc::new(value);
         *slot = Some(value.clone());
         self.insert(key.to_owned(), value.clone(), weight);

@@ -15,6 +15,7 @@ import base64
 import hashlib
 import http.client
 import json
+import socket
 import sys
 import threading
 import time
@@ -27,6 +28,10 @@ TARBALL = b"\x1f\x8b" + b"miss tarball bytes " * 500
 
 class Upstream(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # One write per response and no Nagle: otherwise the head and the body go out in two
+    # segments and the second waits for a delayed ACK (40 ms), on either side.
+    disable_nagle_algorithm = True
+    wbufsize = 1 << 20
 
     def log_message(self, *args):
         pass
@@ -89,6 +94,9 @@ def measure(upstream, hub, n):
     up, hb = urlsplit(upstream), urlsplit(hub)
     cu = http.client.HTTPConnection(up.hostname, up.port)
     ch = http.client.HTTPConnection(hb.hostname, hb.port)
+    for c in (cu, ch):
+        c.connect()
+        c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     run = int(time.time())
     rows = []
     for what, path in (

@@ -16,7 +16,7 @@ use crate::model::{CachedArtifact, CachedDocument};
 use crate::store::blob_path;
 use crate::upstream::UpstreamClient;
 
-use super::{Artifact, ArtifactFlight, Document, Registry, SMALL_BLOB_BYTES};
+use super::{Artifact, ArtifactFlight, Document, DocumentRef, Registry, SMALL_BLOB_BYTES};
 
 /// The longest an upstream's `404` for a document is believed without asking again.
 pub(crate) const NEGATIVE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
@@ -150,6 +150,68 @@ impl Registry {
         flight.await
     }
 
+    /// Like [`upstream_document`](Self::upstream_document), without reading the bytes of
+    /// a fresh cached copy: a protocol that keeps what it derives from a document by its
+    /// digest (a parsed packument, a rendering) finds it without touching the bytes, and
+    /// reads them with [`document_bytes`](Self::document_bytes) only when it must.
+    ///
+    /// # Errors
+    /// As [`upstream_document`](Self::upstream_document).
+    pub async fn upstream_document_ref(
+        &self,
+        key: &str,
+        path: &str,
+        accept: &'static str,
+    ) -> Result<Option<DocumentRef>> {
+        self.upstream_client()?;
+        if let Some(cached) = self.index().cached_document(self.name(), key).await? {
+            let age = self.now().signed_duration_since(cached.fetched_at);
+            let ttl =
+                chrono::Duration::from_std(self.inner.config.metadata_ttl).unwrap_or_default();
+            if age < ttl && self.has_document(&cached.sha256).await? {
+                return Ok(Some(DocumentRef::cached(cached, false)));
+            }
+        }
+        let doc = self.upstream_document(key, path, accept).await?;
+        Ok(doc.map(|d| {
+            self.remember_body(&d);
+            DocumentRef::from(d)
+        }))
+    }
+
+    /// The bytes of a document [`upstream_document_ref`](Self::upstream_document_ref)
+    /// described: from memory, or read once for every request asking meanwhile.
+    ///
+    /// # Errors
+    /// [`Error::Upstream`] when the stored copy is gone (the next request fetches it
+    /// again); storage errors.
+    pub async fn document_bytes(&self, doc: &DocumentRef) -> Result<Bytes> {
+        self.document_body(&doc.sha256).await?.ok_or_else(|| {
+            Error::Upstream(format!(
+                "the cached upstream document {} is gone; try again",
+                doc.sha256
+            ))
+        })
+    }
+
+    /// Whether the bytes of a cached document are at hand (in memory or stored).
+    async fn has_document(&self, sha256: &str) -> Result<bool> {
+        if self
+            .memo()
+            .get::<Option<Bytes>>(&format!("doc:{sha256}"))
+            .is_some()
+        {
+            return Ok(true);
+        }
+        Ok(self
+            .inner
+            .storage
+            .blobs
+            .stat(&blob_path(sha256))
+            .await?
+            .is_some())
+    }
+
     /// Remembers that every upstream answered `404` for `key` (bounded: expired answers go
     /// first, and past [`MAX_ABSENT`] names the oldest knowledge is dropped wholesale).
     fn remember_absent(&self, key: &str) {
@@ -280,7 +342,9 @@ impl Registry {
                 fetched_at: now,
             };
             index.put_cached_document(self.name(), key, &doc).await?;
-            return Ok(Some(Document::cached(doc, body, false)));
+            let doc = Document::cached(doc, body, false);
+            self.remember_body(&doc);
+            return Ok(Some(doc));
         }
         if failures.is_empty() && not_found > 0 {
             self.remember_absent(key);

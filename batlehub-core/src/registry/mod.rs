@@ -132,6 +132,47 @@ impl Document {
     }
 }
 
+/// A document fetched from (or cached for) an upstream, without its bytes: what a
+/// protocol needs to find what it derived from them in the memo (see
+/// [`Registry::upstream_document_ref`]); [`Registry::document_bytes`] reads them.
+#[derive(Debug, Clone)]
+pub struct DocumentRef {
+    /// The upstream's Content-Type.
+    pub content_type: Option<String>,
+    /// Served from cache because every upstream failed.
+    pub stale: bool,
+    /// Which upstream it came from.
+    pub upstream: usize,
+    /// When it was fetched or last revalidated.
+    pub fetched_at: DateTime<Utc>,
+    /// sha256 (hex) of the bytes.
+    pub sha256: String,
+}
+
+impl DocumentRef {
+    fn cached(row: CachedDocument, stale: bool) -> Self {
+        Self {
+            content_type: row.content_type,
+            stale,
+            upstream: row.upstream as usize,
+            fetched_at: row.fetched_at,
+            sha256: row.sha256,
+        }
+    }
+}
+
+impl From<Document> for DocumentRef {
+    fn from(d: Document) -> Self {
+        Self {
+            content_type: d.content_type,
+            stale: d.stale,
+            upstream: d.upstream,
+            fetched_at: d.fetched_at,
+            sha256: d.sha256,
+        }
+    }
+}
+
 /// An artifact ready to stream to a client.
 pub struct Artifact {
     /// Size when known (sets `Content-Length`).
@@ -324,21 +365,33 @@ impl Registry {
     }
 
     /// A stored document's bytes, from memory when recently read.
+    /// A stored document's bytes: from the memo, or read once for all the requests that
+    /// ask meanwhile (a burst of requests for a big document holds one copy, not one each).
     async fn document_body(&self, sha256: &str) -> Result<Option<Bytes>> {
-        let key = format!("doc:{sha256}");
-        if let Some(hit) = self.memo().get::<Bytes>(&key) {
-            return Ok(Some(Bytes::clone(&hit)));
-        }
-        let body = self
-            .inner
-            .storage
-            .blobs
-            .read_all(&blob_path(sha256))
+        let read = self
+            .memo()
+            .get_or_load(&format!("doc:{sha256}"), async {
+                let body = self
+                    .inner
+                    .storage
+                    .blobs
+                    .read_all(&blob_path(sha256))
+                    .await?;
+                // A missing blob is not remembered (usize::MAX is never kept).
+                let weight = body.as_ref().map_or(usize::MAX, Bytes::len);
+                Ok((body, weight))
+            })
             .await?;
-        if let Some(b) = &body {
-            self.memo().insert(key, Arc::new(b.clone()), b.len());
-        }
-        Ok(body)
+        Ok(Option::clone(&read))
+    }
+
+    /// Remembers the bytes of a document just fetched, for [`document_bytes`](Self::document_bytes).
+    fn remember_body(&self, doc: &Document) {
+        self.memo().insert(
+            format!("doc:{}", doc.sha256),
+            Arc::new(Some(doc.body.clone())),
+            doc.body.len(),
+        );
     }
 
     /// The instance name.

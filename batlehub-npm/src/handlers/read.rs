@@ -244,27 +244,32 @@ fn to_bytes(v: &Value) -> Bytes {
 }
 
 /// The upstream packument `doc` prepared, shared by every request that sees the same
-/// document bytes (whatever base URL it asks under): parsed once per burst of requests,
-/// off the async workers when it is large.
+/// document bytes (whatever base URL it asks under): found by digest without touching the
+/// bytes; on a miss read and parsed once per burst of requests, off the async workers when
+/// it is large.
 async fn prepared(
     ctx: &Cx,
     name: &PackageName,
-    doc: &batlehub_core::Document,
+    doc: &batlehub_core::DocumentRef,
 ) -> Result<Arc<Prepared>> {
     let key = format!("npm:{}:{}", doc.sha256, name.as_str());
-    let (body, name, id) = (doc.body.clone(), name.clone(), key.clone());
+    let (name, id) = (name.clone(), key.clone());
     ctx.registry
         .memo()
-        .get_or_build(&key, doc.body.len(), move || {
-            let (value, upstream_dist) = parse_upstream(&body, &name)?;
-            let mut prepared = Prepared::new(id, name, value);
-            prepared.upstream_dist = upstream_dist;
-            if body.len() > LEAN_ABOVE {
-                prepared.doc = None;
-                prepared.source = body;
-            }
-            let weight = prepared.weight();
-            Ok((prepared, weight))
+        .get_or_load(&key, async move {
+            let body = ctx.registry.document_bytes(doc).await?;
+            let build = move || {
+                let (value, upstream_dist) = parse_upstream(&body, &name)?;
+                let mut prepared = Prepared::new(id, name, value);
+                prepared.upstream_dist = upstream_dist;
+                if body.len() > LEAN_ABOVE {
+                    prepared.doc = None;
+                    prepared.source = body;
+                }
+                let weight = prepared.weight();
+                Ok((prepared, weight))
+            };
+            protocol::blocking(build).await
         })
         .await
 }
@@ -301,7 +306,7 @@ async fn load_prepared(ctx: &Cx, name: &PackageName) -> Result<(Arc<Prepared>, b
     }
     let doc = ctx
         .registry
-        .upstream_document(&packument_key(name), &name.escaped(), "application/json")
+        .upstream_document_ref(&packument_key(name), &name.escaped(), "application/json")
         .await?
         .ok_or_else(|| not_found(name))?;
     Ok((prepared(ctx, name, &doc).await?, doc.stale))
@@ -596,7 +601,7 @@ pub(crate) async fn tarball(ctx: &Cx, name: &PackageName, file: &str) -> Result<
     let key = format!("tarball/{}/{version}", name.as_str());
     let doc = ctx
         .registry
-        .upstream_document(&packument_key(name), &name.escaped(), "application/json")
+        .upstream_document_ref(&packument_key(name), &name.escaped(), "application/json")
         .await?
         .ok_or_else(|| not_found(name))?;
     let prepared = prepared(ctx, name, &doc).await?;
