@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-type Entry = (Arc<dyn Any + Send + Sync>, usize);
+/// A value, its weight, and whether it was read since the last eviction pass.
+type Entry = (Arc<dyn Any + Send + Sync>, usize, bool);
 
 /// One build in flight: the requests that want the same key wait on its lock and take the
 /// value it left, even when the value is too heavy to keep.
@@ -72,7 +73,12 @@ impl MemoCache {
     /// The value cached under `key`, if it is a `T`.
     #[must_use]
     pub fn get<T: Any + Send + Sync>(&self, key: &str) -> Option<Arc<T>> {
-        let hit = self.state.lock().map.get(key).map(|(v, _)| v.clone())?;
+        let hit = {
+            let mut s = self.state.lock();
+            let entry = s.map.get_mut(key)?;
+            entry.2 = true;
+            entry.0.clone()
+        };
         hit.downcast().ok()
     }
 
@@ -84,24 +90,34 @@ impl MemoCache {
         }
         let mut s = self.state.lock();
         if s.used + weight > self.budget {
-            // Evict in the map's (arbitrary) order down to three quarters of the budget:
-            // random eviction, without bookkeeping on reads.
+            // Evict down to three quarters of the budget, second chance: entries read since
+            // the last pass are spared once (their mark cleared), so what every request
+            // reads (a hot rendering) outlives what was read once (the bytes it came from).
             let target = self.budget / 4 * 3;
-            let mut freed = Vec::new();
+            let mut freed = std::collections::HashSet::new();
             let mut used = s.used;
-            for (k, (_, w)) in &s.map {
-                if used + weight <= target {
-                    break;
+            for spare_read in [true, false] {
+                for (k, (_, w, read)) in &mut s.map {
+                    if used + weight <= target {
+                        break;
+                    }
+                    if freed.contains(k) {
+                        continue;
+                    }
+                    if spare_read && *read {
+                        *read = false;
+                        continue;
+                    }
+                    used -= *w;
+                    freed.insert(k.clone());
                 }
-                used -= w;
-                freed.push(k.clone());
             }
             for k in freed {
                 s.map.remove(&k);
             }
             s.used = used;
         }
-        if let Some((_, old)) = s.map.insert(key, (value, weight)) {
+        if let Some((_, old, _)) = s.map.insert(key, (value, weight, false)) {
             s.used -= old;
         }
         s.used += weight;
@@ -321,6 +337,16 @@ mod tests {
         slow.abort();
         let _ = slow.await;
         assert!(cache.flights.lock().is_empty());
+    }
+
+    #[test]
+    fn what_is_read_outlives_what_is_not() {
+        let c = MemoCache::new(100);
+        c.insert("hot".into(), Arc::new(0u8), 30);
+        for i in 0..20 {
+            assert!(c.get::<u8>("hot").is_some(), "evicted after {i} inserts");
+            c.insert(format!("cold{i}"), Arc::new(i), 30);
+        }
     }
 
     #[test]
