@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use crate::checksum::Algo;
 
 const POM: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
-<project xmlns="http://maven.apache.org/POM/4.0.0">
+<project>
   <modelVersion>4.0.0</modelVersion>
   <parent><groupId>org.example</groupId><artifactId>parent</artifactId><version>2.0</version></parent>
   <artifactId>demo-lib</artifactId>
