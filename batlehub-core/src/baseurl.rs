@@ -141,7 +141,6 @@ pub fn client_ip(
     Some(client)
 }
 
-/// A host header value we are willing to echo back into URLs.
 /// The stand-in for a request's base URL in renderings that are cached and shared.
 ///
 /// A rendering keyed by the base URL would let clients vary the key (every `Host` a new
@@ -179,6 +178,67 @@ pub fn rebase(rendered: &bytes::Bytes, base: &str) -> bytes::Bytes {
     }
     out.extend_from_slice(&rendered[at..]);
     bytes::Bytes::from(out)
+}
+
+/// A document rendered under the [`placeholder`] and shared by every request for it, with
+/// copies [`rebase`]d onto the last few base URLs it was asked under (clients that vary
+/// `Host` cost a rebase each, never an eviction elsewhere; a big page is copied once per
+/// base URL, not once per request).
+pub struct Rendering {
+    bytes: bytes::Bytes,
+    /// `(base, bytes)`, newest first, at most [`REBASED`].
+    rebased: parking_lot::Mutex<Vec<(String, bytes::Bytes)>>,
+}
+
+/// How many base URLs a [`Rendering`] keeps rebased copies for.
+const REBASED: usize = 2;
+
+impl std::fmt::Debug for Rendering {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rendering")
+            .field("len", &self.bytes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Rendering {
+    /// `bytes`, links under the [`placeholder`].
+    #[must_use]
+    pub fn new(bytes: bytes::Bytes) -> Self {
+        Self {
+            bytes,
+            rebased: parking_lot::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// What it holds while served under one base URL: itself and one rebased copy.
+    #[must_use]
+    pub fn weight(&self) -> usize {
+        self.bytes.len().saturating_mul(2)
+    }
+
+    /// The rendering as made, under the placeholder.
+    #[must_use]
+    pub fn bytes(&self) -> &bytes::Bytes {
+        &self.bytes
+    }
+
+    /// The rendering with its links under `base` (escaped as [`rebase`] says); the same
+    /// bytes as [`bytes`](Self::bytes) when it holds no link.
+    #[must_use]
+    pub fn at(&self, base: &str) -> bytes::Bytes {
+        if let Some((_, bytes)) = self.rebased.lock().iter().find(|(b, _)| b == base) {
+            return bytes.clone();
+        }
+        let bytes = rebase(&self.bytes, base);
+        if bytes.as_ptr() != self.bytes.as_ptr() {
+            let mut cached = self.rebased.lock();
+            cached.retain(|(b, _)| b != base);
+            cached.insert(0, (base.to_owned(), bytes.clone()));
+            cached.truncate(REBASED);
+        }
+        bytes
+    }
 }
 
 /// A `Host` (or forwarded host) usable in the URLs we write: `host[:port]` that a URL
@@ -235,6 +295,23 @@ mod tests {
             r#"{"a":"https://hub.test/npm/x/-/x-1.tgz","b":"https://hub.test/npm/y","c":"http://base-0.batlehub.invalid"}"#
         );
         let plain = bytes::Bytes::from_static(b"no links here");
+        let shared = Rendering::new(plain.clone());
+        assert_eq!(shared.at("https://a.test").as_ptr(), plain.as_ptr());
+        let shared = Rendering::new(doc.clone());
+        let first = shared.at("https://a.test");
+        assert_eq!(
+            shared.at("https://a.test").as_ptr(),
+            first.as_ptr(),
+            "kept, not rebased again"
+        );
+        let _ = shared.at("https://b.test");
+        let _ = shared.at("https://c.test");
+        assert_ne!(
+            shared.at("https://a.test").as_ptr(),
+            first.as_ptr(),
+            "two bases kept"
+        );
+        assert_eq!(shared.at("https://a.test"), first);
         assert_eq!(
             rebase(&plain, "x").as_ptr(),
             plain.as_ptr(),

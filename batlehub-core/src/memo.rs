@@ -21,7 +21,7 @@ type Flight = Arc<tokio::sync::Mutex<Option<Arc<dyn Any + Send + Sync>>>>;
 
 /// Builds reading less than this run inline; bigger ones (parsing a large document) run on
 /// the blocking pool so they never hold an async worker.
-const INLINE_SIZE: usize = 256 * 1024;
+pub const INLINE_SIZE: usize = 256 * 1024;
 
 /// A bounded map from content keys to shared, immutable values of any type.
 pub struct MemoCache {

@@ -4,6 +4,7 @@
 mod handlers;
 mod name;
 mod protocol;
+mod render;
 mod routes;
 mod tarball;
 mod wire;

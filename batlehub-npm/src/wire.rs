@@ -1,8 +1,7 @@
-//! npm's JSON documents: packuments (full and abbreviated), version manifests, publish
-//! bodies, search results.
-//!
-//! Packuments stay `serde_json::Value`s: npm documents carry many fields this registry does
-//! not interpret, and clients rely on them being passed through untouched.
+//! npm's JSON documents: local packuments, version manifests, publish bodies, search
+//! results. Packuments are served by [`crate::render`] from their text: npm documents
+//! carry many fields this registry does not interpret, and clients rely on them being
+//! passed through untouched.
 
 use std::collections::BTreeMap;
 
@@ -18,7 +17,7 @@ pub(crate) const CORGI: &str = "application/vnd.npm.install-v1+json";
 
 /// Fields of a version manifest that an abbreviated packument keeps (npm's
 /// `registry/package.json` "abbreviated metadata" format).
-const CORGI_VERSION_FIELDS: &[&str] = &[
+pub(crate) const CORGI_VERSION_FIELDS: &[&str] = &[
     "name",
     "version",
     "deprecated",
@@ -152,76 +151,28 @@ fn revision(pkg: &LocalPackage) -> String {
     )
 }
 
-/// Rewrites every `dist.tarball` of an upstream packument to this registry.
-pub(crate) fn rewrite_tarballs(doc: &mut Value, base: &str, name: &PackageName) {
-    if let Some(Value::Object(versions)) = doc.get_mut("versions") {
-        for (version, manifest) in versions.iter_mut() {
-            if let Some(Value::Object(dist)) = manifest.get_mut("dist") {
-                dist.insert(
-                    "tarball".into(),
-                    Value::String(tarball_url(base, name, version)),
-                );
+/// Repairs the `dist-tags` after versions were hidden: a tag naming a version not in
+/// `visible` moves to the highest visible stable version below it when it is `latest`, and
+/// is dropped otherwise.
+pub(crate) fn repair_tags(tags: &mut Map<String, Value>, visible: &[&str]) {
+    let hidden: Vec<(String, String)> = tags
+        .iter()
+        .filter_map(|(t, v)| v.as_str().map(|v| (t.clone(), v.to_owned())))
+        .filter(|(_, v)| !visible.contains(&v.as_str()))
+        .collect();
+    for (tag, version) in hidden {
+        let replacement = (tag == "latest")
+            .then(|| batlehub_core::versions::repair_pointer(visible.iter().copied(), &version))
+            .flatten();
+        match replacement {
+            Some(r) => {
+                tags.insert(tag, Value::String(r));
+            }
+            None => {
+                tags.shift_remove(&tag);
             }
         }
     }
-}
-
-/// The abbreviated ("corgi") form of a full packument.
-#[must_use]
-pub(crate) fn abbreviate(full: &Value) -> Value {
-    let mut out = Map::new();
-    out.insert(
-        "name".into(),
-        full.get("name").cloned().unwrap_or(Value::Null),
-    );
-    let modified = full
-        .pointer("/time/modified")
-        .cloned()
-        .unwrap_or_else(|| Value::String(iso(Utc::now())));
-    out.insert("modified".into(), modified);
-    out.insert(
-        "dist-tags".into(),
-        full.get("dist-tags").cloned().unwrap_or_else(|| json!({})),
-    );
-    out.insert(
-        "versions".into(),
-        Value::Object(slim_versions(full.get("versions"))),
-    );
-    if let Some(r) = full.get("policyRestrictions") {
-        out.insert(
-            "policyRestrictions".into(),
-            json!({ "versions": slim_versions(r.get("versions")), "message": r.get("message").cloned().unwrap_or(Value::Null) }),
-        );
-    }
-    Value::Object(out)
-}
-
-/// The abbreviated form of a `versions` map.
-fn slim_versions(versions: Option<&Value>) -> Map<String, Value> {
-    let mut out = Map::new();
-    if let Some(Value::Object(vs)) = versions {
-        for (v, manifest) in vs {
-            let mut slim = Map::new();
-            if let Value::Object(m) = manifest {
-                for field in CORGI_VERSION_FIELDS {
-                    if let Some(value) = m.get(*field) {
-                        slim.insert((*field).to_owned(), value.clone());
-                    }
-                }
-                // npm's abbreviated format flags install scripts rather than listing scripts.
-                if !slim.contains_key("hasInstallScript")
-                    && let Some(Value::Object(scripts)) = m.get("scripts")
-                    && ["preinstall", "install", "postinstall"]
-                        .iter()
-                        .any(|s| scripts.contains_key(*s))
-                {
-                    slim.insert("hasInstallScript".into(), Value::Bool(true));
-                }
-            }
-            out.insert(v.clone(), Value::Object(slim));
-        }
-    }
-    out
 }
 
 /// The body of `PUT /{name}` as the npm CLI sends it (publish, deprecate, unpublish).

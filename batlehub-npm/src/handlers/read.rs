@@ -1,22 +1,23 @@
 //! Reads: packuments, version manifests, tarballs — with policy applied on the way out.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 
+use batlehub_core::baseurl::{self, Rendering};
 use batlehub_core::body::Body;
 use batlehub_core::digest::ExpectedDigest;
 use batlehub_core::model::Decision;
 use batlehub_core::policy::VersionFacts;
-use batlehub_core::{Artifact, Error, Permission, Result, baseurl};
+use batlehub_core::{Artifact, Error, Permission, Result};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http::{HeaderValue, Response, StatusCode};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use sha2::Digest as _;
 
 use crate::name::PackageName;
+use crate::render::Packument;
 use crate::wire::{self, CORGI};
 use batlehub_core::protocol::{self, Cx, json};
 
@@ -24,23 +25,17 @@ pub(crate) fn packument_key(name: &PackageName) -> String {
     format!("packument/{}", name.as_str())
 }
 
-/// Upstream packuments larger than this are kept lean in memory: their facts and
-/// renderings, not their parsed tree (which weighs several times the document).
-const LEAN_ABOVE: usize = 1024 * 1024;
-
-/// A packument ready to serve, before policy: what policy needs to know of each version,
-/// and the tree with its tarball URLs under [`baseurl::placeholder`] (small packuments) or
-/// the upstream bytes to parse it again from (big ones). Prepared once per upstream
-/// document digest (or local package state) and shared by every request whatever its
-/// `Host`; renderings live beside it in the memo under keys derived from its `id` (see
-/// [`rendering`]), each response [`baseurl::rebase`]d.
+/// A packument ready to serve, before policy: its JSON text and what policy needs to know
+/// of each version. Prepared once per upstream document digest (or local package state)
+/// and shared by every request whatever its `Host`; renderings (see [`rendering`]) live
+/// beside it in the memo under keys derived from its `id`, tarball URLs under
+/// [`baseurl::placeholder`], each response [`baseurl::rebase`]d. No parsed tree is kept:
+/// a big packument's tree weighs fifteen times its text.
 pub(crate) struct Prepared {
     /// Content digest and name, or a local state id that is never reused.
     id: String,
     name: PackageName,
-    /// The tree, for packuments up to [`LEAN_ABOVE`].
-    doc: Option<Value>,
-    /// The upstream document, when `doc` is not kept.
+    /// The document (an upstream's as it sent it, or a local package's as written).
     source: Bytes,
     facts: Vec<VersionFacts>,
     times: HashMap<String, Option<DateTime<Utc>>>,
@@ -50,131 +45,40 @@ pub(crate) struct Prepared {
 }
 
 impl Prepared {
-    fn new(id: String, name: PackageName, doc: Value) -> Self {
-        let facts: Vec<VersionFacts> = doc
-            .get("versions")
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.keys()
-                    .map(|v| VersionFacts {
-                        version: v.clone(),
-                        published_at: published_at(&doc, v),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let times = doc
-            .get("time")
-            .and_then(Value::as_object)
-            .map(|t| {
-                t.keys()
-                    .map(|v| (v.clone(), published_at(&doc, v)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Self {
+    /// Reads `source` (call it on the blocking pool when it is big).
+    fn new(id: String, name: PackageName, source: Bytes, upstream: bool) -> Result<Self> {
+        let doc = Packument::parse(&source).map_err(|e| {
+            tracing::warn!(package = %name, error = %e, "packument is not a JSON object");
+            Error::Upstream(format!("upstream sent an unreadable packument for {name}"))
+        })?;
+        let facts = doc.facts();
+        let times = doc.times();
+        let upstream_dist = if upstream {
+            doc.dists()
+        } else {
+            HashMap::new()
+        };
+        drop(doc);
+        Ok(Self {
             id,
             name,
-            doc: Some(doc),
-            source: Bytes::new(),
+            source,
             facts,
             times,
-            upstream_dist: HashMap::new(),
-        }
+            upstream_dist,
+        })
     }
 
-    /// What this preparation holds, in bytes (roughly: a parsed tree weighs about six
-    /// times its JSON).
+    /// What this preparation holds, in bytes.
     fn weight(&self) -> usize {
         let facts = self.facts.len().saturating_mul(160);
         let dist = self.upstream_dist.len().saturating_mul(256);
-        let tree = if self.doc.is_some() {
-            self.source
-                .len()
-                .max(self.facts.len().saturating_mul(1024))
-                .saturating_mul(6)
-        } else {
-            self.source.len()
-        };
-        facts.saturating_add(dist).saturating_add(tree)
+        facts.saturating_add(dist).saturating_add(self.source.len())
     }
 
     /// When `version` was published, as the packument says.
     fn published(&self, version: &str) -> Option<DateTime<Utc>> {
         self.times.get(version).copied().flatten()
-    }
-
-    /// The tree, tarball URLs under the placeholder (parsed again for a lean packument:
-    /// call it on the blocking pool).
-    fn tree(&self) -> Result<Cow<'_, Value>> {
-        match &self.doc {
-            Some(doc) => Ok(Cow::Borrowed(doc)),
-            None => parse_upstream(&self.source, &self.name).map(|(doc, _)| Cow::Owned(doc)),
-        }
-    }
-}
-
-/// Parses an upstream packument, pointing its tarballs at the placeholder; with the
-/// upstream's own `dist` of each version.
-fn parse_upstream(body: &[u8], name: &PackageName) -> Result<(Value, HashMap<String, Value>)> {
-    let unreadable =
-        || Error::Upstream(format!("upstream sent an unreadable packument for {name}"));
-    let mut value: Value = serde_json::from_slice(body).map_err(|e| {
-        tracing::warn!(package = %name, error = %e, "upstream packument is not JSON");
-        unreadable()
-    })?;
-    if !value.is_object() {
-        return Err(unreadable());
-    }
-    let upstream_dist = value
-        .get("versions")
-        .and_then(Value::as_object)
-        .map(|versions| {
-            versions
-                .iter()
-                .filter_map(|(v, m)| Some((v.clone(), m.get("dist")?.clone())))
-                .collect()
-        })
-        .unwrap_or_default();
-    wire::rewrite_tarballs(&mut value, baseurl::placeholder(), name);
-    Ok((value, upstream_dist))
-}
-
-/// A rendering served to many requests, with copies rebased onto the last few base URLs.
-struct Rendering {
-    bytes: Bytes,
-    /// `(base, bytes)`, newest first, at most [`REBASED`].
-    rebased: Mutex<Vec<(String, Bytes)>>,
-}
-
-/// How many base URLs a rendering keeps rebased copies for (clients that vary `Host`
-/// cost a rebase each, never an eviction elsewhere).
-const REBASED: usize = 2;
-
-impl Rendering {
-    fn new(bytes: Bytes) -> (Self, usize) {
-        // Weighed with one rebased copy: what a registry under one base URL holds.
-        let weight = bytes.len().saturating_mul(2);
-        let rendering = Self {
-            bytes,
-            rebased: Mutex::new(Vec::new()),
-        };
-        (rendering, weight)
-    }
-
-    /// The rendering with its tarball URLs under `base` (JSON-escaped).
-    fn at(&self, base: &str) -> Bytes {
-        {
-            let cached = self.rebased.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some((_, bytes)) = cached.iter().find(|(b, _)| b == base) {
-                return bytes.clone();
-            }
-        }
-        let bytes = baseurl::rebase(&self.bytes, base);
-        let mut cached = self.rebased.lock().unwrap_or_else(PoisonError::into_inner);
-        cached.insert(0, (base.to_owned(), bytes.clone()));
-        cached.truncate(REBASED);
-        bytes
     }
 }
 
@@ -200,31 +104,18 @@ async fn rendering(
         hex::encode(fingerprint.finalize())
     };
     let key = format!("{}:render:{corgi}:{fingerprint}", prepared.id);
-    let size = prepared
-        .source
-        .len()
-        .max(prepared.facts.len().saturating_mul(1024));
+    let size = prepared.source.len();
     let prepared = prepared.clone();
     ctx.registry
         .memo()
         .get_or_build(&key, size, move || {
-            let tree = prepared.tree()?;
-            let bytes = if denied.is_empty() {
-                if corgi {
-                    to_bytes(&wire::abbreviate(&tree))
-                } else {
-                    to_bytes(&tree)
-                }
-            } else {
-                let mut doc = tree.into_owned();
-                apply_denials(&mut doc, &denied);
-                if corgi {
-                    to_bytes(&wire::abbreviate(&doc))
-                } else {
-                    to_bytes(&doc)
-                }
-            };
-            Ok(Rendering::new(bytes))
+            // The source was read when it was prepared: it is a JSON object.
+            let doc = Packument::parse(&prepared.source)
+                .map_err(|e| Error::internal(format!("prepared packument unreadable: {e}")))?;
+            let bytes = doc.render(baseurl::placeholder(), &prepared.name, corgi, &denied);
+            let rendering = Rendering::new(Bytes::from(bytes));
+            let weight = rendering.weight();
+            Ok((rendering, weight))
         })
         .await
 }
@@ -237,10 +128,6 @@ fn json_base(ctx: &Cx) -> String {
         .and_then(|q| q.strip_suffix('"'))
         .unwrap_or_default()
         .to_owned()
-}
-
-fn to_bytes(v: &Value) -> Bytes {
-    Bytes::from(serde_json::to_vec(v).unwrap_or_default())
 }
 
 /// The upstream packument `doc` prepared, shared by every request that sees the same
@@ -259,13 +146,7 @@ async fn prepared(
         .get_or_load(&key, async move {
             let body = ctx.registry.document_bytes(doc).await?;
             let build = move || {
-                let (value, upstream_dist) = parse_upstream(&body, &name)?;
-                let mut prepared = Prepared::new(id, name, value);
-                prepared.upstream_dist = upstream_dist;
-                if body.len() > LEAN_ABOVE {
-                    prepared.doc = None;
-                    prepared.source = body;
-                }
+                let prepared = Prepared::new(id, name, body, true)?;
                 let weight = prepared.weight();
                 Ok((prepared, weight))
             };
@@ -288,10 +169,11 @@ async fn local_prepared(ctx: &Cx, name: &PackageName) -> Result<Option<Arc<Prepa
         .memo()
         .derived::<_, _, Error>(key, &pkg, weight, |pkg| {
             let doc = wire::local_packument(baseurl::placeholder(), name, pkg);
+            let source = Bytes::from(serde_json::to_vec(&doc).map_err(Error::internal)?);
             // Ids are never reused, so renderings kept under them cannot be mistaken for
             // another state's.
             let id = format!("npm-local#{}", NEXT_ID.fetch_add(1, Ordering::Relaxed));
-            Ok(Prepared::new(id, name.clone(), doc))
+            Prepared::new(id, name.clone(), source, false)
         })?;
     Ok(Some(prepared))
 }
@@ -312,34 +194,6 @@ async fn load_prepared(ctx: &Cx, name: &PackageName) -> Result<(Arc<Prepared>, b
     Ok((prepared(ctx, name, &doc).await?, doc.stale))
 }
 
-/// The full packument as stored or fetched, tarball URLs pointing here, before policy;
-/// and whether it is stale.
-async fn raw_packument(ctx: &Cx, name: &PackageName) -> Result<(Value, bool)> {
-    let (prepared, stale) = load_prepared(ctx, name).await?;
-    Ok((owned(ctx, name, prepared).await?, stale))
-}
-
-/// The tree of `prepared` as this request's own copy, tarball URLs under its base URL
-/// (parsed again, on the blocking pool, for a lean packument).
-async fn owned(ctx: &Cx, name: &PackageName, prepared: Arc<Prepared>) -> Result<Value> {
-    let mut doc = match Arc::try_unwrap(prepared) {
-        Ok(Prepared { doc: Some(doc), .. }) => doc,
-        Ok(p) => protocol::blocking(move || p.tree().map(Cow::into_owned)).await?,
-        Err(shared) if shared.doc.is_some() => shared.tree()?.into_owned(),
-        Err(shared) => protocol::blocking(move || shared.tree().map(Cow::into_owned)).await?,
-    };
-    wire::rewrite_tarballs(&mut doc, &ctx.base, name);
-    Ok(doc)
-}
-
-fn published_at(doc: &Value, version: &str) -> Option<DateTime<Utc>> {
-    doc.get("time")
-        .and_then(|t| t.get(version))
-        .and_then(Value::as_str)
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|d| d.with_timezone(&Utc))
-}
-
 /// The packument this caller may see: package access checked, versions denied by policy
 /// moved from `versions` to npm's `policyRestrictions` (so `npm install pkg@denied` prints
 /// the reason), dist-tags repaired. Returns the document, whether it is stale, and the
@@ -351,85 +205,36 @@ pub(crate) async fn full_packument(ctx: &Cx, name: &PackageName) -> Result<(Valu
     let (prepared, stale) = load_prepared(ctx, name).await?;
     // `npm unpublish` and `npm deprecate` read `?write=true` and send the document back:
     // owners get every version, so that hidden ones are not dropped by the round trip.
-    if wants_write(ctx)
+    let owner = wants_write(ctx)
         && ctx.is_local(name.as_str()).await?
         && ctx
             .registry
             .check_manage(&ctx.caller, name.as_str(), "read-for-write")
             .await
-            .is_ok()
-    {
-        return Ok((owned(ctx, name, prepared).await?, stale));
-    }
-    let decisions = ctx
-        .registry
-        .version_decisions(&ctx.caller, name.as_str(), &prepared.facts)
-        .await?;
-    let denied = denials(&prepared.facts, decisions);
-    let mut doc = owned(ctx, name, prepared).await?;
-    if !denied.is_empty() {
-        apply_denials(&mut doc, &denied);
-    }
-    Ok((doc, stale))
-}
-
-/// Moves denied versions out of sight and repairs the tags that pointed at them.
-fn apply_denials(doc: &mut Value, denied: &[(String, String)]) {
-    let Some(obj) = doc.as_object_mut() else {
-        return;
+            .is_ok();
+    let denied = if owner {
+        Vec::new()
+    } else {
+        let decisions = ctx
+            .registry
+            .version_decisions(&ctx.caller, name.as_str(), &prepared.facts)
+            .await?;
+        denials(&prepared.facts, decisions)
     };
-    let mut restricted = Map::new();
-    if let Some(Value::Object(versions)) = obj.get_mut("versions") {
-        for (v, _) in denied {
-            if let Some(manifest) = versions.remove(v) {
-                restricted.insert(v.clone(), manifest);
-            }
-        }
-    }
-    if let Some(Value::Object(time)) = obj.get_mut("time") {
-        for (v, _) in denied {
-            time.remove(v);
-        }
-    }
-    let visible: Vec<String> = obj
-        .get("versions")
-        .and_then(Value::as_object)
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default();
-    if let Some(Value::Object(tags)) = obj.get_mut("dist-tags") {
-        let hidden: Vec<(String, String)> = tags
-            .iter()
-            .filter_map(|(t, v)| v.as_str().map(|v| (t.clone(), v.to_owned())))
-            .filter(|(_, v)| !visible.contains(v))
-            .collect();
-        for (tag, version) in hidden {
-            let replacement = (tag == "latest")
-                .then(|| {
-                    batlehub_core::versions::repair_pointer(
-                        visible.iter().map(String::as_str),
-                        &version,
-                    )
-                })
-                .flatten();
-            match replacement {
-                Some(r) => {
-                    tags.insert(tag, Value::String(r));
-                }
-                None => {
-                    tags.remove(&tag);
-                }
-            }
-        }
-    }
-    let message = denied
-        .iter()
-        .map(|(v, reason)| format!("{v}: {reason}"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    obj.insert(
-        "policyRestrictions".into(),
-        json!({ "versions": restricted, "message": message }),
-    );
+    let big = prepared.source.len() >= batlehub_core::memo::INLINE_SIZE;
+    let bytes = rendering(ctx, &prepared, false, denied)
+        .await?
+        .at(&json_base(ctx));
+    let parse = move || {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::internal(format!("rendered packument unreadable: {e}")))
+    };
+    let doc = if big {
+        protocol::blocking(parse).await?
+    } else {
+        parse()?
+    };
+    Ok((doc, stale))
 }
 
 pub(crate) fn not_found(name: &PackageName) -> Error {
@@ -528,13 +333,13 @@ pub(crate) async fn version(ctx: &Cx, name: &PackageName, spec: &str) -> Result<
 
 /// The denial for a version hidden by policy, with its reason and eligibility time.
 async fn denied_version(ctx: &Cx, name: &PackageName, version: &str) -> Error {
-    let (doc, _) = match raw_packument(ctx, name).await {
-        Ok(d) => d,
+    let prepared = match load_prepared(ctx, name).await {
+        Ok((p, _)) => p,
         Err(e) => return e,
     };
     let facts = VersionFacts {
         version: version.to_owned(),
-        published_at: published_at(&doc, version),
+        published_at: prepared.published(version),
     };
     match ctx
         .registry

@@ -377,8 +377,8 @@ impl Listing {
 
     /// The project page this caller gets, file URLs under `base` (this registry's base URL,
     /// or the placeholder of a rendering shared across base URLs).
-    pub(crate) fn page(&self, ctx: &Cx, base: &str) -> ProjectPage {
-        let visible = self.visible(crate::denied::denied(ctx));
+    pub(crate) fn page(&self, shown: crate::denied::DeniedVersions, base: &str) -> ProjectPage {
+        let visible = self.visible(shown);
         let files = visible
             .iter()
             .flat_map(|r| r.files.iter())

@@ -2,11 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use std::sync::Arc;
-
+use batlehub_core::baseurl::{self, Rendering};
 use batlehub_core::body::Body;
 use batlehub_core::model::Decision;
-use batlehub_core::{Error, Mode, Permission, Result, baseurl};
+use batlehub_core::{Mode, Permission, Result};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 use sha2::{Digest as _, Sha256};
@@ -33,31 +32,37 @@ fn format(ctx: &Cx) -> Format {
 fn negotiated(
     ctx: &Cx,
     html: impl FnOnce() -> String,
-    json_doc: impl FnOnce() -> serde_json::Value,
+    json_doc: impl FnOnce() -> Vec<u8>,
 ) -> Response<Body> {
     let format = format(ctx);
     let rendered = rendered(format, html, json_doc);
     respond(ctx, format, &rendered)
 }
 
-/// A page rendered in one format, with its `ETag`.
+/// A page rendered in one format (links under [`baseurl::placeholder`]), with its `ETag`.
 struct Rendered {
-    body: Bytes,
+    page: Rendering,
     etag: String,
+}
+
+impl Rendered {
+    fn weight(&self) -> usize {
+        self.page.weight().saturating_add(self.etag.len())
+    }
 }
 
 fn rendered(
     format: Format,
     html: impl FnOnce() -> String,
-    json_doc: impl FnOnce() -> serde_json::Value,
+    json_doc: impl FnOnce() -> Vec<u8>,
 ) -> Rendered {
     let body: Vec<u8> = match format {
-        Format::Json => serde_json::to_vec(&json_doc()).unwrap_or_default(),
+        Format::Json => json_doc(),
         _ => html().into_bytes(),
     };
     let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&body))[..32]);
     Rendered {
-        body: body.into(),
+        page: Rendering::new(body.into()),
         etag,
     }
 }
@@ -72,9 +77,9 @@ fn respond(ctx: &Cx, format: Format, rendered: &Rendered) -> Response<Body> {
             .unwrap_or_default(),
         _ => wire::escape(&ctx.base),
     };
-    let body = baseurl::rebase(&rendered.body, &base);
+    let body = rendered.page.at(&base);
     let rebased_etag;
-    let etag = if body.as_ptr() == rendered.body.as_ptr() {
+    let etag = if body.as_ptr() == rendered.page.bytes().as_ptr() {
         &rendered.etag
     } else {
         let mut h = Sha256::new();
@@ -191,7 +196,7 @@ pub(crate) async fn index(ctx: &Cx, slash: bool) -> Result<Response<Body>> {
     let mut resp = negotiated(
         ctx,
         || wire::render_index_html(&list),
-        || wire::render_index_json(&list),
+        || serde_json::to_vec(&wire::render_index_json(&list)).unwrap_or_default(),
     );
     mark_stale(&mut resp, stale);
     Ok(resp)
@@ -211,27 +216,44 @@ pub(crate) async fn project(ctx: &Cx, raw: &str, slash: bool) -> Result<Response
         .ok_or_else(|| not_found(&name))?;
     let decisions = project::decisions(ctx, &shared.listing).await?;
     let format = format(ctx);
-    let render = |decisions| {
-        let mut listing = Listing::clone(&shared.listing);
-        project::attach(&mut listing, decisions);
-        let page = listing.page(ctx, baseurl::placeholder());
-        rendered(
-            format,
-            || wire::render_html(&page),
-            || wire::render_json(&page),
-        )
-    };
-    // The page as served when policy denies nothing is rendered once per state and format
-    // (whatever base URL it is asked under); pages with denials are rendered per request.
-    let page = if decisions.iter().all(|d| matches!(d, Decision::Allow)) {
-        let key = format!("{}:{format:?}", shared.id);
-        let weight = shared.listing.releases.len().saturating_mul(1024);
-        ctx.registry
-            .memo()
-            .get_or_try::<_, Error>(&key, weight, || Ok(render(decisions)))?
-    } else {
-        Arc::new(render(decisions))
-    };
+    let shown = crate::denied::denied(ctx);
+    // The page is rendered once per state, format and set of denials (whatever base URL it
+    // is asked under), once for a burst of requests, off the async workers when it is big.
+    let mut fingerprint = Sha256::new();
+    for (i, d) in decisions.iter().enumerate() {
+        if let Decision::Deny(denial) = d {
+            fingerprint.update(i.to_le_bytes());
+            fingerprint.update(format!("{denial:?}").as_bytes());
+        }
+    }
+    let key = format!(
+        "{}:{format:?}:{shown:?}:{}",
+        shared.id,
+        &hex::encode(fingerprint.finalize())[..32]
+    );
+    let listing = shared.listing.clone();
+    let size = listing
+        .releases
+        .iter()
+        .map(|r| r.files.len())
+        .sum::<usize>()
+        .saturating_mul(512);
+    let page = ctx
+        .registry
+        .memo()
+        .get_or_build(&key, size, move || {
+            let mut listing = Listing::clone(&listing);
+            project::attach(&mut listing, decisions);
+            let page = listing.page(shown, baseurl::placeholder());
+            let rendered = rendered(
+                format,
+                || wire::render_html(&page),
+                || wire::render_json(&page),
+            );
+            let weight = rendered.weight();
+            Ok((rendered, weight))
+        })
+        .await?;
     let mut resp = respond(ctx, format, &page);
     mark_stale(&mut resp, shared.stale);
     Ok(resp)

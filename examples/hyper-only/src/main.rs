@@ -24,6 +24,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("npm registry at http://{}/", listener.local_addr()?);
     loop {
         let (stream, _) = listener.accept().await?;
+        // Streamed artifacts are written in pieces: without TCP_NODELAY the last one
+        // waits ~40 ms for the client's delayed ACK.
+        stream.set_nodelay(true)?;
         let service = TowerToHyperService::new(service.clone());
         tokio::spawn(async move {
             let conn = hyper::server::conn::http1::Builder::new()

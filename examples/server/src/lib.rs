@@ -14,6 +14,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::routing::get;
+use axum::serve::ListenerExt as _;
 use batlehub::auth::{
     AuthLayer, FailedAuthLimit, PatProvider, Providers, StaticTokens, TokenConfig, TokenSecret,
 };
@@ -411,6 +412,14 @@ impl Server {
             let shutdown = async move {
                 let _ = rx.await;
             };
+            // Without TCP_NODELAY a response written in more than one piece (a streamed
+            // artifact whose last chunk waits for its digest check) stalls on Nagle's
+            // algorithm until the client's delayed ACK, ~40 ms.
+            let listener = listener.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                }
+            });
             if let Err(e) = axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await
