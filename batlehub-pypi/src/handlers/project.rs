@@ -376,21 +376,34 @@ impl Listing {
     }
 
     /// The project page this caller gets, file URLs under `base` (this registry's base URL,
-    /// or the placeholder of a rendering shared across base URLs).
-    pub(crate) fn page(&self, shown: crate::denied::DeniedVersions, base: &str) -> ProjectPage {
-        let visible = self.visible(shown);
-        let files = visible
-            .iter()
-            .flat_map(|r| r.files.iter())
-            .map(|f| DistFile {
+    /// or the placeholder of a rendering shared across base URLs): `decisions` (one per
+    /// release) hide releases or mark them yanked as `shown` says. Each file is copied
+    /// once (a big page is not cloned whole first).
+    pub(crate) fn page(
+        &self,
+        decisions: &[Decision],
+        shown: crate::denied::DeniedVersions,
+        base: &str,
+    ) -> ProjectPage {
+        let mut files = Vec::new();
+        let mut versions = Vec::new();
+        for (r, decision) in self.releases.iter().zip(decisions) {
+            let yanked_by_policy = match (decision, shown) {
+                (Decision::Allow, _) => None,
+                (Decision::Deny(d), crate::denied::DeniedVersions::Yanked) => Some(&d.reason),
+                (Decision::Deny(_), _) => continue,
+            };
+            files.extend(r.files.iter().map(|f| DistFile {
                 url: file_url(base, &self.name, &f.filename),
+                yanked: yanked_by_policy.cloned().or_else(|| f.yanked.clone()),
                 ..f.clone()
-            })
-            .collect();
+            }));
+            versions.push(r.version.clone());
+        }
         ProjectPage {
             name: self.name.as_str().to_owned(),
             files,
-            versions: visible.into_iter().map(|r| r.version).collect(),
+            versions,
         }
     }
 

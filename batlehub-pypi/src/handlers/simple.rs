@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 use sha2::{Digest as _, Sha256};
 
-use crate::handlers::project::{self, Listing, not_found};
+use crate::handlers::project::{self, not_found};
 use crate::name::{ProjectName, normalize};
 use crate::wire::{self, Format};
 use batlehub_core::protocol::{Cx, mark_stale, redirect, typed};
@@ -242,9 +242,7 @@ pub(crate) async fn project(ctx: &Cx, raw: &str, slash: bool) -> Result<Response
         .registry
         .memo()
         .get_or_build(&key, size, move || {
-            let mut listing = Listing::clone(&listing);
-            project::attach(&mut listing, decisions);
-            let page = listing.page(shown, baseurl::placeholder());
+            let page = listing.page(&decisions, shown, baseurl::placeholder());
             let rendered = rendered(
                 format,
                 || wire::render_html(&page),

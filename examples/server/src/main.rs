@@ -5,6 +5,11 @@ use std::process::ExitCode;
 
 use batlehub_server::{Command, USAGE, parse_args, run};
 
+/// jemalloc returns freed memory to the system (glibc's allocator kept the arenas of
+/// big transient buffers, several times the live heap).
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     // The process, not the library, chooses the process-wide TLS provider.
