@@ -24,6 +24,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then RUNS=1; DURATION=3s; else RUNS=3; DURATION=10s; fi
+# RUNS_OVERRIDE=N DURATION_OVERRIDE=Ns override either (some rows, measured faster).
+RUNS=${RUNS_OVERRIDE:-$RUNS} DURATION=${DURATION_OVERRIDE:-$DURATION}
 PORT_UP=18801 PORT_HUB=18802 PORT_NGINX=18803 PORT_STATIC=18804 PORT_SLOW=18805
 for tool in wrk nginx; do
   command -v "$tool" >/dev/null 2>&1 || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null; }
