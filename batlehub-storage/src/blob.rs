@@ -12,15 +12,16 @@ use opendal::{ErrorKind, Operator};
 
 use crate::error::StorageError;
 
-/// Read chunk size: large enough for throughput, small enough to keep memory flat.
-const CHUNK: usize = 64 * 1024;
+/// Read chunk size: large enough for throughput (64 KiB served 10 MiB artifacts at ~0.85x
+/// nginx, 256 KiB at ~1.0x), small enough to keep memory flat per download.
+const CHUNK: usize = 256 * 1024;
 
 /// Where the filesystem backend stages blobs until `close`; hidden from `list`, refused as a key.
 const PARTIAL_DIR: &str = ".partial";
 
 /// A [`BlobStore`] backed by an opendal [`Operator`].
 ///
-/// Reads stream in 64 KiB chunks; writes become visible only when the writer is closed
+/// Reads stream in 256 KiB chunks; writes become visible only when the writer is closed
 /// (the filesystem backend stages them under `<root>/.partial` and renames on close).
 ///
 /// # Examples
