@@ -152,6 +152,7 @@ wait_http "http://127.0.0.1:$PORT_STATIC/npm/big-many"
 python3 "$ROOT/benches/load/miss.py" serve "$PORT_SLOW" & PIDS+=("$!")
 python3 "$ROOT/benches/load/seed.py" "$U" "$TOKEN" >/dev/null
 start "$WORK/hub.toml"; HUB=$LAST; wait_http "http://127.0.0.1:$PORT_HUB/healthz"
+START_RSS=$(awk '/^VmRSS:/ { print int($2 / 1024) }' "/proc/$HUB/status")
 sleep 1 # npm-rules' release_age_gate (1 s) must see every seeded version as old enough
 rss() { awk '/^VmRSS:/ { print int($2 / 1024) }' "/proc/$1/status"; }
 hwm() { awk '/^VmHWM:/ { print int($2 / 1024) }' "/proc/$1/status"; }
@@ -304,12 +305,12 @@ TABLE="| workload | c | batlehub req/s | p50 ms | p99 ms | nginx req/s | p50 ms 
 |---|---|---|---|---|---|---|---|---|"
 declare -A RPS # "name|c|anonymous" or "name|c|token" -> batlehub req/s
 # Resident memory while the big documents are served (sampled every 100 ms), and after.
-BIG_PEAK="" BIG_AFTER="" SAMPLER=""
+BIG_PEAK="" BIG_AFTER="" SAMPLER="" SMALL_PEAK=""
 sample_max() { local max=0 r; while :; do r=$(rss "$HUB"); [ "$r" -gt "$max" ] && { max=$r; echo "$max" > "$WORK/bigmax"; }; sleep 0.1; done; }
 big_done() { kill "$SAMPLER" 2>/dev/null || true; wait "$SAMPLER" 2>/dev/null || true; SAMPLER=""; BIG_PEAK=$(cat "$WORK/bigmax"); BIG_AFTER=$(rss "$HUB"); }
 for i in "${!NAMES[@]}"; do
   big=0; [[ "${NAMES[$i]}" == *"(3,000 versions)"* || "${NAMES[$i]}" == *"(10,000 files)"* ]] && big=1
-  if [ "$big" = 1 ] && [ -z "$BIG_PEAK$SAMPLER" ]; then sample_max & SAMPLER=$!; PIDS+=("$SAMPLER"); fi
+  if [ "$big" = 1 ] && [ -z "$BIG_PEAK$SAMPLER" ]; then SMALL_PEAK=$(hwm "$HUB"); sample_max & SAMPLER=$!; PIDS+=("$SAMPLER"); fi
   if [ "$big" = 0 ] && [ -n "$SAMPLER" ]; then big_done; fi
   toks=("" "$TOKEN"); [ "${TOKS[$i]}" = token ] && toks=("$TOKEN")
   for c in ${CONNS[$i]}; do
@@ -367,7 +368,9 @@ $MISS
 
 | memory / start-up | value |
 |---|---|
+| resident at start (every registry of the bench configured) | $START_RSS MiB |
 | resident idle (after warm-up) | $IDLE_RSS MiB |
+| resident peak over the rows before the big documents (c=64 and c=256) | ${SMALL_PEAK:-n/a} MiB |
 | resident peak under load | $PEAK_RSS MiB |
 | resident peak while serving the big documents | ${BIG_PEAK:-n/a} MiB |
 | resident after the big documents | ${BIG_AFTER:-n/a} MiB |
