@@ -150,6 +150,27 @@ pub trait Policy: Send + Sync + Debug + 'static {
     }
 }
 
+/// A short key naming a set of denied versions and their reasons, for renderings that hide
+/// them (npm packuments, PyPI pages) to be cached per set: empty when nothing is denied.
+#[must_use]
+pub fn denials_key<'a>(denied: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    let mut any = false;
+    for (version, reason) in denied {
+        any = true;
+        h.update(version.as_bytes());
+        h.update([0]);
+        h.update(reason.as_bytes());
+        h.update([0]);
+    }
+    if any {
+        hex::encode(&h.finalize()[..16])
+    } else {
+        String::new()
+    }
+}
+
 /// Whether a principal's `group` satisfies a configured `pattern`.
 ///
 /// Groups arrive namespaced by provider (`oidc:team-a`). A pattern `*:team-a` matches

@@ -14,7 +14,6 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http::{HeaderValue, Response, StatusCode};
 use serde_json::Value;
-use sha2::Digest as _;
 
 use crate::name::PackageName;
 use crate::render::Packument;
@@ -91,18 +90,11 @@ async fn rendering(
     corgi: bool,
     denied: Vec<(String, String)>,
 ) -> Result<Arc<Rendering>> {
-    let mut fingerprint = sha2::Sha256::new();
-    for (v, reason) in &denied {
-        fingerprint.update(v.as_bytes());
-        fingerprint.update([0]);
-        fingerprint.update(reason.as_bytes());
-        fingerprint.update([0]);
-    }
-    let fingerprint = if denied.is_empty() {
-        String::new()
-    } else {
-        hex::encode(fingerprint.finalize())
-    };
+    let fingerprint = batlehub_core::policy::denials_key(
+        denied
+            .iter()
+            .map(|(v, reason)| (v.as_str(), reason.as_str())),
+    );
     let key = format!("{}:render:{corgi}:{fingerprint}", prepared.id);
     let size = prepared.source.len();
     let prepared = prepared.clone();

@@ -219,17 +219,19 @@ pub(crate) async fn project(ctx: &Cx, raw: &str, slash: bool) -> Result<Response
     let shown = crate::denied::denied(ctx);
     // The page is rendered once per state, format and set of denials (whatever base URL it
     // is asked under), once for a burst of requests, off the async workers when it is big.
-    let mut fingerprint = Sha256::new();
-    for (i, d) in decisions.iter().enumerate() {
-        if let Decision::Deny(denial) = d {
-            fingerprint.update(i.to_le_bytes());
-            fingerprint.update(format!("{denial:?}").as_bytes());
-        }
-    }
+    let denied = shared
+        .listing
+        .releases
+        .iter()
+        .zip(&decisions)
+        .filter_map(|(r, d)| match d {
+            Decision::Deny(denial) => Some((r.version.as_str(), denial.reason.as_str())),
+            Decision::Allow => None,
+        });
     let key = format!(
         "{}:{format:?}:{shown:?}:{}",
         shared.id,
-        &hex::encode(fingerprint.finalize())[..32]
+        batlehub_core::policy::denials_key(denied)
     );
     let listing = shared.listing.clone();
     let size = listing
