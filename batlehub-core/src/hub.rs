@@ -91,6 +91,13 @@ impl Hub {
         self.clock.clone()
     }
 
+    /// Waits for the work requests left running (see [`Storage::settle`]), then for every
+    /// audit event queued so far to be written: call it when shutting down.
+    pub async fn settle(&self) {
+        self.storage.settle().await;
+        self.audit.flush().await;
+    }
+
     /// The audit log writer shared by every registry of this hub.
     #[must_use]
     pub fn audit(&self) -> &AuditSink {

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -393,6 +394,63 @@ pub struct Storage {
     /// upstream documents and the forms protocol services derive from them, keyed by
     /// content digest (see [`Registry::memo`](crate::Registry::memo)).
     pub memo: Arc<MemoCache>,
+    /// Work left running after the requests that started it answered: upstream downloads
+    /// and storing what they fetched (see [`Storage::settle`]).
+    pub background: Arc<Background>,
+}
+
+/// Tasks left running in the background (an upstream download, storing a fetched
+/// document), counted so that they can be waited for.
+#[derive(Debug, Default)]
+pub struct Background {
+    running: AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+impl Background {
+    /// Runs `task` on the current runtime, counted until it ends.
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime.
+    pub fn spawn<F>(self: &Arc<Self>, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        /// Counts the task down when it ends, panics or is dropped with its runtime.
+        struct Done(Arc<Background>);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                if self.0.running.fetch_sub(1, Ordering::SeqCst) == 1 {
+                    self.0.idle.notify_waiters();
+                }
+            }
+        }
+        self.running.fetch_add(1, Ordering::SeqCst);
+        let done = Done(self.clone());
+        tokio::spawn(async move {
+            let _done = done;
+            task.await;
+        });
+    }
+
+    /// How many tasks are running.
+    #[must_use]
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    /// Waits until no task is running.
+    pub async fn settle(&self) {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.running() == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
 }
 
 /// The default budget of [`Storage::memo`]: 64 MiB.
@@ -406,7 +464,17 @@ impl Storage {
             blobs,
             index,
             memo: Arc::new(MemoCache::new(DEFAULT_MEMORY_CACHE_BYTES)),
+            background: Arc::default(),
         }
+    }
+
+    /// Waits until the work requests left running is done: an upstream download goes on
+    /// after its first client was answered (it may have left), and a fetched document or
+    /// verified artifact is stored after the response that carried it. Until then a request
+    /// for the same thing is served the same bytes, not a second download. Call this before
+    /// reading the cache directly, and when shutting down.
+    pub async fn settle(&self) {
+        self.background.settle().await;
     }
 
     /// Sets the memory cache's budget (0 turns it off).

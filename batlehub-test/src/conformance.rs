@@ -492,6 +492,43 @@ pub async fn stale_when_upstream_down<C: Conformance>() {
     assert!(C::lists_version(&stale.body, "1.0.0"));
 }
 
+/// A proxy miss is answered as soon as its bytes are read and verified; storing them goes on
+/// after the response, and a request meanwhile is served the same bytes without asking the
+/// upstream again. Once settled, the artifact is stored under its digest.
+pub async fn misses_answered_before_stored<C: Conformance>() {
+    let upstream = MockServer::start().await;
+    C::mount_upstream(&upstream, C::package(), &["1.0.0"]).await;
+    let app = TestApp::<C::Service>::proxy(&C::upstream_url(&upstream))
+        .build()
+        .await;
+    let path = C::artifact_path(C::package(), "1.0.0");
+    let first = app.call_unsettled(get(&path, Some("alice"))).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text());
+    assert!(!first.body.is_empty());
+    let second = app.call_unsettled(get(&path, Some("alice"))).await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.text());
+    assert_eq!(second.body, first.body, "the same bytes");
+    app.registry.settle().await;
+    assert_eq!(app.storage.background.running(), 0);
+    let artifact = C::upstream_artifact_path(C::package(), "1.0.0");
+    let asked = upstream
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == artifact)
+        .count();
+    assert_eq!(asked, 1, "one download of {artifact}");
+    let sha = batlehub_core::digest::Digests::of(&first.body).sha256_hex();
+    let (blobs, _) = app.state(&[]).await;
+    assert!(
+        blobs.contains(&batlehub_core::store::blob_path(&sha)),
+        "stored under its digest: {blobs:?}"
+    );
+    let third = app.call(get(&path, Some("alice"))).await;
+    assert_eq!(third.body, first.body, "served from the cache");
+}
+
 /// A name no upstream has costs the upstream one request per period, not one per client
 /// request: its `404` is remembered (for the metadata TTL, at most a minute), then asked
 /// again.
@@ -638,6 +675,7 @@ macro_rules! conformance_suite {
             hybrid_local_never_falls_through,
             host_rotation_keeps_one_rendering,
             upstream_not_found_is_remembered,
+            misses_answered_before_stored,
         );
     };
     (@tests $c:ty; $($check:ident),* $(,)?) => {

@@ -143,6 +143,19 @@ impl<S: TestService> TestApp<S> {
     /// The future is boxed as `Send` explicitly: without it the compiler cannot prove the
     /// futures of generic callers `Send` through the service's body bounds.
     pub fn call(&self, req: Request<Body>) -> BoxFuture<'_, Got> {
+        let fut = self.call_unsettled(req);
+        Box::pin(async move {
+            let got = fut.await;
+            // What the request left running (storing what it fetched) is done before the
+            // test looks at the cache or moves the clock.
+            self.registry.settle().await;
+            got
+        })
+    }
+
+    /// Like [`call`](Self::call), without waiting for the work the request left running
+    /// (see [`Storage::settle`](batlehub_core::Storage::settle)).
+    pub fn call_unsettled(&self, req: Request<Body>) -> BoxFuture<'_, Got> {
         let fut = self.respond(req);
         Box::pin(async move {
             let resp = fut.await.unwrap();
@@ -177,7 +190,10 @@ impl<S: TestService> TestApp<S> {
         let fut = self.respond(req);
         Box::pin(async move {
             let resp = fut.await.unwrap();
-            (resp.status(), collect(resp.into_body()).await)
+            let status = resp.status();
+            let body = collect(resp.into_body()).await;
+            self.registry.settle().await;
+            (status, body)
         })
     }
 

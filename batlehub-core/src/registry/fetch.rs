@@ -1,6 +1,7 @@
 //! Reading blobs, and upstream documents and artifacts: cache, single-flight, integrity.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use futures::StreamExt as _;
@@ -23,6 +24,23 @@ pub(crate) const NEGATIVE_TTL: std::time::Duration = std::time::Duration::from_s
 
 /// How many names answered `404` are remembered per registry.
 const MAX_ABSENT: usize = 10_000;
+
+/// What asking the upstreams for a document gave.
+enum Refreshed {
+    /// A document read just now, with the cache row to store for it.
+    New(Document, CachedDocument),
+    /// Nothing to store: a revalidated or stale cached copy, or no document at all.
+    Known(Option<Document>),
+}
+
+impl Refreshed {
+    fn into_document(self) -> Option<Document> {
+        match self {
+            Self::New(doc, _) => Some(doc),
+            Self::Known(doc) => doc,
+        }
+    }
+}
 
 impl Registry {
     /// Opens a content-addressed blob for download.
@@ -108,17 +126,43 @@ impl Registry {
         accept: &'static str,
     ) -> Result<Option<Document>> {
         self.upstream_client()?;
-        let index = self.index();
-        if let Some(cached) = index.cached_document(self.name(), key).await? {
-            let age = self.now().signed_duration_since(cached.fetched_at);
-            let ttl =
-                chrono::Duration::from_std(self.inner.config.metadata_ttl).unwrap_or_default();
-            if age < ttl
-                && let Some(body) = self.document_body(&cached.sha256).await?
-            {
-                return Ok(Some(Document::cached(cached, body, false)));
-            }
+        let cached = self.index().cached_document(self.name(), key).await?;
+        if let Some(c) = cached.as_ref().filter(|c| self.is_fresh(c.fetched_at))
+            && let Some(body) = self.document_body(&c.sha256).await?
+        {
+            return Ok(Some(Document::cached(c.clone(), body, false)));
         }
+        self.fetch_document(key, path, accept, cached).await
+    }
+
+    /// Forgets the document flight `id` for `key` (unless a newer one took its place).
+    fn end_doc_flight(&self, key: &str, id: u64) {
+        let mut flights = self.inner.doc_flights.lock();
+        if flights.get(key).is_some_and(|(i, _)| *i == id) {
+            flights.remove(key);
+        }
+    }
+
+    /// Whether a document fetched at `fetched_at` is younger than the metadata TTL.
+    fn is_fresh(&self, fetched_at: chrono::DateTime<chrono::Utc>) -> bool {
+        let age = self.now().signed_duration_since(fetched_at);
+        let ttl = chrono::Duration::from_std(self.inner.config.metadata_ttl).unwrap_or_default();
+        age < ttl
+    }
+
+    /// The upstream half of [`upstream_document`](Self::upstream_document): the cache
+    /// (`cached`, as just looked up) had no fresh copy.
+    ///
+    /// A new document is answered as soon as it is read; storing it (blob, then index row)
+    /// goes on in the background, and the flight stays open until it is stored, so a
+    /// request meanwhile takes the same document instead of asking the upstream again.
+    async fn fetch_document(
+        &self,
+        key: &str,
+        path: &str,
+        accept: &'static str,
+        cached: Option<CachedDocument>,
+    ) -> Result<Option<Document>> {
         if self
             .inner
             .absent
@@ -130,20 +174,42 @@ impl Registry {
         }
         let flight = {
             let mut flights = self.inner.doc_flights.lock();
-            if let Some(f) = flights.get(key) {
+            // A flight still running is joined; one that already answered and is storing its
+            // document is joined while that document is fresh, as its stored copy would be.
+            let joinable = flights.get(key).filter(|(_, f)| match f.peek() {
+                None => true,
+                Some(Ok(Some(doc))) => self.is_fresh(doc.fetched_at),
+                Some(_) => false,
+            });
+            if let Some((_, f)) = joinable {
                 f.clone()
             } else {
+                let id = self.inner.flight_ids.fetch_add(1, Ordering::Relaxed);
                 let this = self.clone();
                 let k = key.to_owned();
                 let p = path.to_owned();
                 let fut = async move {
-                    let out = this.refresh_document(&k, &p, accept).await;
-                    this.inner.doc_flights.lock().remove(&k);
-                    out
+                    match this.refresh_document(&k, &p, accept, cached).await {
+                        Ok(Refreshed::New(doc, row)) => {
+                            let served = doc.clone();
+                            let background = this.inner.storage.background.clone();
+                            background.spawn(async move {
+                                if let Err(e) = this.store_document(&k, &doc, &row).await {
+                                    tracing::warn!(registry = %this.name(), key = %k, error = %e, "could not cache an upstream document");
+                                }
+                                this.end_doc_flight(&k, id);
+                            });
+                            Ok(Some(served))
+                        }
+                        out => {
+                            this.end_doc_flight(&k, id);
+                            out.map(Refreshed::into_document)
+                        }
+                    }
                 }
                 .boxed()
                 .shared();
-                flights.insert(key.to_owned(), fut.clone());
+                flights.insert(key.to_owned(), (id, fut.clone()));
                 fut
             }
         };
@@ -164,15 +230,13 @@ impl Registry {
         accept: &'static str,
     ) -> Result<Option<DocumentRef>> {
         self.upstream_client()?;
-        if let Some(cached) = self.index().cached_document(self.name(), key).await? {
-            let age = self.now().signed_duration_since(cached.fetched_at);
-            let ttl =
-                chrono::Duration::from_std(self.inner.config.metadata_ttl).unwrap_or_default();
-            if age < ttl && self.has_document(&cached.sha256).await? {
-                return Ok(Some(DocumentRef::cached(cached, false)));
+        let cached = self.index().cached_document(self.name(), key).await?;
+        if let Some(c) = cached.as_ref().filter(|c| self.is_fresh(c.fetched_at)) {
+            if self.has_document(&c.sha256).await? {
+                return Ok(Some(DocumentRef::cached(c.clone(), false)));
             }
         }
-        let doc = self.upstream_document(key, path, accept).await?;
+        let doc = self.fetch_document(key, path, accept, cached).await?;
         Ok(doc.map(|d| {
             self.remember_body(&d);
             DocumentRef::from(d)
@@ -233,16 +297,17 @@ impl Registry {
         absent.insert(key.to_owned(), now + ttl);
     }
 
+    /// Asks the upstreams for a document, revalidating `cached` (the cache's row) when it
+    /// came from the upstream asked.
     async fn refresh_document(
         &self,
         key: &str,
         path: &str,
         accept: &'static str,
-    ) -> Result<Option<Document>> {
+        cached: Option<CachedDocument>,
+    ) -> Result<Refreshed> {
         let client = self.upstream_client()?;
         let index = self.index();
-        let blobs = &self.inner.storage.blobs;
-        let cached = index.cached_document(self.name(), key).await?;
         let mut not_found = 0usize;
         let mut failures = Vec::new();
         for i in 0..client.roots().len() {
@@ -279,14 +344,15 @@ impl Registry {
                 {
                     let now = self.now();
                     index.touch_cached_document(self.name(), key, now).await?;
-                    return Ok(Some(Document {
+                    return Ok(Refreshed::Known(Some(Document {
                         body,
                         content_type: c.content_type.clone(),
                         stale: false,
                         upstream: i,
                         fetched_at: now,
                         sha256: c.sha256.clone(),
-                    }));
+                        last_modified: c.last_modified.clone(),
+                    })));
                 }
                 failures.push(format!("{url}: 304 without a cached copy"));
                 continue;
@@ -323,44 +389,49 @@ impl Registry {
                     continue;
                 }
             };
-            let digests = Digests::of(&body);
-            let sha256 = digests.sha256_hex();
-            let path = blob_path(&sha256);
-            if blobs.stat(&path).await?.is_none() {
-                let mut w = blobs.writer(&path).await?;
-                w.write(body.clone()).await?;
-                w.close().await?;
-            }
-            let now = self.now();
-            let doc = CachedDocument {
-                sha256: sha256.clone(),
+            let sha256 = Digests::of(&body).sha256_hex();
+            let row = CachedDocument {
+                sha256,
                 size: body.len() as u64,
                 etag,
                 last_modified,
                 content_type: content_type.clone(),
                 upstream: u32::try_from(i).unwrap_or(u32::MAX),
-                fetched_at: now,
+                fetched_at: self.now(),
             };
-            index.put_cached_document(self.name(), key, &doc).await?;
-            let doc = Document::cached(doc, body, false);
+            let doc = Document::cached(row.clone(), body, false);
             self.remember_body(&doc);
-            return Ok(Some(doc));
+            return Ok(Refreshed::New(doc, row));
         }
         if failures.is_empty() && not_found > 0 {
             self.remember_absent(key);
-            return Ok(None);
+            return Ok(Refreshed::Known(None));
         }
         if let Some(c) = cached
             && let Some(body) = self.document_body(&c.sha256).await?
         {
             tracing::warn!(registry = %self.name(), key, ?failures, "every upstream failed; serving stale copy");
-            return Ok(Some(Document::cached(c, body, true)));
+            return Ok(Refreshed::Known(Some(Document::cached(c, body, true))));
         }
         tracing::warn!(registry = %self.name(), key, ?failures, "every upstream failed");
         Err(Error::Upstream(format!(
             "every upstream of `{}` failed and nothing is cached",
             self.name()
         )))
+    }
+
+    /// Stores a document read from an upstream: its blob first, then the index row naming it.
+    async fn store_document(&self, key: &str, doc: &Document, row: &CachedDocument) -> Result<()> {
+        let blobs = &self.inner.storage.blobs;
+        let path = blob_path(&row.sha256);
+        if blobs.stat(&path).await?.is_none() {
+            let mut w = blobs.writer(&path).await?;
+            w.write(doc.body.clone()).await?;
+            w.close().await?;
+        }
+        self.index()
+            .put_cached_document(self.name(), key, row)
+            .await
     }
 
     // ---- upstream artifacts -----------------------------------------------------------
@@ -423,7 +494,7 @@ impl Registry {
         }
         enum Role {
             Leader(
-                mpsc::Receiver<std::io::Result<Bytes>>,
+                mpsc::Receiver<Feed>,
                 oneshot::Receiver<Result<Option<u64>>>,
                 ArtifactFlight,
             ),
@@ -447,7 +518,7 @@ impl Registry {
                 flights.insert(key.to_owned(), flight.clone());
                 let this = self.clone();
                 let key = key.to_owned();
-                tokio::spawn(async move {
+                self.inner.storage.background.spawn(async move {
                     let out = this.download(&key, url, expected, tx, head_tx).await;
                     this.inner.artifact_flights.lock().remove(&key);
                     let _ = done_tx.send(out);
@@ -528,14 +599,13 @@ impl Registry {
         key: &str,
         url: Url,
         expected: Option<ExpectedDigest>,
-        tx: mpsc::Sender<std::io::Result<Bytes>>,
+        tx: mpsc::Sender<Feed>,
         head_tx: oneshot::Sender<Result<Option<u64>>>,
     ) -> Result<CachedArtifact> {
         // The client's channel, while it keeps up; `None` once it fell behind or left (it
         // then reads the rest from the stored blob, or the error from the flight).
         let mut tx = Some(tx);
-        let feed = |tx: &mut Option<mpsc::Sender<std::io::Result<Bytes>>>,
-                    item: std::io::Result<Bytes>| {
+        let feed = |tx: &mut Option<mpsc::Sender<Feed>>, item: Feed| {
             if let Some(t) = tx
                 && t.try_send(item).is_err()
             {
@@ -598,7 +668,7 @@ impl Registry {
                 }
                 writer.write(chunk.clone()).await?;
                 if let Some(prev) = pending.replace(chunk) {
-                    feed(&mut tx, Ok(prev));
+                    feed(&mut tx, Feed::Chunk(prev));
                 }
             }
             Ok(())
@@ -607,7 +677,7 @@ impl Registry {
         if let Err(e) = result {
             let _ = writer.abort().await;
             let _ = blobs.delete(&temp).await;
-            feed(&mut tx, Err(fail(e.to_string())));
+            feed(&mut tx, Feed::Failed(fail(e.to_string())));
             return Err(e);
         }
         let digests = hasher.finish();
@@ -623,8 +693,15 @@ impl Registry {
             let e = Error::Integrity {
                 key: key.to_owned(),
             };
-            feed(&mut tx, Err(fail(e.to_string())));
+            feed(&mut tx, Feed::Failed(fail(e.to_string())));
             return Err(e);
+        }
+        // Verified: the first client has every byte now, while the blob and its index row
+        // are committed (followers wait for that, and a client that fell behind reads the
+        // rest from the committed blob).
+        if let Some(last) = pending.take() {
+            feed(&mut tx, Feed::Chunk(last));
+            feed(&mut tx, Feed::End);
         }
         let commit: Result<CachedArtifact> = async {
             writer.close().await?;
@@ -647,19 +724,23 @@ impl Registry {
         }
         .await;
         match commit {
-            Ok(cached) => {
-                if let Some(last) = pending {
-                    feed(&mut tx, Ok(last));
-                }
-                Ok(cached)
-            }
+            Ok(cached) => Ok(cached),
             Err(e) => {
+                tracing::warn!(registry = %self.name(), key, error = %e, "could not cache a verified upstream artifact");
                 let _ = blobs.delete(&temp).await;
-                feed(&mut tx, Err(fail(e.to_string())));
+                feed(&mut tx, Feed::Failed(fail(e.to_string())));
                 Err(e)
             }
         }
     }
+}
+
+/// What a download sends its first client.
+enum Feed {
+    Chunk(Bytes),
+    /// Every byte was sent and matched the expected digest: the body is complete.
+    End,
+    Failed(std::io::Error),
 }
 
 /// How many chunks a download runs ahead of its first client before that client is left to
@@ -670,7 +751,7 @@ const LEADER_CHUNKS: usize = 32;
 /// the stored blob from where it stopped.
 enum Tail {
     Channel {
-        rx: mpsc::Receiver<std::io::Result<Bytes>>,
+        rx: mpsc::Receiver<Feed>,
         got: u64,
         flight: ArtifactFlight,
         registry: Registry,
@@ -688,7 +769,7 @@ impl Tail {
                 flight,
                 registry,
             } => match rx.recv().await {
-                Some(Ok(chunk)) => {
+                Some(Feed::Chunk(chunk)) => {
                     let got = got + chunk.len() as u64;
                     let next = Self::Channel {
                         rx,
@@ -698,7 +779,8 @@ impl Tail {
                     };
                     return Some((Ok(chunk), next));
                 }
-                Some(Err(e)) => return Some((Err(e), Self::Done)),
+                Some(Feed::End) => return None,
+                Some(Feed::Failed(e)) => return Some((Err(e), Self::Done)),
                 // The download finished, or left this client behind.
                 None => (flight, got, registry),
             },

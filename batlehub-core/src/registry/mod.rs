@@ -115,6 +115,8 @@ pub struct Document {
     pub fetched_at: DateTime<Utc>,
     /// sha256 (hex) of `body`: a key for values derived from it (see [`Registry::memo`]).
     pub sha256: String,
+    /// The upstream's `Last-Modified`, as sent.
+    pub last_modified: Option<String>,
 }
 
 impl Document {
@@ -128,6 +130,7 @@ impl Document {
             upstream: row.upstream as usize,
             fetched_at: row.fetched_at,
             sha256: row.sha256,
+            last_modified: row.last_modified,
         }
     }
 }
@@ -259,7 +262,9 @@ struct Inner {
     clock: Arc<dyn Clock>,
     audit: AuditSink,
     upstream: Option<UpstreamClient>,
-    doc_flights: Mutex<HashMap<String, DocFlight>>,
+    /// Document flights by key, each with its id (see `fetch_document`).
+    doc_flights: Mutex<HashMap<String, (u64, DocFlight)>>,
+    flight_ids: std::sync::atomic::AtomicU64,
     /// Documents every upstream answered `404` for, and until when that answer stands.
     absent: Mutex<HashMap<String, chrono::DateTime<chrono::Utc>>>,
     artifact_flights: Mutex<HashMap<String, ArtifactFlight>>,
@@ -349,12 +354,18 @@ impl Registry {
                 audit,
                 upstream,
                 doc_flights: Mutex::new(HashMap::new()),
+                flight_ids: std::sync::atomic::AtomicU64::new(0),
                 absent: Mutex::new(HashMap::new()),
                 artifact_flights: Mutex::new(HashMap::new()),
                 uploads: Arc::default(),
                 config,
             }),
         })
+    }
+
+    /// Waits until the work requests left running is done (see [`Storage::settle`]).
+    pub async fn settle(&self) {
+        self.inner.storage.settle().await;
     }
 
     /// The in-memory cache of values derived from content (documents, parsed and rendered
@@ -364,7 +375,6 @@ impl Registry {
         &self.inner.storage.memo
     }
 
-    /// A stored document's bytes, from memory when recently read.
     /// A stored document's bytes: from the memo, or read once for all the requests that
     /// ask meanwhile (a burst of requests for a big document holds one copy, not one each).
     async fn document_body(&self, sha256: &str) -> Result<Option<Bytes>> {

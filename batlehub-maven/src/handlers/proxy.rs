@@ -117,14 +117,20 @@ pub(crate) async fn fetch_pom_time(
     let pom = format!("{}-{version}.pom", coords.artifact);
     let key = pom_key(coords, version, &pom);
     let path = format!("{}/{version}/{pom}", coords.path());
-    if let Err(e) = ctx
+    match ctx
         .registry
         .upstream_document(&key, &path, "application/xml, text/xml")
         .await
     {
-        tracing::warn!(%coords, version, error = %e, "upstream POM failed; publish time unknown");
+        Ok(doc) => doc
+            .and_then(|d| d.last_modified)
+            .as_deref()
+            .and_then(http_time),
+        Err(e) => {
+            tracing::warn!(%coords, version, error = %e, "upstream POM failed; publish time unknown");
+            None
+        }
     }
-    cached_time(ctx, &key).await.ok().flatten()
 }
 
 async fn cached_time(ctx: &Cx, key: &str) -> Result<Option<DateTime<Utc>>> {
@@ -134,8 +140,15 @@ async fn cached_time(ctx: &Cx, key: &str) -> Result<Option<DateTime<Utc>>> {
         .cached_document(key)
         .await?
         .and_then(|d| d.last_modified)
-        .and_then(|lm| DateTime::parse_from_rfc2822(&lm).ok())
-        .map(|t| t.with_timezone(&Utc)))
+        .as_deref()
+        .and_then(http_time))
+}
+
+/// An HTTP date (`Last-Modified`).
+fn http_time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc2822(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// The checksum the upstream publishes beside `path` for `algo`, when it has one.
@@ -195,7 +208,7 @@ pub(crate) async fn file(
         )
         .await?
         .ok_or_else(not_found)?;
-    let published_at = cached_time(ctx, &pom_key).await?;
+    let published_at = pom.last_modified.as_deref().and_then(http_time);
     let facts = VersionFacts {
         version: version.to_owned(),
         published_at,

@@ -34,6 +34,15 @@ pub const DEFAULT_DATA_DIR: &str = "./batlehub-data";
 /// # Errors
 /// [`ConfigError`] naming what could not be set up.
 pub async fn build_router(config: &Config) -> Result<Router, ConfigError> {
+    Ok(build_app(config).await?.0)
+}
+
+/// Builds the application router from a configuration, with the hub it serves (to
+/// [`Hub::settle`] when shutting down).
+///
+/// # Errors
+/// [`ConfigError`] naming what could not be set up.
+pub async fn build_app(config: &Config) -> Result<(Router, Hub), ConfigError> {
     let blobs = match config.storage.kind.as_str() {
         "memory" => batlehub::storage::OpendalBlobStore::memory(),
         _ => batlehub::storage::OpendalBlobStore::filesystem(&config.storage.path),
@@ -194,9 +203,10 @@ pub async fn build_router(config: &Config) -> Result<Router, ConfigError> {
             .clock(hub.clock()),
         ),
     };
-    Ok(router
+    let router = router
         .layer(AuthLayer::new(providers).failed_auth_limit(limit))
-        .layer(axum::middleware::map_request(client_addr)))
+        .layer(axum::middleware::map_request(client_addr));
+    Ok((router, hub))
 }
 
 /// A background task aborted when dropped.
@@ -399,7 +409,7 @@ impl Server {
     /// # Errors
     /// Configuration or bind errors.
     pub async fn start(config: &Config, listen: &str) -> Result<Self, ConfigError> {
-        let router = build_router(config).await?;
+        let (router, hub) = build_app(config).await?;
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|e| ConfigError(format!("server.listen: cannot bind {listen}: {e}")))?;
@@ -426,6 +436,9 @@ impl Server {
             {
                 tracing::error!(error = %e, "server failed");
             }
+            // Downloads and stores the answered requests left running, and the audit
+            // events they queued, finish before the process ends.
+            hub.settle().await;
         });
         Ok(Self {
             addr,
@@ -440,7 +453,8 @@ impl Server {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting, lets in-flight requests finish, and waits.
+    /// Stops accepting, lets in-flight requests and the work they left running finish
+    /// (downloads, storing what they fetched, audit events), and waits.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());

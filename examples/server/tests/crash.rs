@@ -466,7 +466,14 @@ fn kill_9_during_a_proxied_download_caches_nothing_partial_and_the_retry_succeed
         retry.body.len()
     );
     assert_eq!(up.tarball_requests.load(Ordering::SeqCst), 2);
-    // ...and cached whole this time: served from storage, across another crash too.
+    // ...and cached whole this time. The verified bytes reach the client while the blob and
+    // its index row are committed; a request meanwhile waits for that commit instead of
+    // downloading again, so once it is answered the tarball is stored...
+    let again = server.get(path);
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert!(again.body == tgz, "the second request served other bytes");
+    assert_eq!(up.tarball_requests.load(Ordering::SeqCst), 2);
+    // ...and served from storage across another crash too.
     server.kill9();
     let server = Server::start(dir.path(), up.port);
     let cached = server.get(path);
