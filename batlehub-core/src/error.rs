@@ -62,6 +62,11 @@ pub enum Error {
     /// An unexpected internal failure; the detail was logged.
     #[error("internal error")]
     Internal(String),
+    /// The storage backend is unreachable or overloaded (an object-store outage, a
+    /// throttling answer): nothing was changed, and the client should retry after
+    /// [`Error::UNAVAILABLE_RETRY_AFTER`] seconds. The detail was logged.
+    #[error("storage unavailable")]
+    Unavailable(String),
 }
 
 /// A refusal by a policy rule, explained.
@@ -91,6 +96,7 @@ impl Error {
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::Upstream(_) | Error::Integrity { .. } => StatusCode::BAD_GATEWAY,
             Error::Storage(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -101,6 +107,9 @@ impl Error {
             Error::Storage(_) | Error::Internal(_) => {
                 "the registry failed to handle this request; the error was logged".to_owned()
             }
+            Error::Unavailable(_) => {
+                "the registry's storage is unavailable for the moment; retry later".to_owned()
+            }
             other => other.to_string(),
         }
     }
@@ -109,6 +118,15 @@ impl Error {
     pub fn storage(detail: impl std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "storage failure");
         Error::Storage(detail.to_string())
+    }
+
+    /// Seconds a client is asked to wait (`Retry-After`) after [`Error::Unavailable`].
+    pub const UNAVAILABLE_RETRY_AFTER: u64 = 5;
+
+    /// Builds an unavailable-storage error, logging the detail.
+    pub fn unavailable(detail: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %detail, "storage unavailable");
+        Error::Unavailable(detail.to_string())
     }
 
     /// Builds an internal error, logging the detail.
@@ -175,6 +193,12 @@ impl Error {
                 h.insert("x-ratelimit-limit", HeaderValue::from(*limit));
                 h.insert("x-ratelimit-remaining", HeaderValue::from(0u64));
                 h.insert("x-ratelimit-reset", HeaderValue::from(*retry_after));
+            }
+            Error::Unavailable(_) => {
+                h.insert(
+                    http::header::RETRY_AFTER,
+                    HeaderValue::from(Self::UNAVAILABLE_RETRY_AFTER),
+                );
             }
             _ => {}
         }

@@ -118,6 +118,26 @@ impl Hub {
         )
     }
 
+    /// A registry instance with its own policy and storage (usually
+    /// [`Storage::with_blobs`] of the hub's: the same index, other blobs).
+    ///
+    /// # Errors
+    /// As [`Registry::new`].
+    pub fn registry_on(
+        &self,
+        config: RegistryConfig,
+        policy: Arc<dyn Policy>,
+        storage: Storage,
+    ) -> Result<Registry, ConfigError> {
+        Registry::new(
+            config,
+            storage,
+            policy,
+            self.clock.clone(),
+            self.audit.clone(),
+        )
+    }
+
     /// A registry instance with its own policy.
     ///
     /// # Errors

@@ -477,6 +477,16 @@ impl Storage {
         self.background.settle().await;
     }
 
+    /// The same index, memory cache and background work with other blobs: a registry
+    /// keeping its artifacts in a store of its own.
+    #[must_use]
+    pub fn with_blobs(&self, blobs: Arc<dyn BlobStore>) -> Self {
+        Self {
+            blobs,
+            ..self.clone()
+        }
+    }
+
     /// Sets the memory cache's budget (0 turns it off).
     #[must_use]
     pub fn with_memory_cache(mut self, bytes: usize) -> Self {

@@ -16,6 +16,21 @@ use crate::error::StorageError;
 /// nginx, 256 KiB at ~1.0x), small enough to keep memory flat per download.
 const CHUNK: usize = 256 * 1024;
 
+/// Splits a chunk longer than [`CHUNK`] into slices of it (no copy).
+fn bounded_chunks(item: std::io::Result<Bytes>) -> Vec<std::io::Result<Bytes>> {
+    match item {
+        Ok(mut bytes) if bytes.len() > CHUNK => {
+            let mut parts = Vec::with_capacity(bytes.len().div_ceil(CHUNK));
+            while bytes.len() > CHUNK {
+                parts.push(Ok(bytes.split_to(CHUNK)));
+            }
+            parts.push(Ok(bytes));
+            parts
+        }
+        other => vec![other],
+    }
+}
+
 /// Where the filesystem backend stages blobs until `close`; hidden from `list`, refused as a key.
 const PARTIAL_DIR: &str = ".partial";
 
@@ -43,6 +58,27 @@ const PARTIAL_DIR: &str = ".partial";
 #[derive(Clone)]
 pub struct OpendalBlobStore {
     op: Operator,
+    shape: WriteShape,
+}
+
+/// How a backend is best read and written.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WriteShape {
+    /// Bytes per read request; `None`: one request, streamed (object stores).
+    pub(crate) read_chunk: Option<usize>,
+    /// Bytes buffered per write request (a multipart part); `None`: the backend's default.
+    pub(crate) write_chunk: Option<usize>,
+    /// Write requests in flight at once.
+    pub(crate) write_concurrency: usize,
+}
+
+impl WriteShape {
+    /// Local backends: reads in [`CHUNK`]s, writes as they come.
+    const LOCAL: Self = Self {
+        read_chunk: Some(CHUNK),
+        write_chunk: None,
+        write_concurrency: 1,
+    };
 }
 
 impl fmt::Debug for OpendalBlobStore {
@@ -102,7 +138,11 @@ impl OpendalBlobStore {
     /// stores do, a filesystem operator needs an atomic write directory.
     #[must_use]
     pub fn from_operator(op: Operator) -> Self {
-        Self { op }
+        Self::with_shape(op, WriteShape::LOCAL)
+    }
+
+    pub(crate) fn with_shape(op: Operator, shape: WriteShape) -> Self {
+        Self { op, shape }
     }
 
     /// The underlying operator.
@@ -139,8 +179,15 @@ fn check_prefix(prefix: &str) -> Result<()> {
     }
 }
 
+/// A backend failure as the core's error: an outage or a throttling answer (which the
+/// backend marks temporary) asks the client to retry; anything else is a storage error.
 fn backend_error(op: &str, path: &str, e: &opendal::Error) -> Error {
-    Error::storage(format_args!("blob {op} of {path:?} failed: {e}"))
+    let detail = format_args!("blob {op} of {path:?} failed: {e}");
+    if e.is_temporary() || e.kind() == ErrorKind::RateLimited {
+        Error::unavailable(detail)
+    } else {
+        Error::storage(detail)
+    }
 }
 
 impl BlobStore for OpendalBlobStore {
@@ -148,9 +195,14 @@ impl BlobStore for OpendalBlobStore {
         let path = path.to_owned();
         Box::pin(async move {
             check_path(&path)?;
-            let inner = self
+            let mut writer = self
                 .op
-                .writer(&path)
+                .writer_with(&path)
+                .concurrent(self.shape.write_concurrency);
+            if let Some(chunk) = self.shape.write_chunk {
+                writer = writer.chunk(chunk);
+            }
+            let inner = writer
                 .await
                 .map_err(|e| backend_error("open writer", &path, &e))?;
             Ok(Box::new(OpendalWriter {
@@ -171,18 +223,32 @@ impl BlobStore for OpendalBlobStore {
             let Some(size) = self.stat_inner(&path).await? else {
                 return Ok(None);
             };
+            if offset >= size {
+                // Nothing left to read (an object store would refuse the range).
+                return Ok(Some(BlobReader {
+                    size,
+                    stream: futures::stream::empty().boxed(),
+                }));
+            }
             let opened = async {
-                self.op
-                    .reader_with(&path)
-                    .chunk(CHUNK)
-                    .await?
-                    .into_bytes_stream(offset.min(size)..)
-                    .await
+                let reader = self.op.reader_with(&path);
+                let reader = match self.shape.read_chunk {
+                    Some(chunk) => reader.chunk(chunk),
+                    None => reader,
+                };
+                reader.await?.into_bytes_stream(offset..).await
             };
             match opened.await {
                 Ok(stream) => Ok(Some(BlobReader {
                     size,
-                    stream: stream.boxed(),
+                    stream: match self.shape.read_chunk {
+                        Some(_) => stream.boxed(),
+                        // An object store's body arrives in whatever frames the connection
+                        // read; hand them on in bounded slices of the same bytes.
+                        None => stream
+                            .flat_map(|item| futures::stream::iter(bounded_chunks(item)))
+                            .boxed(),
+                    },
                 })),
                 // Deleted between stat and open.
                 Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
@@ -345,6 +411,27 @@ impl fmt::Debug for OpendalWriter {
             .field("path", &self.path)
             .field("open", &self.inner.is_some())
             .finish()
+    }
+}
+
+/// A writer dropped before `close` or `abort` (its request failed, its client left) is
+/// aborted in the background, so that no staged file or multipart upload is left behind.
+impl Drop for OpendalWriter {
+    fn drop(&mut self) {
+        let Some(mut inner) = self.inner.take() else {
+            return;
+        };
+        let path = std::mem::take(&mut self.path);
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    if let Err(e) = inner.abort().await {
+                        tracing::warn!(path, error = %e, "could not abort an abandoned blob write");
+                    }
+                });
+            }
+            Err(_) => tracing::warn!(path, "abandoned blob write left to the orphan sweep"),
+        }
     }
 }
 

@@ -31,6 +31,9 @@ pub enum StorageError {
         /// The underlying failure.
         source: std::io::Error,
     },
+    /// The S3 configuration is incomplete or unusable.
+    #[error("S3 storage: {0}")]
+    S3(String),
     /// A path is not valid UTF-8, which the blob backend requires.
     #[error("path {} is not valid UTF-8", .0.display())]
     NonUtf8Path(PathBuf),

@@ -4,6 +4,8 @@
 mod blob;
 mod error;
 mod index;
+#[cfg(feature = "s3")]
+mod s3;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,6 +17,8 @@ pub use error::StorageError;
 pub use index::SqlIndex;
 /// The opendal version this crate builds on, for [`OpendalBlobStore::from_operator`].
 pub use opendal;
+#[cfg(feature = "s3")]
+pub use s3::S3Config;
 /// The sqlx version this crate builds on, for [`SqlIndex::from_sqlite_pool`] and
 /// [`SqlIndex::from_pg_pool`].
 pub use sqlx;

@@ -1,4 +1,6 @@
-//! One conformance suite for [`BlobStore`], run against the memory and filesystem stores.
+//! One conformance suite for [`BlobStore`], run against the memory and filesystem stores and,
+//! when `BATLEHUB_TEST_S3_ENDPOINT` names an S3-compatible server (`.ci/run` starts one),
+//! an S3 bucket.
 
 #![expect(clippy::unwrap_used, reason = "tests")]
 
@@ -261,4 +263,116 @@ async fn embedded_and_memory_storage() {
     let storage = batlehub_storage::memory().await.unwrap();
     put(storage.blobs.as_ref(), "tmp/x", b"x").await;
     assert_eq!(storage.blobs.stat("tmp/x").await.unwrap(), Some(1));
+}
+
+/// The S3 store, against the server at `BATLEHUB_TEST_S3_ENDPOINT` (bucket
+/// `BATLEHUB_TEST_S3_BUCKET`, default `batlehub-test`, which must exist), under a prefix of
+/// its own per run.
+#[cfg(feature = "s3")]
+#[tokio::test]
+async fn s3_store() {
+    let Ok(endpoint) = std::env::var("BATLEHUB_TEST_S3_ENDPOINT") else {
+        eprintln!("skipping the S3 blob suite: BATLEHUB_TEST_S3_ENDPOINT is not set");
+        return;
+    };
+    let bucket =
+        std::env::var("BATLEHUB_TEST_S3_BUCKET").unwrap_or_else(|_| "batlehub-test".into());
+    let config = |prefix: &str| {
+        let mut c = batlehub_storage::S3Config::new(bucket.clone());
+        c.endpoint = Some(endpoint.clone());
+        c.region = Some("us-east-1".into());
+        c.access_key_id = Some("test".into());
+        c.secret_access_key = Some("test".into());
+        c.prefix = prefix.into();
+        c
+    };
+    let prefix = format!("suite-{}/blobs", uuid::Uuid::new_v4().simple());
+    let store = OpendalBlobStore::s3(&config(&prefix)).unwrap();
+    run_suite("s3", &store).await;
+
+    // Every key stayed under the prefix: the whole bucket, seen without one, has this run's
+    // blobs only there.
+    let bucket_wide = OpendalBlobStore::s3(&config("")).unwrap();
+    let mine: Vec<String> = bucket_wide.list(&format!("{prefix}/")).await.unwrap();
+    assert_eq!(mine.len(), 6, "{mine:?}");
+    assert!(mine.contains(&format!("{prefix}/{}", blob_path(&"ab".repeat(32)))));
+    // A second store on the same prefix sees the same blobs.
+    let again = OpendalBlobStore::s3(&config(&prefix)).unwrap();
+    assert_eq!(again.stat("docsx").await.unwrap(), Some(5));
+
+    // A multipart upload: more than one 5 MiB part, written in small chunks.
+    let big: Vec<u8> = (0..11 * 1024 * 1024 + 3).map(|i| (i % 253) as u8).collect();
+    put(&store, "tmp/multipart", &big).await;
+    let (size, read, largest) = stream(&store, "tmp/multipart").await.unwrap();
+    assert_eq!((size, read == big), (big.len() as u64, true));
+    assert!(largest <= 1024 * 1024, "chunk of {largest} bytes");
+    let tail = store
+        .reader_from("tmp/multipart", 10 * 1024 * 1024)
+        .await
+        .unwrap()
+        .unwrap();
+    let tail: Vec<Bytes> = tail.stream.try_collect().await.unwrap();
+    assert_eq!(tail.concat(), big[10 * 1024 * 1024..]);
+
+    // A writer dropped half-way (its client left) leaves nothing visible.
+    let mut w = store.writer("tmp/dropped").await.unwrap();
+    w.write(Bytes::from(vec![7u8; 6 * 1024 * 1024]))
+        .await
+        .unwrap();
+    drop(w);
+    assert_eq!(store.stat("tmp/dropped").await.unwrap(), None);
+
+    for p in bucket_wide.list(&format!("{prefix}/")).await.unwrap() {
+        bucket_wide.delete(&p).await.unwrap();
+    }
+}
+
+#[cfg(feature = "s3")]
+#[test]
+fn s3_configuration_mistakes_are_reported() {
+    let mut c = batlehub_storage::S3Config::new("");
+    assert!(
+        OpendalBlobStore::s3(&c)
+            .unwrap_err()
+            .to_string()
+            .contains("bucket")
+    );
+    c.bucket = "b".into();
+    c.access_key_id = Some("only-the-id".into());
+    let e = OpendalBlobStore::s3(&c).unwrap_err().to_string();
+    assert!(e.contains("secret_access_key"), "{e}");
+    c.access_key_id = None;
+    c.prefix = "../elsewhere".into();
+    let e = OpendalBlobStore::s3(&c).unwrap_err().to_string();
+    assert!(e.contains("prefix"), "{e}");
+}
+
+/// An S3 endpoint that does not answer (an outage): every operation fails with
+/// `Error::Unavailable` (503 with `Retry-After` to the client), never as a missing blob.
+#[cfg(feature = "s3")]
+#[tokio::test]
+async fn s3_outage_is_unavailable() {
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut c = batlehub_storage::S3Config::new("down");
+    c.endpoint = Some(format!("http://127.0.0.1:{port}"));
+    c.region = Some("us-east-1".into());
+    c.access_key_id = Some("test".into());
+    c.secret_access_key = Some("test".into());
+    let store = OpendalBlobStore::s3(&c).unwrap();
+    let unavailable = |r: Result<(), Error>| matches!(r, Err(Error::Unavailable(_)));
+    assert!(unavailable(store.stat("sha256/ab").await.map(drop)));
+    assert!(unavailable(store.reader("sha256/ab").await.map(drop)));
+    assert!(unavailable(store.read_all("sha256/ab").await.map(drop)));
+    assert!(unavailable(store.list("sha256/").await.map(drop)));
+    let written = async {
+        let mut w = store.writer("tmp/x").await?;
+        w.write(Bytes::from_static(b"bytes")).await?;
+        w.close().await
+    };
+    assert!(unavailable(written.await));
 }

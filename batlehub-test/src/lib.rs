@@ -16,8 +16,8 @@ use std::sync::Arc;
 use batlehub_core::body::Body;
 use batlehub_core::protocol::{RegistryService, ResponseFuture};
 use batlehub_core::{
-    BaseUrl, FakeClock, Hub, Identity, Mode, Policy, Principal, Registry, RegistryConfig, Role,
-    Storage, UpstreamAuth,
+    BaseUrl, BlobStore, FakeClock, Hub, Identity, Mode, Policy, Principal, Registry,
+    RegistryConfig, Role, Storage, UpstreamAuth,
 };
 use bytes::Bytes;
 use chrono::TimeZone as _;
@@ -270,7 +270,10 @@ pub struct Builder<S> {
     claims: Vec<String>,
     allow_unverified: bool,
     map: Vec<ServiceMap<S>>,
+    blobs: Option<BlobMap>,
 }
+
+type BlobMap = Box<dyn FnOnce(Arc<dyn BlobStore>) -> Arc<dyn BlobStore> + Send>;
 
 impl<S> std::fmt::Debug for Builder<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -296,6 +299,7 @@ impl<S: RegistryService> Builder<S> {
             claims: Vec::new(),
             allow_unverified: false,
             map: Vec::new(),
+            blobs: None,
         }
     }
 
@@ -386,13 +390,27 @@ impl<S: RegistryService> Builder<S> {
         self
     }
 
+    /// Puts a blob store of the test's own in front of the in-memory blobs (a failing or
+    /// counting wrapper); [`TestApp::storage`] holds the wrapper.
+    #[must_use]
+    pub fn wrap_blobs(
+        mut self,
+        f: impl FnOnce(Arc<dyn BlobStore>) -> Arc<dyn BlobStore> + Send + 'static,
+    ) -> Self {
+        self.blobs = Some(Box::new(f));
+        self
+    }
+
     /// Builds the app over fresh in-memory storage; the registry is named after the
     /// protocol.
     ///
     /// # Panics
     /// When storage, hub or registry cannot be built.
     pub async fn build(self) -> TestApp<S> {
-        let storage = batlehub_storage::memory().await.unwrap();
+        let mut storage = batlehub_storage::memory().await.unwrap();
+        if let Some(wrap) = self.blobs {
+            storage = storage.with_blobs(wrap(storage.blobs.clone()));
+        }
         let clock = FakeClock::new(start_time());
         let hub = Hub::builder()
             .storage(storage.clone())

@@ -67,12 +67,34 @@ pub struct DatabaseConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
-    /// `filesystem` or `memory`.
+    /// `filesystem`, `memory` or `s3`.
     #[serde(rename = "type", default = "default_storage_type")]
     pub kind: String,
     /// Blob directory for `filesystem`.
     #[serde(default = "default_blob_path")]
     pub path: PathBuf,
+    /// `s3`: the bucket.
+    #[serde(default)]
+    pub bucket: Option<String>,
+    /// `s3`: the endpoint URL (an S3-compatible server); default: AWS's, for the region.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// `s3`: the region; default `AWS_REGION`, `AWS_DEFAULT_REGION`, else `us-east-1`.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// `s3`: static credentials, both or neither (neither: the standard AWS environment and
+    /// credential chain).
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// `s3`: see `access_key_id`.
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    /// `s3`: a key prefix every blob is stored under.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// `s3`: path-style addressing; default: exactly when `endpoint` is set.
+    #[serde(default)]
+    pub force_path_style: Option<bool>,
     /// Memory for hot content (small artifacts, metadata documents and their renderings),
     /// shared by every registry; 0 turns the memory cache off. Default 64.
     #[serde(default = "default_memory_cache_mib")]
@@ -108,11 +130,151 @@ fn default_blob_path() -> PathBuf {
     PathBuf::from("./batlehub-data/blobs")
 }
 
+impl StorageConfig {
+    /// The keys that choose the blob store.
+    #[must_use]
+    pub fn blob_keys(&self) -> BlobsToml {
+        BlobsToml {
+            kind: self.kind.clone(),
+            path: Some(self.path.clone()),
+            bucket: self.bucket.clone(),
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone(),
+            access_key_id: self.access_key_id.clone(),
+            secret_access_key: self.secret_access_key.clone(),
+            prefix: self.prefix.clone(),
+            force_path_style: self.force_path_style,
+        }
+    }
+}
+
+/// `[registries.storage]`: where one registry keeps its blobs, when not with the others
+/// (`[storage]`'s blob keys: `type`, `path`, and the S3 keys).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlobsToml {
+    /// `filesystem`, `memory` or `s3`.
+    #[serde(rename = "type", default = "default_storage_type")]
+    pub kind: String,
+    /// `filesystem`: the blob directory (required in `[registries.storage]`).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// `s3`: the bucket.
+    #[serde(default)]
+    pub bucket: Option<String>,
+    /// `s3`: the endpoint URL.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// `s3`: the region.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// `s3`: static credentials, both or neither.
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// `s3`: see `access_key_id`.
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    /// `s3`: a key prefix every blob is stored under.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// `s3`: path-style addressing; default: exactly when `endpoint` is set.
+    #[serde(default)]
+    pub force_path_style: Option<bool>,
+}
+
+impl BlobsToml {
+    /// The S3 keys that are set, by name.
+    fn s3_keys(&self) -> Vec<&'static str> {
+        [
+            ("bucket", self.bucket.is_some()),
+            ("endpoint", self.endpoint.is_some()),
+            ("region", self.region.is_some()),
+            ("access_key_id", self.access_key_id.is_some()),
+            ("secret_access_key", self.secret_access_key.is_some()),
+            ("prefix", self.prefix.is_some()),
+            ("force_path_style", self.force_path_style.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, set)| set.then_some(k))
+        .collect()
+    }
+
+    /// Checks the keys of the section at `at` (`storage`, `registries[0] (npm).storage`).
+    fn validate(&self, at: &str) -> Result<(), ConfigError> {
+        match self.kind.as_str() {
+            "filesystem" | "memory" => {
+                if let Some(key) = self.s3_keys().first() {
+                    return Err(ConfigError(format!(
+                        "{at}.{key}: only for type = \"s3\" (this storage is `{}`)",
+                        self.kind
+                    )));
+                }
+                if self.kind == "filesystem" && self.path.is_none() {
+                    return Err(ConfigError(format!(
+                        "{at}.path: required for type = \"filesystem\""
+                    )));
+                }
+            }
+            "s3" => {
+                if self.bucket.as_deref().is_none_or(str::is_empty) {
+                    return Err(ConfigError(format!(
+                        "{at}.bucket: required for type = \"s3\""
+                    )));
+                }
+                if self.access_key_id.is_some() != self.secret_access_key.is_some() {
+                    return Err(ConfigError(format!(
+                        "{at}.access_key_id, {at}.secret_access_key: set both, or neither for \
+                         the standard AWS environment and credential chain"
+                    )));
+                }
+            }
+            other => {
+                return Err(ConfigError(format!(
+                    "{at}.type: unknown storage `{other}` (expected filesystem, memory or s3)"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the blob store this section describes.
+    ///
+    /// # Errors
+    /// When the store cannot be opened (the directory cannot be created, the S3
+    /// configuration is refused).
+    pub fn blobs(&self) -> Result<batlehub::storage::OpendalBlobStore, String> {
+        use batlehub::storage::OpendalBlobStore;
+        let store = match self.kind.as_str() {
+            "memory" => OpendalBlobStore::memory(),
+            "s3" => {
+                let mut s3 =
+                    batlehub::storage::S3Config::new(self.bucket.clone().unwrap_or_default());
+                s3.endpoint.clone_from(&self.endpoint);
+                s3.region.clone_from(&self.region);
+                s3.access_key_id.clone_from(&self.access_key_id);
+                s3.secret_access_key.clone_from(&self.secret_access_key);
+                s3.prefix = self.prefix.clone().unwrap_or_default();
+                s3.force_path_style = self.force_path_style;
+                OpendalBlobStore::s3(&s3)
+            }
+            _ => OpendalBlobStore::filesystem(self.path.clone().unwrap_or_else(default_blob_path)),
+        };
+        store.map_err(|e| e.to_string())
+    }
+}
+
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
             kind: default_storage_type(),
             path: default_blob_path(),
+            bucket: None,
+            endpoint: None,
+            region: None,
+            access_key_id: None,
+            secret_access_key: None,
+            prefix: None,
+            force_path_style: None,
             memory_cache_mib: default_memory_cache_mib(),
             sweep_interval_secs: default_sweep_interval_secs(),
             orphan_grace_secs: default_orphan_grace_secs(),
@@ -329,6 +491,9 @@ pub struct RegistryToml {
     pub tls: Option<TlsToml>,
     /// `[registries.cache]`.
     pub cache: Option<CacheToml>,
+    /// `[registries.storage]`: this registry's blobs in a store of their own.
+    #[serde(default)]
+    pub storage: Option<BlobsToml>,
     /// `[[registries.rules]]`: release-age gate, deny-latest, version gates.
     #[serde(default)]
     pub rules: Vec<batlehub::rules::RuleConfig>,
@@ -371,6 +536,7 @@ impl RegistryToml {
             upstream_auth: None,
             tls: None,
             cache: None,
+            storage: None,
             rules: Vec::new(),
             versioning: None,
             signing: None,
@@ -534,11 +700,11 @@ impl Config {
                 )));
             }
         }
-        if !matches!(self.storage.kind.as_str(), "filesystem" | "memory") {
-            return Err(ConfigError(format!(
-                "storage.type: unknown storage `{}` (expected filesystem or memory)",
-                self.storage.kind
-            )));
+        self.storage.blob_keys().validate("storage")?;
+        for (i, r) in self.registries.iter().enumerate() {
+            if let Some(st) = &r.storage {
+                st.validate(&format!("registries[{i}] ({}).storage", r.name))?;
+            }
         }
         let mut provider_names = vec!["static".to_owned(), "pat".to_owned()];
         for (i, p) in self.auth.providers.iter().enumerate() {
@@ -693,6 +859,45 @@ mod tests {
         )
         .expect_err("type");
         assert!(e.0.contains("user") || e.0.contains("rbac"), "{e}");
+    }
+
+    #[test]
+    fn storage_keys_are_checked_with_their_path() {
+        let ok = Config::parse(
+            "[storage]\ntype = \"s3\"\nbucket = \"b\"\nendpoint = \"http://127.0.0.1:9000\"\n\
+             prefix = \"p/\"\nforce_path_style = true\n\
+             [[registries]]\nname = \"n\"\ntype = \"npm\"\n\
+             [registries.storage]\ntype = \"filesystem\"\npath = \"/tmp/n\"\n",
+        )
+        .expect("valid");
+        assert_eq!(ok.storage.blob_keys().bucket.as_deref(), Some("b"));
+        assert!(ok.registries[0].storage.is_some());
+        for (toml, key) in [
+            (
+                "[storage]\nbucket = \"b\"\n",
+                "storage.bucket: only for type = \"s3\"",
+            ),
+            ("[storage]\ntype = \"s3\"\n", "storage.bucket: required"),
+            (
+                "[storage]\ntype = \"s3\"\nbucket = \"b\"\naccess_key_id = \"k\"\n",
+                "storage.access_key_id, storage.secret_access_key",
+            ),
+            (
+                "[storage]\ntype = \"gcs\"\n",
+                "storage.type: unknown storage `gcs`",
+            ),
+            (
+                "[[registries]]\nname = \"n\"\ntype = \"npm\"\n[registries.storage]\ntype = \"filesystem\"\n",
+                "registries[0] (n).storage.path: required",
+            ),
+            (
+                "[[registries]]\nname = \"n\"\ntype = \"npm\"\n[registries.storage]\ntype = \"s3\"\nbucket = \"b\"\nmemory_cache_mib = 1\n",
+                "memory_cache_mib",
+            ),
+        ] {
+            let e = Config::parse(toml).expect_err(toml);
+            assert!(e.0.contains(key), "{toml}: {e}");
+        }
     }
 
     #[test]

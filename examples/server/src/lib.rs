@@ -43,11 +43,11 @@ pub async fn build_router(config: &Config) -> Result<Router, ConfigError> {
 /// # Errors
 /// [`ConfigError`] naming what could not be set up.
 pub async fn build_app(config: &Config) -> Result<(Router, Hub), ConfigError> {
-    let blobs = match config.storage.kind.as_str() {
-        "memory" => batlehub::storage::OpendalBlobStore::memory(),
-        _ => batlehub::storage::OpendalBlobStore::filesystem(&config.storage.path),
-    }
-    .map_err(|e| ConfigError(format!("storage: {e}")))?;
+    let blobs = config
+        .storage
+        .blob_keys()
+        .blobs()
+        .map_err(|e| ConfigError(format!("storage: {e}")))?;
     let db_url = match &config.database {
         Some(db) => db.url.clone(),
         None => {
@@ -83,6 +83,8 @@ pub async fn build_app(config: &Config) -> Result<(Router, Hub), ConfigError> {
     }
 
     let mut router = Router::new().route("/healthz", get(|| async { "ok\n" }));
+    // Registries with blobs of their own (`[registries.storage]`): each store is swept too.
+    let mut own_stores = Vec::new();
     for (i, r) in config.registries.iter().enumerate() {
         let at = format!("registries[{i}] ({})", r.name);
         let kind = kinds::find(&r.kind).ok_or_else(|| {
@@ -133,9 +135,18 @@ pub async fn build_app(config: &Config) -> Result<(Router, Hub), ConfigError> {
             .collect::<Result<_, _>>()?;
         let policy = RegistryPolicy::from_config(&r.policy_config(), &at)
             .map_err(|e| ConfigError(e.to_string()))?;
-        let registry = hub
-            .registry_with_policy(rc, Arc::new(policy))
-            .map_err(|e| ConfigError(format!("{at}: {e}")))?;
+        let registry = match &r.storage {
+            None => hub.registry_with_policy(rc, Arc::new(policy)),
+            Some(st) => {
+                let blobs = st
+                    .blobs()
+                    .map_err(|e| ConfigError(format!("{at}.storage: {e}")))?;
+                let storage = hub.storage().with_blobs(Arc::new(blobs));
+                own_stores.push(storage.clone());
+                hub.registry_on(rc, Arc::new(policy), storage)
+            }
+        }
+        .map_err(|e| ConfigError(format!("{at}: {e}")))?;
         let mount = format!("/proxy/{}", r.name);
         let base = match &config.server.public_url {
             Some(public) => BaseUrl::fixed(&format!("{}{mount}", public.trim_end_matches('/')))
@@ -181,12 +192,13 @@ pub async fn build_app(config: &Config) -> Result<(Router, Hub), ConfigError> {
         ),
         on_revoke: Some(Arc::new(move |id: &str| pat.forget(id))),
         background: (config.storage.sweep_interval_secs > 0).then(|| {
-            let sweeper = batlehub::core::BlobSweeper::new(hub.storage().clone(), hub.clock())
-                .grace(std::time::Duration::from_secs(
-                    config.storage.orphan_grace_secs,
-                ));
+            let grace = std::time::Duration::from_secs(config.storage.orphan_grace_secs);
+            let sweepers = std::iter::once(hub.storage().clone())
+                .chain(own_stores)
+                .map(|storage| batlehub::core::BlobSweeper::new(storage, hub.clock()).grace(grace))
+                .collect();
             Arc::new(Background(tokio::spawn(sweep_forever(
-                sweeper,
+                sweepers,
                 std::time::Duration::from_secs(config.storage.sweep_interval_secs),
             ))))
         }),
@@ -219,22 +231,24 @@ impl Drop for Background {
     }
 }
 
-/// Runs the orphan sweep every `interval`, logging what it did.
-async fn sweep_forever(sweeper: batlehub::core::BlobSweeper, interval: std::time::Duration) {
+/// Runs the orphan sweep of every blob store every `interval`, logging what it did.
+async fn sweep_forever(sweepers: Vec<batlehub::core::BlobSweeper>, interval: std::time::Duration) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        match sweeper.sweep().await {
-            Ok(report) if report.deleted > 0 => {
-                tracing::info!(
-                    deleted = report.deleted,
-                    pending = report.pending,
-                    "orphan sweep"
-                );
+        for sweeper in &sweepers {
+            match sweeper.sweep().await {
+                Ok(report) if report.deleted > 0 => {
+                    tracing::info!(
+                        deleted = report.deleted,
+                        pending = report.pending,
+                        "orphan sweep"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "orphan sweep failed"),
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "orphan sweep failed"),
         }
     }
 }
