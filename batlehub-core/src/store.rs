@@ -239,6 +239,16 @@ pub trait Index: Send + Sync + Debug + 'static {
         registry: &'a str,
         key: &'a str,
     ) -> BoxFuture<'a, Result<Option<CachedArtifact>>>;
+    /// [`cached_artifact`](Self::cached_artifact) read from the database itself, past any
+    /// memory of a missing row: for a replica waiting on another's download. The default
+    /// calls `cached_artifact`.
+    fn cached_artifact_now<'a>(
+        &'a self,
+        registry: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<CachedArtifact>>> {
+        self.cached_artifact(registry, key)
+    }
     /// Records a cached upstream artifact.
     fn put_cached_artifact<'a>(
         &'a self,
@@ -370,6 +380,44 @@ pub trait Index: Send + Sync + Debug + 'static {
     /// Audit events matching the query, oldest first.
     fn query_audit<'a>(&'a self, query: &'a AuditQuery) -> BoxFuture<'a, Result<Vec<AuditEvent>>>;
 
+    /// Answers when the index can serve requests (a round trip to its database), for
+    /// readiness probes. The default answers at once.
+    fn ping(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Takes the lease `name` in `scope` for `holder` until `until`, or renews it when
+    /// `holder` has it: granted when nobody holds it or the holder's lease ended before
+    /// `now`. Replicas sharing one database take a lease before work that one of them
+    /// should do for all (an upstream download, the orphan sweep); the others wait for its
+    /// result or skip. Times come from the callers' clocks, so replicas' clocks must agree
+    /// to well within a lease's length.
+    ///
+    /// The default answers [`Lease::Local`]: an index that serves one process needs no
+    /// leases (the process's own single-flight suffices).
+    fn try_lease<'a>(
+        &'a self,
+        scope: &'a str,
+        name: &'a str,
+        holder: &'a str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<Lease>> {
+        let _ = (scope, name, holder, now, until);
+        Box::pin(async { Ok(Lease::Local) })
+    }
+
+    /// Gives up the lease `name` in `scope` if `holder` has it.
+    fn release_lease<'a>(
+        &'a self,
+        scope: &'a str,
+        name: &'a str,
+        holder: &'a str,
+    ) -> BoxFuture<'a, Result<()>> {
+        let _ = (scope, name, holder);
+        Box::pin(async { Ok(()) })
+    }
+
     /// The sha256 (lowercase hex) of every blob the index refers to, in every registry:
     /// published files, cached documents and cached artifacts. The orphan sweep
     /// ([`BlobSweeper`](crate::sweep::BlobSweeper)) deletes blobs outside this set. The
@@ -381,6 +429,18 @@ pub trait Index: Send + Sync + Debug + 'static {
             ))
         })
     }
+}
+
+/// The answer to [`Index::try_lease`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Lease {
+    /// The caller holds the lease now.
+    Taken,
+    /// Another holder's lease runs past `now`.
+    Busy,
+    /// The index serves one process: nobody else can do the work, go ahead.
+    Local,
 }
 
 /// The blob store and the index, together, with the in-memory cache of hot content.
@@ -397,6 +457,10 @@ pub struct Storage {
     /// Work left running after the requests that started it answered: upstream downloads
     /// and storing what they fetched (see [`Storage::settle`]).
     pub background: Arc<Background>,
+    /// Keeps this process's orphan sweep from checking and deleting a blob between a
+    /// commit's look at it and the commit naming it (shared; the sweep takes it
+    /// exclusively).
+    pub(crate) blob_gate: Arc<tokio::sync::RwLock<()>>,
 }
 
 /// Tasks left running in the background (an upstream download, storing a fetched
@@ -465,6 +529,7 @@ impl Storage {
             index,
             memo: Arc::new(MemoCache::new(DEFAULT_MEMORY_CACHE_BYTES)),
             background: Arc::default(),
+            blob_gate: Arc::default(),
         }
     }
 

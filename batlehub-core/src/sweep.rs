@@ -9,7 +9,8 @@ use parking_lot::Mutex;
 
 use crate::clock::Clock;
 use crate::error::Result;
-use crate::store::Storage;
+use crate::registry::commit::{BLOB_LEASE, BLOB_LEASE_SCOPE};
+use crate::store::{Lease, Storage};
 
 /// What one sweep did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -19,6 +20,8 @@ pub struct SweepReport {
     pub deleted: usize,
     /// Unreferenced blobs seen but not yet old enough to delete.
     pub pending: usize,
+    /// Another replica holds the sweep's lease: this one did nothing.
+    pub skipped: bool,
 }
 
 /// Deletes content-addressed blobs no index row refers to ([`Index::referenced_blobs`]:
@@ -34,7 +37,10 @@ pub struct SweepReport {
 /// meanwhile starts over.
 ///
 /// Run [`sweep`](Self::sweep) periodically from one task (the reference server does, every
-/// 15 minutes); clones share what they have seen.
+/// 15 minutes); clones share what they have seen. Replicas sharing one index sweep one at a
+/// time: a sweep first takes the lease [`named`](Self::named) by the store it sweeps
+/// ([`Index::try_lease`](crate::store::Index::try_lease)), which its holder keeps while it goes on sweeping; the others
+/// skip until it lapses.
 ///
 /// [`Index::referenced_blobs`]: crate::store::Index::referenced_blobs
 #[derive(Debug, Clone)]
@@ -44,6 +50,9 @@ pub struct BlobSweeper {
     grace: Duration,
     upload_grace: Duration,
     seen: Arc<Mutex<HashMap<String, DateTime<Utc>>>>,
+    lease_name: String,
+    lease_for: Duration,
+    holder: String,
 }
 
 /// The prefix of content-addressed blobs.
@@ -61,7 +70,27 @@ impl BlobSweeper {
             grace: Duration::from_secs(3600),
             upload_grace: Duration::from_secs(24 * 3600),
             seen: Arc::default(),
+            lease_name: "blobs".into(),
+            lease_for: Duration::from_secs(3600),
+            holder: uuid::Uuid::new_v4().simple().to_string(),
         }
+    }
+
+    /// Names the store swept, for the lease replicas share (default `blobs`): sweepers of
+    /// different stores need different names.
+    #[must_use]
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.lease_name = name.into();
+        self
+    }
+
+    /// How long a sweep's lease lasts (default an hour): longer than the time between
+    /// sweeps, so that the replica sweeping keeps it; after its holder stops, another
+    /// replica takes over when it lapses.
+    #[must_use]
+    pub fn lease_for(mut self, lease: Duration) -> Self {
+        self.lease_for = lease;
+        self
     }
 
     /// How long a content-addressed blob must stay unreferenced before it is deleted.
@@ -83,6 +112,21 @@ impl BlobSweeper {
     /// # Errors
     /// Storage errors; nothing is deleted when the index cannot list its references.
     pub async fn sweep(&self) -> Result<SweepReport> {
+        let now = self.clock.now();
+        let until =
+            now + chrono::Duration::from_std(self.lease_for).unwrap_or(chrono::Duration::MAX);
+        if self
+            .storage
+            .index
+            .try_lease("sweep", &self.lease_name, &self.holder, now, until)
+            .await?
+            == Lease::Busy
+        {
+            return Ok(SweepReport {
+                skipped: true,
+                ..SweepReport::default()
+            });
+        }
         let blobs = &self.storage.blobs;
         let referenced = self.storage.index.referenced_blobs().await?;
         let mut candidates: Vec<(String, Duration)> = blobs
@@ -121,30 +165,71 @@ impl BlobSweeper {
         let mut report = SweepReport {
             deleted: 0,
             pending: self.seen.lock().len(),
+            skipped: false,
         };
-        // Ask again right before deleting: a publish may have referred to a blob since the
-        // listing.
-        let referenced = if due.is_empty() {
-            referenced
-        } else {
-            self.storage.index.referenced_blobs().await?
-        };
+        // This process's commits wait while the due blobs are checked and deleted; other
+        // replicas' commits that kept one of them wait for its lease (see
+        // `registry::commit`). The leases are taken before the references are read again,
+        // so a commit either is seen here or sees the blob gone and puts it back.
+        let _gate = self.storage.blob_gate.write().await;
+        let index = &self.storage.index;
+        let mut held = Vec::new();
+        let mut deletable = Vec::new();
         for path in due {
-            if let Some(sha) = path
+            let Some(sha) = path
                 .strip_prefix(CONTENT)
                 .and_then(|p| p.rsplit('/').next())
-                && referenced.contains(sha)
-            {
+            else {
+                deletable.push(path);
                 continue;
-            }
-            match blobs.delete(&path).await {
-                Ok(()) => {
-                    report.deleted += 1;
-                    tracing::info!(path, "orphan blob deleted");
+            };
+            let now = self.clock.now();
+            match index
+                .try_lease(BLOB_LEASE_SCOPE, sha, &self.holder, now, now + BLOB_LEASE)
+                .await
+            {
+                // A commit naming it is confirming it: not now.
+                Ok(Lease::Busy) => {}
+                Ok(Lease::Taken) => {
+                    held.push(sha.to_owned());
+                    deletable.push(path);
                 }
-                Err(e) => tracing::warn!(path, error = %e, "could not delete an orphan blob"),
+                Ok(_) => deletable.push(path),
+                Err(e) => tracing::warn!(path, error = %e, "could not lease an orphan blob"),
             }
         }
+        let referenced = if deletable.is_empty() {
+            Ok(referenced)
+        } else {
+            index.referenced_blobs().await
+        };
+        if let Ok(referenced) = &referenced {
+            for path in deletable {
+                if let Some(sha) = path
+                    .strip_prefix(CONTENT)
+                    .and_then(|p| p.rsplit('/').next())
+                    && referenced.contains(sha)
+                {
+                    continue;
+                }
+                match blobs.delete(&path).await {
+                    Ok(()) => {
+                        report.deleted += 1;
+                        tracing::info!(path, "orphan blob deleted");
+                    }
+                    Err(e) => tracing::warn!(path, error = %e, "could not delete an orphan blob"),
+                }
+            }
+        }
+        for sha in held {
+            if let Err(e) = index
+                .release_lease(BLOB_LEASE_SCOPE, &sha, &self.holder)
+                .await
+            {
+                tracing::warn!(sha, error = %e, "could not release an orphan blob's lease");
+            }
+        }
+        referenced?;
         Ok(report)
     }
 }

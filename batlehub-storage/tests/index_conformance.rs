@@ -1736,6 +1736,74 @@ async fn referenced_blobs(index: &dyn Index, reg: &str) {
 }
 
 /// Runs every case, each in its own registry, and returns how many ran.
+/// Two replicas on one PostgreSQL database contend for leases: one holds a lease at a
+/// time, its holder renews it, it passes on when it lapses or is released; on SQLite (one
+/// process) every lease is `Local`.
+async fn replicas_share_leases(one: &SqlIndex, two: &SqlIndex) {
+    use batlehub_core::store::Lease;
+    use chrono::TimeZone as _;
+    let t0 = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let secs = |n: i64| t0 + chrono::Duration::seconds(n);
+    async fn lease(
+        index: &SqlIndex,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Lease {
+        index
+            .try_lease("download:r", "pkg/-/pkg-1.0.0.tgz", holder, now, until)
+            .await
+            .unwrap()
+    }
+    assert_eq!(lease(one, "a", secs(0), secs(15)).await, Lease::Taken);
+    assert_eq!(lease(two, "b", secs(1), secs(16)).await, Lease::Busy);
+    // The holder renews; the other still waits, even past the first lease's end.
+    assert_eq!(lease(one, "a", secs(5), secs(20)).await, Lease::Taken);
+    assert_eq!(lease(two, "b", secs(16), secs(31)).await, Lease::Busy);
+    // Another name, another scope: independent.
+    assert_eq!(
+        two.try_lease("download:r", "other", "b", secs(16), secs(31))
+            .await
+            .unwrap(),
+        Lease::Taken
+    );
+    assert_eq!(
+        two.try_lease("sweep", "pkg/-/pkg-1.0.0.tgz", "b", secs(16), secs(31))
+            .await
+            .unwrap(),
+        Lease::Taken
+    );
+    // Lapsed (its holder died): taken over.
+    assert_eq!(lease(two, "b", secs(21), secs(36)).await, Lease::Taken);
+    assert_eq!(lease(one, "a", secs(22), secs(37)).await, Lease::Busy);
+    // Released: free at once; a release by a non-holder does nothing.
+    one.release_lease("download:r", "pkg/-/pkg-1.0.0.tgz", "a")
+        .await
+        .unwrap();
+    assert_eq!(lease(one, "a", secs(23), secs(38)).await, Lease::Busy);
+    two.release_lease("download:r", "pkg/-/pkg-1.0.0.tgz", "b")
+        .await
+        .unwrap();
+    assert_eq!(lease(one, "a", secs(24), secs(39)).await, Lease::Taken);
+    // Racing for a free lease: exactly one of many wins.
+    let name = "raced";
+    let tries = (0..20).map(|i| {
+        let index = if i % 2 == 0 { one } else { two };
+        async move {
+            index
+                .try_lease("download:r", name, &format!("h{i}"), secs(0), secs(15))
+                .await
+                .unwrap()
+        }
+    });
+    let results = futures::future::join_all(tries).await;
+    assert_eq!(
+        results.iter().filter(|l| **l == Lease::Taken).count(),
+        1,
+        "{results:?}"
+    );
+}
+
 async fn run_suite(backend: &str, index: &dyn Index) -> usize {
     for (name, case) in CASES {
         eprintln!("{backend}: {name}");
@@ -1750,6 +1818,16 @@ async fn sqlite_in_memory() {
     let index = SqlIndex::sqlite_in_memory().await.unwrap();
     assert_eq!(index.dialect(), "sqlite");
     run_suite("sqlite (memory)", &index).await;
+    let now = chrono::Utc::now();
+    for _ in 0..2 {
+        assert_eq!(
+            index
+                .try_lease("sweep", "blobs", "h", now, now)
+                .await
+                .unwrap(),
+            batlehub_core::store::Lease::Local
+        );
+    }
     // Each in-memory index is private.
     let other = SqlIndex::sqlite_in_memory().await.unwrap();
     assert!(
@@ -1881,6 +1959,7 @@ async fn postgres() {
             .unwrap();
         let replica = SqlIndex::from_pg_pool(pool).await.unwrap();
         replicas_see_each_others_writes(&index, &replica).await;
+        replicas_share_leases(&index, &replica).await;
         replica.close().await;
         index.close().await;
         // Migrations are idempotent.

@@ -101,6 +101,23 @@ impl BlobStore for Gated {
     }
 }
 
+/// In-memory storage whose deletes of content-addressed blobs wait: `entered` is notified
+/// when one starts, which goes on when `release` is notified.
+async fn gated_storage() -> (Storage, Arc<tokio::sync::Notify>, Arc<tokio::sync::Notify>) {
+    let memory = batlehub_storage::memory().await.expect("storage");
+    let entered = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::new(tokio::sync::Notify::new());
+    let gated = Storage::new(
+        Arc::new(Gated {
+            inner: memory.blobs.clone(),
+            entered: entered.clone(),
+            release: release.clone(),
+        }),
+        memory.index.clone(),
+    );
+    (gated, entered, release)
+}
+
 fn version(package: &str, staged: &Staged) -> NewVersion {
     NewVersion {
         registry: "r".into(),
@@ -141,17 +158,7 @@ fn registry_over(storage: Storage, clock: &FakeClock) -> batlehub_core::Registry
 /// failing one must not delete the blob the other one's version now refers to.
 #[tokio::test]
 async fn a_failed_publish_never_deletes_a_shared_blob() {
-    let memory = batlehub_storage::memory().await.expect("storage");
-    let entered = Arc::new(tokio::sync::Notify::new());
-    let release = Arc::new(tokio::sync::Notify::new());
-    let gated = Storage::new(
-        Arc::new(Gated {
-            inner: memory.blobs.clone(),
-            entered: entered.clone(),
-            release: release.clone(),
-        }),
-        memory.index.clone(),
-    );
+    let (gated, entered, release) = gated_storage().await;
     let clock = FakeClock::new(batlehub_test::start_time());
     let registry = registry_over(gated, &clock);
     let caller = Caller::default();
@@ -351,4 +358,75 @@ async fn racing_first_publishes_leave_one_owner() {
     );
     let pkg = registry.local().package("contested").await.expect("read");
     assert_eq!(pkg.expect("exists").versions.len(), 1);
+}
+
+/// An orphan blob is due for deletion; while the sweep deletes it, a publish of the same
+/// bytes commits a version naming it. The version's blob must exist afterwards: the publish
+/// either is seen by the sweep (which then keeps the blob) or sees the blob gone and puts
+/// its own copy in place (before the fix it kept the doomed blob and lost its bytes).
+#[tokio::test]
+async fn a_sweep_never_deletes_a_blob_a_concurrent_publish_names() {
+    let (gated, entered, release) = gated_storage().await;
+    let clock = FakeClock::new(batlehub_test::start_time());
+    let hub = Hub::builder()
+        .storage(gated)
+        .clock(clock.clone())
+        .build()
+        .expect("hub");
+    let registry = hub
+        .registry_with_policy(
+            RegistryConfig::new("r", Mode::Local),
+            Arc::new(batlehub_core::AllowAll),
+        )
+        .expect("registry");
+    let caller = Caller::default();
+    let first = registry
+        .stage_bytes(Bytes::from_static(b"first bytes"))
+        .await
+        .expect("stage");
+    registry
+        .publish(&caller, version("taken", &first), vec![first])
+        .await
+        .expect("first publish");
+    // An orphan: a failed republish moved its bytes into place.
+    let bytes = Bytes::from_static(b"bytes orphaned, then published again");
+    let orphan = registry.stage_bytes(bytes.clone()).await.expect("stage");
+    let sha = orphan.digests.sha256_hex();
+    let failed = registry
+        .publish(&caller, version("taken", &orphan), vec![orphan])
+        .await;
+    assert!(
+        matches!(failed, Err(batlehub_core::Error::Conflict(_))),
+        "{failed:?}"
+    );
+
+    let sweeper = BlobSweeper::new(hub.storage().clone(), hub.clock())
+        .grace(std::time::Duration::from_secs(60));
+    assert_eq!(sweeper.sweep().await.expect("first sweep").deleted, 0);
+    clock.advance(chrono::Duration::minutes(2));
+    let sweeping = tokio::spawn({
+        let sweeper = sweeper.clone();
+        async move { sweeper.sweep().await }
+    });
+    // The sweep checked the references and is deleting the orphan now.
+    entered.notified().await;
+    let again = registry.stage_bytes(bytes).await.expect("stage");
+    let publishing = tokio::spawn({
+        let registry = registry.clone();
+        let caller = caller.clone();
+        let new = version("again", &again);
+        async move { registry.publish(&caller, new, vec![again]).await }
+    });
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    release.notify_one();
+    let report = sweeping.await.expect("join").expect("sweep");
+    assert_eq!(report.deleted, 1, "{report:?}");
+    publishing.await.expect("join").expect("publish");
+    let blob = registry.open_blob(&sha).await.err();
+    assert!(
+        blob.is_none(),
+        "`again@1.0.0` names a deleted blob: {blob:?}"
+    );
 }

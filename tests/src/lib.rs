@@ -376,3 +376,48 @@ async fn run_command(mut cmd: tokio::process::Command, line: String) -> CmdOutpu
     }
     result
 }
+
+/// An npm tarball of `name@version`: `package/package.json` and `package/index.js`, which
+/// exports the string `"{name}@{version}"`.
+///
+/// # Panics
+/// Never in practice (writing to memory).
+#[must_use]
+pub fn npm_tarball(name: &str, version: &str) -> Vec<u8> {
+    npm_tarball_with(name, version, &[])
+}
+
+/// [`npm_tarball`] with more files under `package/` (bytes of their own for one version).
+///
+/// # Panics
+/// Never in practice (writing to memory).
+#[must_use]
+pub fn npm_tarball_with(name: &str, version: &str, extra: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let manifest = serde_json::to_vec(
+        &serde_json::json!({"name": name, "version": version, "main": "index.js"}),
+    )
+    .expect("json");
+    let index = format!("module.exports = {:?};\n", format!("{name}@{version}")).into_bytes();
+    let extra = extra
+        .iter()
+        .map(|(p, data)| (format!("package/{p}"), data.to_vec()));
+    for (p, data) in [
+        ("package/package.json".to_owned(), manifest),
+        ("package/index.js".to_owned(), index),
+    ]
+    .into_iter()
+    .chain(extra)
+    {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        builder
+            .append_data(&mut h, &p, data.as_slice())
+            .expect("append");
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &builder.into_inner().expect("tar")).expect("gz");
+    gz.finish().expect("gz")
+}

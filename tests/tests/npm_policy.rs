@@ -3,33 +3,12 @@
 //! old version; `npm install pkg@new` fails and prints the rule's reason.
 
 use batlehub::core::digest::Digests;
-use batlehub_e2e::{Npm, registry_url, scratch, start_server, storage_toml, write_consumer};
+use batlehub_e2e::{
+    Npm, npm_tarball as tgz, registry_url, scratch, start_server, storage_toml, write_consumer,
+};
 use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-fn tgz(name: &str, version: &str) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    let manifest =
-        serde_json::to_vec(&json!({"name": name, "version": version, "main": "index.js"}))
-            .expect("json");
-    let index = format!("module.exports = {:?};\n", format!("{name}@{version}")).into_bytes();
-    for (p, data) in [
-        ("package/package.json", manifest),
-        ("package/index.js", index),
-    ] {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        builder
-            .append_data(&mut h, p, data.as_slice())
-            .expect("append");
-    }
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    std::io::Write::write_all(&mut gz, &builder.into_inner().expect("tar")).expect("gz");
-    gz.finish().expect("gz")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn age_gate_resolves_older_version_and_explains_the_pinned_refusal() {

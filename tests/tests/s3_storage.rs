@@ -99,3 +99,53 @@ async fn npm_publish_and_install_with_blobs_in_s3() {
     assert_eq!(on_disk.len(), 1, "one tarball on disk: {on_disk:?}");
     assert_ne!(in_bucket, on_disk, "each registry kept its own tarball");
 }
+
+/// `/readyz` answers `200` while the database and the bucket answer, and `503` naming the
+/// blob store when the bucket's endpoint does not; `/healthz` stays `200` (the process is
+/// up). Needs no S3 server: the endpoint is a port nothing listens on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_names_an_unreachable_bucket() {
+    let tmp = scratch();
+    let ready = start_server(&format!(
+        "[database]\nurl = \"sqlite://{}\"\n",
+        tmp.path().join("ready.db").display()
+    ))
+    .await;
+    let http = batlehub_e2e::http_client();
+    let r = http
+        .get(format!("{}/readyz", ready.url()))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(r.status(), 200);
+    stop_server(ready).await;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let down = start_server(&format!(
+        "[database]\nurl = \"sqlite://{db}\"\n\
+         [storage]\ntype = \"s3\"\nbucket = \"gone\"\nendpoint = \"http://127.0.0.1:{port}\"\n\
+         region = \"us-east-1\"\naccess_key_id = \"test\"\nsecret_access_key = \"test\"\n",
+        db = tmp.path().join("down.db").display(),
+    ))
+    .await;
+    let r = http
+        .get(format!("{}/readyz", down.url()))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(r.status(), 503);
+    let body = r.text().await.expect("body");
+    assert!(body.contains("blob store blobs"), "{body}");
+    assert!(!body.contains("database"), "{body}");
+    let r = http
+        .get(format!("{}/healthz", down.url()))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(r.status(), 200);
+    stop_server(down).await;
+}

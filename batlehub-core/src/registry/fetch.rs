@@ -14,9 +14,10 @@ use crate::body;
 use crate::digest::{Digests, ExpectedDigest, MultiHasher};
 use crate::error::{Error, Result};
 use crate::model::{CachedArtifact, CachedDocument};
-use crate::store::blob_path;
+use crate::store::{Lease, blob_path};
 use crate::upstream::UpstreamClient;
 
+use super::commit::Source;
 use super::{Artifact, ArtifactFlight, Document, DocumentRef, Registry, SMALL_BLOB_BYTES};
 
 /// The longest an upstream's `404` for a document is believed without asking again.
@@ -422,16 +423,11 @@ impl Registry {
 
     /// Stores a document read from an upstream: its blob first, then the index row naming it.
     async fn store_document(&self, key: &str, doc: &Document, row: &CachedDocument) -> Result<()> {
-        let blobs = &self.inner.storage.blobs;
-        let path = blob_path(&row.sha256);
-        if blobs.stat(&path).await?.is_none() {
-            let mut w = blobs.writer(&path).await?;
-            w.write(doc.body.clone()).await?;
-            w.close().await?;
-        }
-        self.index()
-            .put_cached_document(self.name(), key, row)
-            .await
+        self.commit_with_blobs(
+            &[(row.sha256.clone(), Source::Bytes(&doc.body))],
+            self.index().put_cached_document(self.name(), key, row),
+        )
+        .await
     }
 
     // ---- upstream artifacts -----------------------------------------------------------
@@ -495,7 +491,7 @@ impl Registry {
         enum Role {
             Leader(
                 mpsc::Receiver<Feed>,
-                oneshot::Receiver<Result<Option<u64>>>,
+                oneshot::Receiver<Result<Head>>,
                 ArtifactFlight,
             ),
             Follower(ArtifactFlight),
@@ -528,9 +524,14 @@ impl Registry {
         };
         match role {
             Role::Leader(rx, head_rx, flight) => {
-                let size = head_rx
+                let head = head_rx
                     .await
                     .map_err(|_| Error::internal("download task ended early"))??;
+                let size = match head {
+                    Head::Streaming(size) => size,
+                    // Another replica downloaded it meanwhile.
+                    Head::Stored => return self.after_flight(key, flight).await,
+                };
                 let tail = Tail::Channel {
                     rx,
                     got: 0,
@@ -544,12 +545,75 @@ impl Registry {
                     unverified: false,
                 })
             }
-            Role::Follower(flight) => {
-                flight.await?;
-                self.cached_artifact(key)
-                    .await?
-                    .ok_or_else(|| Error::internal("artifact vanished from cache after download"))
+            Role::Follower(flight) => self.after_flight(key, flight).await,
+        }
+    }
+
+    /// The cached artifact once `flight` has stored it.
+    async fn after_flight(&self, key: &str, flight: ArtifactFlight) -> Result<Artifact> {
+        flight.await?;
+        self.cached_artifact(key)
+            .await?
+            .ok_or_else(|| Error::internal("artifact vanished from cache after download"))
+    }
+
+    /// Waits until this process may download `key`: at once on an index that serves one
+    /// process; with replicas sharing the index, once it holds the download's lease, or
+    /// until the replica holding it has stored the artifact. A replica that dies holding
+    /// the lease delays the others by at most [`LEASE_TTL`].
+    async fn download_lease(&self, key: &str) -> Result<Leased> {
+        let index = self.index();
+        let scope = format!("download:{}", self.name());
+        let holder = uuid::Uuid::new_v4().simple().to_string();
+        loop {
+            let now = self.now();
+            match index
+                .try_lease(&scope, key, &holder, now, now + LEASE_TTL)
+                .await?
+            {
+                Lease::Taken => {
+                    // Another replica may have stored it since this one looked.
+                    if let Some(cached) = index.cached_artifact_now(self.name(), key).await? {
+                        index.release_lease(&scope, key, &holder).await?;
+                        return Ok(Leased::Stored(cached));
+                    }
+                    return Ok(Leased::Go(Some(HeldLease {
+                        scope,
+                        holder,
+                        renewed: std::time::Instant::now(),
+                    })));
+                }
+                Lease::Busy => {
+                    tokio::time::sleep(LEASE_POLL).await;
+                    if let Some(cached) = index.cached_artifact_now(self.name(), key).await? {
+                        return Ok(Leased::Stored(cached));
+                    }
+                }
+                _ => return Ok(Leased::Go(None)),
             }
+        }
+    }
+
+    /// Renews a download's lease when a third of it has passed.
+    async fn renew_lease(&self, key: &str, lease: &mut Option<HeldLease>) {
+        let Some(held) = lease else { return };
+        if held.renewed.elapsed() < LEASE_TTL / 3 {
+            return;
+        }
+        held.renewed = std::time::Instant::now();
+        let now = self.now();
+        match self
+            .index()
+            .try_lease(&held.scope, key, &held.holder, now, now + LEASE_TTL)
+            .await
+        {
+            Ok(Lease::Busy) => {
+                tracing::warn!(registry = %self.name(), key, "download lease taken over by another replica");
+            }
+            Err(e) => {
+                tracing::warn!(registry = %self.name(), key, error = %e, "could not renew a download lease")
+            }
+            Ok(_) => {}
         }
     }
 
@@ -594,13 +658,48 @@ impl Registry {
         })
     }
 
+    /// Downloads `key` once across replicas (see [`Registry::download_lease`]).
     async fn download(
         &self,
         key: &str,
         url: Url,
         expected: Option<ExpectedDigest>,
         tx: mpsc::Sender<Feed>,
-        head_tx: oneshot::Sender<Result<Option<u64>>>,
+        head_tx: oneshot::Sender<Result<Head>>,
+    ) -> Result<CachedArtifact> {
+        let mut lease = match self.download_lease(key).await {
+            Ok(Leased::Go(lease)) => lease,
+            Ok(Leased::Stored(cached)) => {
+                let _ = head_tx.send(Ok(Head::Stored));
+                return Ok(cached);
+            }
+            Err(e) => {
+                let _ = head_tx.send(Err(e.clone()));
+                return Err(e);
+            }
+        };
+        let out = self
+            .download_leased(key, url, expected, tx, head_tx, &mut lease)
+            .await;
+        if let Some(held) = lease
+            && let Err(e) = self
+                .index()
+                .release_lease(&held.scope, key, &held.holder)
+                .await
+        {
+            tracing::warn!(registry = %self.name(), key, error = %e, "could not release a download lease");
+        }
+        out
+    }
+
+    async fn download_leased(
+        &self,
+        key: &str,
+        url: Url,
+        expected: Option<ExpectedDigest>,
+        tx: mpsc::Sender<Feed>,
+        head_tx: oneshot::Sender<Result<Head>>,
+        lease: &mut Option<HeldLease>,
     ) -> Result<CachedArtifact> {
         // The client's channel, while it keeps up; `None` once it fell behind or left (it
         // then reads the rest from the stored blob, or the error from the flight).
@@ -649,7 +748,7 @@ impl Registry {
                 return Err(e);
             }
         };
-        let _ = head_tx.send(Ok(length));
+        let _ = head_tx.send(Ok(Head::Streaming(length)));
         let mut hasher = MultiHasher::default();
         let mut pending: Option<Bytes> = None;
         let mut stream = resp.bytes_stream();
@@ -670,6 +769,7 @@ impl Registry {
                 if let Some(prev) = pending.replace(chunk) {
                     feed(&mut tx, Feed::Chunk(prev));
                 }
+                self.renew_lease(key, lease).await;
             }
             Ok(())
         }
@@ -705,21 +805,16 @@ impl Registry {
         }
         let commit: Result<CachedArtifact> = async {
             writer.close().await?;
-            let sha256 = digests.sha256_hex();
-            let path = blob_path(&sha256);
-            if blobs.stat(&path).await?.is_some() {
-                blobs.delete(&temp).await?;
-            } else {
-                blobs.rename(&temp, &path).await?;
-            }
             let cached = CachedArtifact {
-                sha256,
+                sha256: digests.sha256_hex(),
                 size: digests.size,
                 fetched_at: self.now(),
             };
-            self.index()
-                .put_cached_artifact(self.name(), key, &cached)
-                .await?;
+            self.commit_with_blobs(
+                &[(cached.sha256.clone(), Source::Temp(&temp))],
+                self.index().put_cached_artifact(self.name(), key, &cached),
+            )
+            .await?;
             Ok(cached)
         }
         .await;
@@ -733,6 +828,35 @@ impl Registry {
             }
         }
     }
+}
+
+/// How long a replica's lease on a download lasts; renewed while the download runs.
+const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// How often a replica waiting on another's download looks for its result.
+const LEASE_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// A download's lease, held by this process.
+struct HeldLease {
+    scope: String,
+    holder: String,
+    renewed: std::time::Instant,
+}
+
+/// What waiting for a download's lease gave.
+enum Leased {
+    /// Download it (holding the lease, or on an index that needs none).
+    Go(Option<HeldLease>),
+    /// Another replica stored it meanwhile.
+    Stored(CachedArtifact),
+}
+
+/// What a download tells its first client before the bytes.
+enum Head {
+    /// The upstream's bytes follow on the channel (their length, when announced).
+    Streaming(Option<u64>),
+    /// Nothing follows: another replica stored the artifact; read it from the cache.
+    Stored,
 }
 
 /// What a download sends its first client.

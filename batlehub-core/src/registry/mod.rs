@@ -17,6 +17,7 @@ use parking_lot::Mutex;
 use url::Url;
 
 mod access;
+pub(crate) mod commit;
 mod fetch;
 mod local;
 mod publish;

@@ -7,13 +7,12 @@ use std::sync::atomic::AtomicBool;
 use bytes::Bytes;
 use futures::{Stream, StreamExt as _};
 
+use super::commit::Source;
+use super::{Registry, Staged, TempBlob};
 use crate::digest::MultiHasher;
 use crate::error::{Error, Result};
 use crate::model::{NewVersion, Owner};
 use crate::policy::Caller;
-use crate::store::blob_path;
-
-use super::{Registry, Staged, TempBlob};
 
 impl Registry {
     /// Streams an upload into a temporary blob, hashing it, refusing more than
@@ -105,19 +104,25 @@ impl Registry {
         out
     }
 
-    /// Moves staged uploads to their content addresses.
-    async fn commit_blobs(&self, staged: &[Staged]) -> Result<()> {
-        let blobs = &self.inner.storage.blobs;
-        for s in staged {
-            let path = blob_path(&s.digests.sha256_hex());
-            if blobs.stat(&path).await?.is_some() {
-                blobs.delete(&s.temp.path).await?;
-            } else {
-                blobs.rename(&s.temp.path, &path).await?;
+    /// Moves staged uploads to their content addresses, then runs `commit` (see
+    /// [`Registry::commit_with_blobs`]). The staged uploads are settled when it succeeds;
+    /// otherwise what is left of them is deleted when they are dropped.
+    async fn commit_staged<T>(
+        &self,
+        staged: &[Staged],
+        commit: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let blobs: Vec<(String, Source<'_>)> = staged
+            .iter()
+            .map(|s| (s.digests.sha256_hex(), Source::Temp(&s.temp.path)))
+            .collect();
+        let out = self.commit_with_blobs(&blobs, commit).await;
+        if out.is_ok() {
+            for s in staged {
+                s.temp.settle();
             }
-            s.temp.settle();
         }
-        Ok(())
+        out
     }
 
     /// Adds a file to an existing version (a wheel beside an sdist, a Maven classifier):
@@ -136,18 +141,20 @@ impl Registry {
         file: crate::model::FileRecord,
         staged: Staged,
     ) -> Result<()> {
-        self.commit_blobs(std::slice::from_ref(&staged)).await?;
-        let out = match self
-            .index()
-            .add_file(self.name(), package, version, &file)
-            .await
-        {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(Error::NotFound(format!(
-                "{package} {version} does not exist"
-            ))),
-            Err(e) => Err(e),
-        };
+        let out = self
+            .commit_staged(std::slice::from_ref(&staged), async {
+                match self
+                    .index()
+                    .add_file(self.name(), package, version, &file)
+                    .await?
+                {
+                    true => Ok(()),
+                    false => Err(Error::NotFound(format!(
+                        "{package} {version} does not exist"
+                    ))),
+                }
+            })
+            .await;
         self.audit(
             caller,
             "publish",
@@ -164,19 +171,21 @@ impl Registry {
         new: NewVersion,
         staged: Vec<Staged>,
     ) -> Result<()> {
-        self.commit_blobs(&staged).await?;
-        // The publisher of a new name becomes its owner, atomically: of two first publishes
-        // racing past the policy check, one claims the name and the other is checked again,
-        // now against the winner's ownership.
-        let package = &new.version.package;
-        if let Some(publisher) = &new.version.publisher
-            && !self
-                .index()
-                .claim_package(self.name(), package, &Owner::User(publisher.clone()))
-                .await?
-        {
-            self.inner.policy.manage(self.cx(caller), package).await?;
-        }
-        self.index().publish(&new).await
+        self.commit_staged(&staged, async {
+            // The publisher of a new name becomes its owner, atomically: of two first
+            // publishes racing past the policy check, one claims the name and the other is
+            // checked again, now against the winner's ownership.
+            let package = &new.version.package;
+            if let Some(publisher) = &new.version.publisher
+                && !self
+                    .index()
+                    .claim_package(self.name(), package, &Owner::User(publisher.clone()))
+                    .await?
+            {
+                self.inner.policy.manage(self.cx(caller), package).await?;
+            }
+            self.index().publish(&new).await
+        })
+        .await
     }
 }

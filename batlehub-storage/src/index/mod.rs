@@ -15,7 +15,7 @@ use batlehub_core::model::{
     Namespace, NewVersion, Owner, PackageRecord, PackageSummary, Role, TokenRecord, Usage,
     VersionRecord, Visibility,
 };
-use batlehub_core::store::Index;
+use batlehub_core::store::{Index, Lease};
 use batlehub_core::{Error, Result};
 use chrono::{DateTime, SubsecRound, Utc};
 use futures::future::BoxFuture;
@@ -68,6 +68,11 @@ const POSTGRES_MIGRATIONS: &Migrations = &[
         3,
         "claims",
         include_str!("../../migrations/postgres/0003_claims.sql"),
+    ),
+    (
+        4,
+        "leases",
+        include_str!("../../migrations/postgres/0004_leases.sql"),
     ),
 ];
 
@@ -180,6 +185,34 @@ impl SqlIndex {
             pool: Pool::Postgres(pool),
             cache,
         })
+    }
+
+    /// Reads a cached artifact's row from the database.
+    async fn load_cached_artifact(
+        &self,
+        registry: &str,
+        key: &str,
+    ) -> Result<Option<CachedArtifact>> {
+        let Some(row) = self
+            .pool
+            .fetch_optional(
+                stmt(
+                    "SELECT sha256, size, fetched_at FROM cached_artifacts \
+                     WHERE registry = $1 AND key = $2",
+                )
+                .text(registry)
+                .text(key),
+            )
+            .await
+            .map_err(db_err)?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(CachedArtifact {
+            sha256: row.text("sha256").map_err(db_err)?,
+            size: to_u64(row.int("size").map_err(db_err)?)?,
+            fetched_at: row.time("fetched_at").map_err(db_err)?,
+        }))
     }
 
     /// The dialect in use: `"sqlite"` or `"postgres"`.
@@ -1246,32 +1279,25 @@ impl Index for SqlIndex {
         registry: &'a str,
         key: &'a str,
     ) -> BoxFuture<'a, Result<Option<CachedArtifact>>> {
-        Box::pin(
-            self.cache
-                .artifacts
-                .get_some_or(cache::key(registry, key), async move {
-                    let Some(row) = self
-                        .pool
-                        .fetch_optional(
-                            stmt(
-                                "SELECT sha256, size, fetched_at FROM cached_artifacts \
-                         WHERE registry = $1 AND key = $2",
-                            )
-                            .text(registry)
-                            .text(key),
-                        )
-                        .await
-                        .map_err(db_err)?
-                    else {
-                        return Ok(None);
-                    };
-                    Ok(Some(CachedArtifact {
-                        sha256: row.text("sha256").map_err(db_err)?,
-                        size: to_u64(row.int("size").map_err(db_err)?)?,
-                        fetched_at: row.time("fetched_at").map_err(db_err)?,
-                    }))
-                }),
-        )
+        Box::pin(self.cache.artifacts.get_some_or(
+            cache::key(registry, key),
+            self.load_cached_artifact(registry, key),
+        ))
+    }
+
+    fn cached_artifact_now<'a>(
+        &'a self,
+        registry: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<CachedArtifact>>> {
+        Box::pin(async move {
+            let row = self.load_cached_artifact(registry, key).await?;
+            if row.is_some() {
+                // What other readers remembered as missing is there now.
+                self.cache.artifacts.remove(&cache::key(registry, key));
+            }
+            Ok(row)
+        })
     }
 
     fn put_cached_artifact<'a>(
@@ -1734,6 +1760,81 @@ impl Index for SqlIndex {
                 .map_err(db_err)?;
             Ok(n > 0)
         }))
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            self.pool
+                .fetch_optional(stmt("SELECT 1 AS one"))
+                .await
+                .map_err(db_err)?;
+            Ok(())
+        })
+    }
+
+    fn try_lease<'a>(
+        &'a self,
+        scope: &'a str,
+        name: &'a str,
+        holder: &'a str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<Lease>> {
+        Box::pin(async move {
+            // SQLite is one process's database: its single-flight is enough.
+            if let Pool::Sqlite(_) = self.pool {
+                return Ok(Lease::Local);
+            }
+            // One statement: of two replicas racing for the row, one inserts or takes over
+            // an ended lease, the other's conditional update matches nothing.
+            let row = self
+                .pool
+                .fetch_optional(
+                    stmt(
+                        "INSERT INTO leases (scope, name, holder, expires_at) \
+                         VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (scope, name) DO UPDATE \
+                         SET holder = excluded.holder, expires_at = excluded.expires_at \
+                         WHERE leases.expires_at < $5 OR leases.holder = excluded.holder \
+                         RETURNING holder",
+                    )
+                    .text(scope)
+                    .text(name)
+                    .text(holder)
+                    .time(until)
+                    .time(now),
+                )
+                .await
+                .map_err(db_err)?;
+            Ok(if row.is_some() {
+                Lease::Taken
+            } else {
+                Lease::Busy
+            })
+        })
+    }
+
+    fn release_lease<'a>(
+        &'a self,
+        scope: &'a str,
+        name: &'a str,
+        holder: &'a str,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            if let Pool::Sqlite(_) = self.pool {
+                return Ok(());
+            }
+            self.pool
+                .execute(
+                    stmt("DELETE FROM leases WHERE scope = $1 AND name = $2 AND holder = $3")
+                        .text(scope)
+                        .text(name)
+                        .text(holder),
+                )
+                .await
+                .map_err(db_err)?;
+            Ok(())
+        })
     }
 
     fn rate_hit<'a>(

@@ -142,7 +142,7 @@ pub async fn build_app(config: &Config) -> Result<(Router, Hub), ConfigError> {
                     .blobs()
                     .map_err(|e| ConfigError(format!("{at}.storage: {e}")))?;
                 let storage = hub.storage().with_blobs(Arc::new(blobs));
-                own_stores.push(storage.clone());
+                own_stores.push((format!("registry:{}", r.name), storage.clone()));
                 hub.registry_on(rc, Arc::new(policy), storage)
             }
         }
@@ -155,6 +155,15 @@ pub async fn build_app(config: &Config) -> Result<(Router, Hub), ConfigError> {
         };
         router = router.nest_service(&mount, (kind.serve)(r, registry, base));
     }
+
+    let stores = std::iter::once(("blobs".to_owned(), hub.storage().blobs.clone()))
+        .chain(own_stores.iter().map(|(n, s)| (n.clone(), s.blobs.clone())))
+        .collect();
+    let probe = Readiness {
+        index: hub.storage().index.clone(),
+        stores: Arc::new(stores),
+    };
+    router = router.route("/readyz", get(move || probe.clone().check()));
 
     let tokens = config
         .auth
@@ -193,14 +202,19 @@ pub async fn build_app(config: &Config) -> Result<(Router, Hub), ConfigError> {
         on_revoke: Some(Arc::new(move |id: &str| pat.forget(id))),
         background: (config.storage.sweep_interval_secs > 0).then(|| {
             let grace = std::time::Duration::from_secs(config.storage.orphan_grace_secs);
-            let sweepers = std::iter::once(hub.storage().clone())
+            let interval = std::time::Duration::from_secs(config.storage.sweep_interval_secs);
+            // Replicas on one database sweep one at a time; the one sweeping keeps its lease
+            // from sweep to sweep, another takes over two intervals after it stopped.
+            let sweepers = std::iter::once(("blobs".to_owned(), hub.storage().clone()))
                 .chain(own_stores)
-                .map(|storage| batlehub::core::BlobSweeper::new(storage, hub.clock()).grace(grace))
+                .map(|(name, storage)| {
+                    batlehub::core::BlobSweeper::new(storage, hub.clock())
+                        .grace(grace)
+                        .named(name)
+                        .lease_for(interval * 2 + std::time::Duration::from_secs(60))
+                })
                 .collect();
-            Arc::new(Background(tokio::spawn(sweep_forever(
-                sweepers,
-                std::time::Duration::from_secs(config.storage.sweep_interval_secs),
-            ))))
+            Arc::new(Background(tokio::spawn(sweep_forever(sweepers, interval))))
         }),
     };
     router = router.nest("/api/v1/admin", admin::router(admin_state));
@@ -219,6 +233,46 @@ pub async fn build_app(config: &Config) -> Result<(Router, Hub), ConfigError> {
         .layer(AuthLayer::new(providers).failed_auth_limit(limit))
         .layer(axum::middleware::map_request(client_addr));
     Ok((router, hub))
+}
+
+/// `/readyz`: whether this replica can serve, that is, reach its database and every blob
+/// store (each probed with a bounded wait). `200 ready`, or `503` naming what failed, so a
+/// load balancer takes a replica that lost its database or bucket out of rotation while
+/// `/healthz` (the process is up) stays `200`.
+#[derive(Debug, Clone)]
+struct Readiness {
+    index: Arc<dyn batlehub::core::Index>,
+    stores: Arc<Vec<(String, Arc<dyn batlehub::core::BlobStore>)>>,
+}
+
+impl Readiness {
+    const WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+    async fn check(self) -> (axum::http::StatusCode, String) {
+        let mut failed = Vec::new();
+        match tokio::time::timeout(Self::WAIT, self.index.ping()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failed.push(format!("database: {e}")),
+            Err(_) => failed.push("database: no answer within 2 s".to_owned()),
+        }
+        for (name, blobs) in self.stores.iter() {
+            // A key that is never written: any answer (absent) shows the store is reachable.
+            match tokio::time::timeout(Self::WAIT, blobs.stat("readyz-probe")).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => failed.push(format!("blob store {name}: {e}")),
+                Err(_) => failed.push(format!("blob store {name}: no answer within 2 s")),
+            }
+        }
+        if failed.is_empty() {
+            (axum::http::StatusCode::OK, "ready\n".to_owned())
+        } else {
+            tracing::warn!(failed = ?failed, "not ready");
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {}\n", failed.join("; ")),
+            )
+        }
+    }
 }
 
 /// A background task aborted when dropped.
