@@ -29,16 +29,24 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path, upstream: u16) -> Self {
+        let storage = format!(
+            "[storage]\ntype = \"filesystem\"\npath = {:?}\n",
+            dir.join("blobs").display().to_string()
+        );
+        Self::start_on(dir, &storage, upstream)
+    }
+
+    /// A server whose `[database]`/`[storage]` tables are `storage`.
+    fn start_on(dir: &Path, storage: &str, upstream: u16) -> Self {
         let config = dir.join("batlehub.toml");
         std::fs::write(
             &config,
             format!(
-                "[storage]\ntype = \"filesystem\"\npath = {blobs:?}\n\n\
+                "{storage}\n\
                  [[auth.tokens]]\nname = \"alice\"\nvalue = \"{TOKEN}\"\nrole = \"admin\"\n\n\
                  [[registries]]\nname = \"npm\"\ntype = \"npm\"\nmode = \"local\"\n\n\
                  [[registries]]\nname = \"mirror\"\ntype = \"npm\"\nmode = \"proxy\"\n\
                  upstreams = [\"http://127.0.0.1:{upstream}\"]\n",
-                blobs = dir.join("blobs").display().to_string(),
             ),
         )
         .expect("write config");
@@ -484,4 +492,116 @@ fn kill_9_during_a_proxied_download_caches_nothing_partial_and_the_retry_succeed
         2,
         "served from the cache"
     );
+}
+
+/// Two replicas on one PostgreSQL database and one S3 bucket (`BATLEHUB_TEST_POSTGRES_URL`,
+/// `BATLEHUB_TEST_S3_ENDPOINT`; skipped without them). One is killed in the middle of a
+/// proxied download, then in the middle of a publish; the client's retry on the other
+/// succeeds, and no partial version or cache entry is ever visible there.
+#[test]
+fn kill_9_of_a_replica_on_postgres_and_s3_and_the_retry_on_the_other_succeeds() {
+    let (Ok(pg), Ok(s3)) = (
+        std::env::var("BATLEHUB_TEST_POSTGRES_URL"),
+        std::env::var("BATLEHUB_TEST_S3_ENDPOINT"),
+    ) else {
+        eprintln!("skipping: BATLEHUB_TEST_POSTGRES_URL or BATLEHUB_TEST_S3_ENDPOINT is not set");
+        return;
+    };
+    let bucket =
+        std::env::var("BATLEHUB_TEST_S3_BUCKET").unwrap_or_else(|_| "batlehub-test".into());
+    let unique = format!(
+        "{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
+    let schema = format!("batlehub_crash_{unique}");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let sql = |statement: String| {
+        runtime.block_on(async {
+            use batlehub::storage::sqlx::{self, AssertSqlSafe, Connection as _};
+            let mut conn = sqlx::PgConnection::connect(&pg).await.expect("connect");
+            sqlx::query(AssertSqlSafe(statement))
+                .execute(&mut conn)
+                .await
+                .expect("schema statement");
+        });
+    };
+    sql(format!("CREATE SCHEMA {schema}"));
+    let storage = format!(
+        "[database]\nurl = \"{pg}?options=-c%20search_path%3D{schema}\"\n\
+         [storage]\ntype = \"s3\"\nbucket = \"{bucket}\"\nendpoint = \"{s3}\"\n\
+         region = \"us-east-1\"\naccess_key_id = \"test\"\nsecret_access_key = \"test\"\n\
+         prefix = \"crash-{unique}\"\n"
+    );
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+
+    // A download: the first replica dies 1 MiB into it, holding the download's lease.
+    let tgz = tarball("crashup", "1.0.0", 6 * 1024 * 1024);
+    let up = upstream(tgz.clone());
+    let a = Server::start_on(dir_a.path(), &storage, up.port);
+    let b = Server::start_on(dir_b.path(), &storage, up.port);
+    let path = "/proxy/mirror/crashup/-/crashup-1.0.0.tgz";
+    let mut s = a.connect();
+    write_head(&mut s, "GET", path, &[], 0).expect("head");
+    let mut got = vec![0u8; 1024 * 1024];
+    s.read_exact(&mut got).expect("the start of the transfer");
+    a.kill9();
+    drop(s);
+    // The retry on the other replica waits for the dead one's lease to lapse, then
+    // downloads and verifies the tarball itself.
+    let asked = Instant::now();
+    let retry = b.get(path);
+    assert_eq!(retry.status, 200, "{}", retry.text());
+    assert!(retry.body == tgz, "the retry served other bytes");
+    assert!(
+        asked.elapsed() < Duration::from_secs(25),
+        "the retry waited {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(up.tarball_requests.load(Ordering::SeqCst), 2);
+    let again = b.get(path);
+    assert!(
+        again.status == 200 && again.body == tgz,
+        "served from the cache"
+    );
+    assert_eq!(up.tarball_requests.load(Ordering::SeqCst), 2);
+
+    // Publishes: the first replica dies with half the body read, then after all of it.
+    for (i, whole_body) in [false, true].into_iter().enumerate() {
+        let a = Server::start_on(dir_a.path(), &storage, up.port);
+        let version = format!("2.0.{i}");
+        let tgz = tarball("crashlocal", &version, 3 * 1024 * 1024);
+        let body = publish_body("crashlocal", &version, &tgz);
+        let mut s = publish_head(&a, body.len());
+        if whole_body {
+            s.write_all(&body).expect("body");
+            std::thread::sleep(Duration::from_millis(30));
+        } else {
+            s.write_all(&body[..body.len() / 2]).expect("half the body");
+        }
+        a.kill9();
+        drop(s);
+        let whole = visible(&b, &version, &tgz);
+        eprintln!("replica killed (whole body sent: {whole_body}): {version} visible: {whole}");
+        if !whole {
+            let retry = b.request("PUT", "/proxy/npm/crashlocal", &[AUTH, JSON], &body);
+            assert!(
+                (200..300).contains(&retry.status),
+                "retry of {version} on the other replica: {} {}",
+                retry.status,
+                retry.text()
+            );
+            assert!(visible(&b, &version, &tgz), "{version} after the retry");
+        }
+    }
+    b.kill9();
+    sql(format!("DROP SCHEMA {schema} CASCADE"));
 }
