@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 export PROPTEST_CASES="${PROPTEST_CASES:-30000}"
 start=$(date +%s)
 status=0
-for format in npm cargo pypi maven; do
+for format in npm cargo pypi maven go; do
   echo "== batlehub-$format: parsers"
   cargo test -q -p "batlehub-$format" --lib fuzz:: -- --nocapture || status=1
   echo "== batlehub-$format: requests and upstream documents"

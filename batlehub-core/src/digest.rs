@@ -3,6 +3,18 @@
 use base64::Engine as _;
 use sha1::Digest as _;
 
+/// A check of a downloaded artifact's whole content, for formats whose upstream publishes
+/// no digest of the bytes but something about what is inside them (Go publishes an `h1:`
+/// hash over a module zip's files, and the `go.mod` the zip must hold). See
+/// [`Registry::upstream_artifact_checked`](crate::Registry::upstream_artifact_checked).
+pub trait ContentCheck: Send + Sync + std::fmt::Debug + 'static {
+    /// Checks the complete download in `file` (at its start), on a blocking thread.
+    ///
+    /// # Errors
+    /// Why the content is refused (told to the client): it is neither served nor cached.
+    fn check(&self, file: &mut std::fs::File) -> Result<(), String>;
+}
+
 /// A digest an upstream published for an artifact, checked while the artifact streams.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExpectedDigest {

@@ -28,8 +28,8 @@ pub use hub::{Hub, HubBuilder};
 pub use memo::MemoCache;
 pub use model::{AuthThrottled, Identity, Mode, Permission, Principal, Role};
 pub use policy::{
-    AllowAll, Caller, DefaultPolicy, Outcome, Policy, PolicyCx, PublishFacts, Signature,
-    VersionFacts,
+    AllowAll, Caller, CommitFacts, DefaultPolicy, Outcome, Policy, PolicyCx, PublishFacts,
+    Signature, VersionFacts,
 };
 pub use registry::{
     Artifact, Document, DocumentRef, LocalIndex, Registry, RegistryConfig, Staged, UploadSlot,

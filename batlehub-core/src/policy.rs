@@ -80,6 +80,28 @@ impl VersionFacts {
     }
 }
 
+/// What is about to be committed by a publish, for the limits checked at commit time
+/// ([`Policy::commit`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CommitFacts {
+    /// Package name (its key).
+    pub package: String,
+    /// Bytes of the files being committed.
+    pub size: u64,
+}
+
+impl CommitFacts {
+    /// Facts of a commit of `size` bytes to `package`.
+    #[must_use]
+    pub fn new(package: impl Into<String>, size: u64) -> Self {
+        Self {
+            package: package.into(),
+            size,
+        }
+    }
+}
+
 /// Extra response headers a policy wants on an allowed request (rate limit, quota).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outcome {
@@ -141,6 +163,21 @@ pub trait Policy: Send + Sync + Debug + 'static {
     ) -> BoxFuture<'a, Result<Outcome>> {
         let _ = (cx, facts);
         Box::pin(async { Ok(Outcome::default()) })
+    }
+
+    /// Limits that must still hold when a publish commits (quotas), or `None` (the default)
+    /// when there are none. [`Policy::publish`] checks them early, when the upload arrives;
+    /// two uploads of one caller can both pass that check and together exceed the limit,
+    /// so the engine runs this check again with the caller's commits serialized (in this
+    /// process and, on an index shared by replicas, across them), right before the index
+    /// rows are written. `Err` refuses the commit.
+    fn commit<'a>(
+        &'a self,
+        cx: PolicyCx<'a>,
+        facts: &'a CommitFacts,
+    ) -> Option<BoxFuture<'a, Result<()>>> {
+        let _ = (cx, facts);
+        None
     }
 
     /// Changes to an existing package (yank, deprecate, tags, unpublish): ownership.

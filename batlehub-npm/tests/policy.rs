@@ -606,3 +606,51 @@ async fn proxy_memory_cache_never_outlives_a_policy_change() {
     assert_eq!(app.get("/memo/-/memo-2.0.0.tgz").await.0, StatusCode::OK);
     // `expect(1)` on every upstream path: one packument fetch, one download per tarball.
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quota_holds_against_concurrent_publishes() {
+    let app = TestApp::local()
+        .rules("[quota]\nmax_packages_per_user = 3\n")
+        .build()
+        .await;
+    // Eight first publishes (the per-caller upload limit) of distinct packages by one user
+    // at once: each passes the early check alone, only three fit the quota together.
+    let publishes = (0..8).map(|i| {
+        let name = format!("burst-{i}");
+        let body = publish_body(
+            &name,
+            "1.0.0",
+            &tgz(&json!({"name": name, "version": "1.0.0"})),
+        );
+        let app = &app;
+        async move {
+            app.send(put_json(&format!("/{name}"), &body, Some("alice")))
+                .await
+        }
+    });
+    let results = futures::future::join_all(publishes).await;
+    let statuses: Vec<StatusCode> = results.iter().map(|(s, _, _)| *s).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| s.is_success()).count(),
+        3,
+        "{statuses:?}"
+    );
+    for (s, _, b) in &results {
+        if !s.is_success() {
+            assert_eq!(*s, StatusCode::FORBIDDEN);
+            assert!(String::from_utf8_lossy(b).contains("package quota"));
+        }
+    }
+    // Another user has a quota of their own.
+    let body = publish_body(
+        "bobs",
+        "1.0.0",
+        &tgz(&json!({"name": "bobs", "version": "1.0.0"})),
+    );
+    assert!(
+        app.send(put_json("/bobs", &body, Some("bob")))
+            .await
+            .0
+            .is_success()
+    );
+}

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use base64::Engine as _;
 use batlehub_core::model::{Access, Decision, Visibility};
 use batlehub_core::policy::{
-    Outcome, PolicyCx, PublishFacts, VersionFacts, check_ownership, is_owner,
+    CommitFacts, Outcome, PolicyCx, PublishFacts, VersionFacts, check_ownership, is_owner,
 };
 use batlehub_core::{Denial, Error, Identity, Policy, Result, Role};
 use chrono::{DateTime, Duration, Utc};
@@ -448,15 +448,16 @@ impl RegistryPolicy {
         &self,
         cx: PolicyCx<'_>,
         q: &QuotaConfig,
-        facts: &PublishFacts,
+        package: &str,
+        size: u64,
     ) -> Result<Outcome> {
         let Some(p) = cx.caller.identity.principal() else {
             return Ok(Outcome::default());
         };
         let who = p.key();
         let usage = cx.index.usage(cx.registry, &who).await?;
-        let bytes = usage.bytes.saturating_add(facts.size);
-        let packages = usage.packages + u64::from(usage_lacks(cx, &who, &facts.package).await?);
+        let bytes = usage.bytes.saturating_add(size);
+        let packages = usage.packages + u64::from(usage_lacks(cx, &who, package).await?);
         let mut outcome = Outcome::default();
         let mut over = Vec::new();
         if let Some(max) = q.max_storage_bytes_per_user {
@@ -713,10 +714,25 @@ impl Policy for RegistryPolicy {
             if let Some(q) = &self.quota {
                 outcome
                     .headers
-                    .extend(self.quota(cx, q, facts).await?.headers);
+                    .extend(self.quota(cx, q, &facts.package, facts.size).await?.headers);
             }
             Ok(outcome)
         })
+    }
+
+    fn commit<'a>(
+        &'a self,
+        cx: PolicyCx<'a>,
+        facts: &'a CommitFacts,
+    ) -> Option<BoxFuture<'a, Result<()>>> {
+        let q = self.quota.as_ref()?;
+        if q.enforcement == Enforcement::Warn {
+            return None;
+        }
+        Some(Box::pin(async move {
+            self.quota(cx, q, &facts.package, facts.size).await?;
+            Ok(())
+        }))
     }
 
     fn manage<'a>(&'a self, cx: PolicyCx<'a>, package: &'a str) -> BoxFuture<'a, Result<()>> {

@@ -300,6 +300,18 @@ async fn s3_store() {
     let again = OpendalBlobStore::s3(&config(&prefix)).unwrap();
     assert_eq!(again.stat("docsx").await.unwrap(), Some(5));
 
+    // Percent-escapes are kept as literal key characters, never decoded into `/` or `..`:
+    // the key lands under the prefix, named as written.
+    put(&store, "odd/a%2F..%2F..%2Fescape%00", b"odd").await;
+    assert_eq!(
+        store.read_all("odd/a%2F..%2F..%2Fescape%00").await.unwrap(),
+        Some(Bytes::from_static(b"odd"))
+    );
+    let odd = bucket_wide.list(&format!("{prefix}/odd/")).await.unwrap();
+    assert_eq!(odd, [format!("{prefix}/odd/a%2F..%2F..%2Fescape%00")]);
+    assert!(bucket_wide.list("escape").await.unwrap().is_empty());
+    store.delete("odd/a%2F..%2F..%2Fescape%00").await.unwrap();
+
     // A multipart upload: more than one 5 MiB part, written in small chunks.
     let big: Vec<u8> = (0..11 * 1024 * 1024 + 3).map(|i| (i % 253) as u8).collect();
     put(&store, "tmp/multipart", &big).await;

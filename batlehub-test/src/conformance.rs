@@ -529,6 +529,28 @@ pub async fn misses_answered_before_stored<C: Conformance>() {
     assert_eq!(third.body, first.body, "served from the cache");
 }
 
+/// With no memory cache (`memory_cache_mib = 0`), a proxy miss is still answered from the
+/// bytes just fetched, before they are stored: metadata, then the artifact.
+pub async fn misses_served_without_memory_cache<C: Conformance>() {
+    let upstream = MockServer::start().await;
+    C::mount_upstream(&upstream, C::package(), &["1.0.0"]).await;
+    let app = TestApp::<C::Service>::proxy(&C::upstream_url(&upstream))
+        .memory_cache(0)
+        .build()
+        .await;
+    let doc = app
+        .call_unsettled(get(&C::metadata_path(C::package()), Some("alice")))
+        .await;
+    assert_eq!(doc.status, StatusCode::OK, "{}", doc.text());
+    assert!(C::lists_version(&doc.body, "1.0.0"));
+    let path = C::artifact_path(C::package(), "1.0.0");
+    let first = app.call_unsettled(get(&path, Some("alice"))).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text());
+    app.registry.settle().await;
+    let again = app.call(get(&path, Some("alice"))).await;
+    assert_eq!(again.body, first.body, "served from the store");
+}
+
 /// A name no upstream has costs the upstream one request per period, not one per client
 /// request: its `404` is remembered (for the metadata TTL, at most a minute), then asked
 /// again.
@@ -676,6 +698,7 @@ macro_rules! conformance_suite {
             host_rotation_keeps_one_rendering,
             upstream_not_found_is_remembered,
             misses_answered_before_stored,
+            misses_served_without_memory_cache,
         );
     };
     (@tests $c:ty; $($check:ident),* $(,)?) => {

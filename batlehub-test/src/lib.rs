@@ -271,6 +271,7 @@ pub struct Builder<S> {
     allow_unverified: bool,
     map: Vec<ServiceMap<S>>,
     blobs: Option<BlobMap>,
+    memory_cache: Option<usize>,
 }
 
 type BlobMap = Box<dyn FnOnce(Arc<dyn BlobStore>) -> Arc<dyn BlobStore> + Send>;
@@ -300,6 +301,7 @@ impl<S: RegistryService> Builder<S> {
             allow_unverified: false,
             map: Vec::new(),
             blobs: None,
+            memory_cache: None,
         }
     }
 
@@ -349,6 +351,13 @@ impl<S: RegistryService> Builder<S> {
     #[must_use]
     pub fn max_document(mut self, bytes: u64) -> Self {
         self.max_document = Some(bytes);
+        self
+    }
+
+    /// The budget of the storage's memory cache (`0`: nothing is kept in memory).
+    #[must_use]
+    pub fn memory_cache(mut self, bytes: usize) -> Self {
+        self.memory_cache = Some(bytes);
         self
     }
 
@@ -410,6 +419,9 @@ impl<S: RegistryService> Builder<S> {
         let mut storage = batlehub_storage::memory().await.unwrap();
         if let Some(wrap) = self.blobs {
             storage = storage.with_blobs(wrap(storage.blobs.clone()));
+        }
+        if let Some(bytes) = self.memory_cache {
+            storage.memo = Arc::new(batlehub_core::MemoCache::new(bytes));
         }
         let clock = FakeClock::new(start_time());
         let hub = Hub::builder()

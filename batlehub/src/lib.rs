@@ -42,3 +42,8 @@ pub use batlehub_pypi as pypi;
 #[cfg(feature = "maven")]
 #[cfg_attr(docsrs, doc(cfg(feature = "maven")))]
 pub use batlehub_maven as maven;
+
+/// The Go module proxy (GOPROXY) protocol.
+#[cfg(feature = "go")]
+#[cfg_attr(docsrs, doc(cfg(feature = "go")))]
+pub use batlehub_go as go;

@@ -22,7 +22,7 @@ QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then RUNS=1; DURATION=3s; else RUNS=3; DURATION=10s; fi
 RUNS=${RUNS_OVERRIDE:-$RUNS} DURATION=${DURATION_OVERRIDE:-$DURATION}
 PORT_UP=18821 PORT_FS=18822 PORT_S3=18823 PORT_R1=18824 PORT_R2=18825 PORT_LB=18826 PORT_LB1=18827
-PORT_MOTO=18828
+PORT_MOTO=18828 PORT_LBFS=18829
 for tool in wrk nginx; do
   command -v "$tool" >/dev/null 2>&1 || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null; }
 done
@@ -40,10 +40,14 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   [ -f "$WORK/lb.pid" ] && kill "$(cat "$WORK/lb.pid")" 2>/dev/null
   psql -q "$PG" -c "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null 2>&1 || true
-  rm -rf "$WORK"
+  [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
-die() { echo "replicas.sh: $*" >&2; exit 1; }
+die() {
+  echo "replicas.sh: $*" >&2
+  for f in "$WORK"/*.log; do [ -s "$f" ] && { echo "--- $f" >&2; tail -n 5 "$f" >&2; }; done
+  exit 1
+}
 wait_http() { for _ in $(seq 1 200); do curl -sf "$1" >/dev/null && return 0; sleep 0.05; done; die "no answer from $1"; }
 LAST=""
 start() { RUST_LOG=warn "$BIN" --config "$1" >"$1.log" 2>&1 & LAST=$!; PIDS+=("$LAST"); }
@@ -73,7 +77,7 @@ s3_toml() { # prefix
   printf '[storage]\ntype = "s3"\nbucket = "%s"\nendpoint = "%s"\nregion = "us-east-1"\naccess_key_id = "bench"\nsecret_access_key = "bench"\nprefix = "%s"\n' "$BUCKET" "$S3" "$1"
 }
 hub_toml() { # port storage-toml memo-mib
-  printf '[server]\nlisten = "127.0.0.1:%s"\n%s' "$1" "$2"
+  printf '[server]\nlisten = "127.0.0.1:%s"\n%s\n' "$1" "$2"
   printf 'memory_cache_mib = %s\n' "$3"
   printf '[[registries]]\nname = "npm"\ntype = "npm"\nmode = "proxy"\nupstreams = ["http://127.0.0.1:%s/proxy/npm/"]\n[registries.cache]\nmetadata_ttl_secs = 3600\n' "$PORT_UP"
 }
@@ -123,9 +127,14 @@ http {
   access_log off;
   upstream two { server 127.0.0.1:$PORT_R1; server 127.0.0.1:$PORT_R2; keepalive 256; }
   upstream one { server 127.0.0.1:$PORT_R1; keepalive 256; }
+  upstream fs { server 127.0.0.1:$PORT_FS; keepalive 256; }
   server {
     listen 127.0.0.1:$PORT_LB;
     location / { proxy_pass http://two; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering on; }
+  }
+  server {
+    listen 127.0.0.1:$PORT_LBFS;
+    location / { proxy_pass http://fs; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering on; }
   }
   server {
     listen 127.0.0.1:$PORT_LB1;
@@ -136,15 +145,17 @@ NGX
   "$NGINX" -c "$WORK/lb.conf"
   declare -A URL=(
     ["one replica, filesystem + SQLite"]="http://127.0.0.1:$PORT_FS"
+    ["one replica, filesystem + SQLite, behind nginx"]="http://127.0.0.1:$PORT_LBFS"
     ["one replica, S3 + SQLite"]="http://127.0.0.1:$PORT_S3"
     ["one replica, PostgreSQL + S3, behind nginx"]="http://127.0.0.1:$PORT_LB1"
     ["two replicas, PostgreSQL + S3, behind nginx"]="http://127.0.0.1:$PORT_LB"
   )
-  ORDER=("one replica, filesystem + SQLite" "one replica, S3 + SQLite" "one replica, PostgreSQL + S3, behind nginx" "two replicas, PostgreSQL + S3, behind nginx")
+  ORDER=("one replica, filesystem + SQLite" "one replica, filesystem + SQLite, behind nginx" "one replica, S3 + SQLite" "one replica, PostgreSQL + S3, behind nginx" "two replicas, PostgreSQL + S3, behind nginx")
   # Warm every topology (each replica behind the balancer too) and check the bytes agree.
   for path in "$TARBALL" "$SMALL"; do
     curl -sf -o "$WORK/ref" "http://127.0.0.1:$PORT_FS$path" || die "warm $path"
-    for base in "http://127.0.0.1:$PORT_S3" "http://127.0.0.1:$PORT_R1" "http://127.0.0.1:$PORT_R2" "http://127.0.0.1:$PORT_LB" "http://127.0.0.1:$PORT_LB1"; do
+    cp "$WORK/ref" "$WORK/ref-npm tarball $([ "$path" = "$SMALL" ] && echo 50 || echo 100) KiB"
+    for base in "http://127.0.0.1:$PORT_LBFS" "http://127.0.0.1:$PORT_S3" "http://127.0.0.1:$PORT_R1" "http://127.0.0.1:$PORT_R2" "http://127.0.0.1:$PORT_LB" "http://127.0.0.1:$PORT_LB1"; do
       for _ in 1 2; do curl -sf -o "$WORK/got" "$base$path" || die "warm $base$path"; done
       cmp -s "$WORK/ref" "$WORK/got" || die "$base$path: other bytes than the filesystem replica"
     done
@@ -160,6 +171,15 @@ NGX
       TABLE+="
 | $name | $cache | $size | 64 | $r | $p50 | $p99 | $ratio |"
     done
+    if [ "$MEMO" = 0 ]; then
+      # The S3 server's own ceiling: the same bytes fetched from it directly.
+      curl -sf -o /dev/null --max-time 30 -H "Expect:" -H "x-amz-acl: public-read" -H "Content-Type: application/octet-stream" \
+        -X PUT --data-binary @"$WORK/ref-$size" "$S3/$BUCKET/bench-direct-$$" || die "put to S3"
+      read -r r p50 p99 < <(measure "$S3/$BUCKET/bench-direct-$$" 64)
+      ratio=$(awk -v a="$r" -v b="$base_rps" 'BEGIN { printf "%.2f", a / b }')
+      TABLE+="
+| the S3 server alone (a GET of the same bytes) | - | $size | 64 | $r | $p50 | $p99 | $ratio |"
+    fi
   done
   kill "$(cat "$WORK/lb.pid")"; rm -f "$WORK/lb.pid"
   for p in $FS $S3HUB $R1 $R2; do stop "$p"; done

@@ -8,12 +8,13 @@
 #   MEMO_MIB=0 ...                 the hub's memory cache size ([storage] memory_cache_mib)
 #
 # Installs wrk and nginx (apt) when missing, builds the release server, seeds local npm,
-# cargo, pypi and maven registries through their publish APIs (seed.py: a package with 200
-# versions and a ~100 KiB artifact each, plus a 10 MiB npm tarball), puts a proxy registry
+# cargo, pypi, maven and go registries through their publish APIs (seed.py: a package with 200
+# versions and a ~100 KiB artifact each, plus a 10 MiB npm tarball and Go zip), puts a proxy registry
 # in front of each (and `npm-rules`, the npm proxy with 10 policy rules) and warms their
 # caches, saves every response body under an nginx root at the same path, then drives both
 # with the same wrk workload: npm packument (full, abbreviated) and tarballs, cargo index
-# file and .crate, PyPI simple page (HTML, JSON) and wheel, maven-metadata.xml and jar, each
+# file and .crate, PyPI simple page (HTML, JSON) and wheel, maven-metadata.xml and jar, Go
+# @v/list, .info, .mod and .zip, each
 # anonymous and with a token; the two 10-rules rows with the token only; big documents
 # (bigdocs.py, from a static nginx upstream) at c=32 with memory sampled; proxy-miss latency
 # (miss.py). Any failed warm-up
@@ -52,7 +53,7 @@ TOKEN=bench-token-123
 {
   printf '[server]\nlisten = "127.0.0.1:%s"\n[storage]\npath = "%s"\n' "$PORT_UP" "$WORK/up/blobs"
   printf '[[auth.tokens]]\nname = "bench"\nvalue = "%s"\nrole = "admin"\n' "$TOKEN"
-  for r in npm cargo pypi maven; do printf '[[registries]]\nname = "%s"\ntype = "%s"\nmode = "local"\n' "$r" "$r"; done
+  for r in npm cargo pypi maven go; do printf '[[registries]]\nname = "%s"\ntype = "%s"\nmode = "local"\n' "$r" "$r"; done
 } > "$WORK/up.toml"
 # The measured instance: a proxy registry per protocol in front of the local one, plus
 # `npm-rules`, the npm proxy again with 10 policy rules (no rate limit).
@@ -69,6 +70,7 @@ proxy_toml() { # name type upstream
   proxy_toml cargo cargo "$U/cargo/registry/"
   proxy_toml pypi pypi "$U/pypi/simple/"
   proxy_toml maven maven "$U/maven/maven2/"
+  proxy_toml go go "$U/go/"
   # Big documents (bigdocs.py), from a static upstream: a 3,000-version npm packument
   # (~15 MB abbreviated) and a PyPI project page with 10,000 files.
   proxy_toml npm-big npm "http://127.0.0.1:$PORT_STATIC/npm/"
@@ -205,6 +207,13 @@ add "PyPI wheel 100 KiB" "$WHEEL" "" "64 256"
 add "maven-metadata.xml (200 versions)" "$MVN/bench-many/maven-metadata.xml" "" "64 256"
 add "maven jar 50 KiB" "$MVN/bench-50k/1.0.0/bench-50k-1.0.0.jar" "" "64"
 add "maven jar 100 KiB" "$MVN/bench-100k/1.0.0/bench-100k-1.0.0.jar" "" "64 256"
+GO=/proxy/go/example.com
+add "go @v/list (200 versions)" "$GO/bench-many/@v/list" "" "64 256"
+add "go .info" "$GO/bench-many/@v/v1.199.0.info" "" "64"
+add "go .mod" "$GO/bench-many/@v/v1.199.0.mod" "" "64"
+add "go .zip 50 KiB" "$GO/bench-50k/@v/v1.0.0.zip" "" "64"
+add "go .zip 100 KiB" "$GO/bench-100k/@v/v1.0.0.zip" "" "64 256"
+add "go .zip 10 MiB" "$GO/bench-10m/@v/v1.0.0.zip" "" "8"
 # Big documents, rewritten and filtered per request (c=32, as a monorepo CI install).
 add "npm packument 15 MB, abbreviated (3,000 versions)" "/proxy/npm-big/big-many" "$CORGI" "32"
 add "npm packument 15 MB, full (3,000 versions)" "/proxy/npm-big/big-many" "" "32"
@@ -244,7 +253,7 @@ http {
   sendfile on;
   tcp_nopush on;
   keepalive_requests 1000000;
-  types { application/json json; application/octet-stream tgz crate whl jar; application/xml xml; text/html html; }
+  types { application/json json info; application/octet-stream tgz crate whl jar; application/zip zip; application/xml xml; text/html html; text/plain mod; }
   default_type application/json;
   map \$http_accept \$variant {
     default "";

@@ -10,13 +10,16 @@ Publishes through each protocol's own publish API, as its client sends it:
     each) and `bench-100k` (a ~100 KiB wheel);
   - maven (`PUT` of jar, pom and their .sha1, what `mvn deploy` sends):
     `com.example.bench:bench-many` (200 versions) and `com.example.bench:bench-100k:1.0.0`
-    (a ~100 KiB jar).
+    (a ~100 KiB jar);
+  - go (`PUT /{module}/@v/{version}.zip`, a module zip as an uploader sends it):
+    `example.com/bench-many` (200 versions), `example.com/bench-100k` (a ~100 KiB zip),
+    `example.com/bench-50k` (~50 KiB) and `example.com/bench-10m` (~10 MiB).
 Payloads are random bytes (incompressible), stored uncompressed inside the archives.
 Each registry gets one keep-alive connection; any non-2xx answer stops the script with the
 request and the server's answer.
 
-Usage: seed.py BASE_URL TOKEN     (BASE_URL = http://host:port/proxy; registries npm,
-                                   cargo, pypi, maven under it)
+Usage: seed.py BASE_URL TOKEN [REGISTRY...]  (BASE_URL = http://host:port/proxy; registries
+                                   npm, cargo, pypi, maven, go under it)
 """
 import base64, gzip, hashlib, http.client, io, json, os, struct, sys, tarfile, urllib.parse, zipfile
 
@@ -236,8 +239,39 @@ def seed_maven():
     maven_deploy(c, "bench-50k", "1.0.0", os.urandom(50 * 1024))
 
 
-only = set(sys.argv[3:]) or {"npm", "cargo", "pypi", "maven"}
-for reg, seed in (("npm", seed_npm), ("cargo", seed_cargo), ("pypi", seed_pypi), ("maven", seed_maven)):
+# ----------------------------------------------------------------------------------- go
+
+def go_zip(module, version, payload):
+    """A module zip: go.mod, a Go file, and the payload stored (incompressible)."""
+    buf = io.BytesIO()
+    prefix = f"{module}@{version}/"
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(prefix + "go.mod", f"module {module}\n\ngo 1.19\n")
+        z.writestr(prefix + "bench.go", "package bench\n\n// Version is the version.\n"
+                   f"const Version = \"{version}\"\n")
+        if payload:
+            z.writestr(zipfile.ZipInfo(prefix + "payload.bin"), payload, zipfile.ZIP_STORED)
+    return buf.getvalue()
+
+
+def go_upload(c, name, version, payload):
+    module = f"example.com/{name}"
+    c.send("PUT", f"/{module}/@v/{version}.zip", go_zip(module, version, payload),
+           {"Authorization": BASIC, "Content-Type": "application/zip"})
+
+
+def seed_go():
+    c = Client(f"{base}/go")
+    for i in range(MANY):
+        go_upload(c, "bench-many", f"v1.{i}.0", b"")
+    go_upload(c, "bench-100k", "v1.0.0", os.urandom(100 * 1024))
+    go_upload(c, "bench-50k", "v1.0.0", os.urandom(50 * 1024))
+    go_upload(c, "bench-10m", "v1.0.0", os.urandom(10 * 1024 * 1024))
+
+
+only = set(sys.argv[3:]) or {"npm", "cargo", "pypi", "maven", "go"}
+for reg, seed in (("npm", seed_npm), ("cargo", seed_cargo), ("pypi", seed_pypi), ("maven", seed_maven),
+                  ("go", seed_go)):
     if reg in only:
         seed()
 print("seeded")

@@ -3,7 +3,7 @@
 //! both). The real npm CLI publishes through one replica and installs through the other;
 //! 50 concurrent publishes of one version spread over both give exactly one success; 50
 //! concurrent cold downloads of one artifact through a proxy registry reach the upstream
-//! once; a block added on one replica refuses downloads on the other within a second.
+//! once; a package quota holds against publishes racing on both replicas; a block added on one replica refuses downloads on the other within a second.
 //!
 //! The replicas run in this process, each with its own hub, pools and caches, as separate
 //! processes would; `kill -9` of a replica is in `examples/server/tests/crash.rs`.
@@ -123,7 +123,10 @@ async fn two_replicas_on_postgres_and_s3() {
          [[registries]]\nname = \"npm\"\ntype = \"npm\"\nmode = \"local\"\n\
          max_concurrent_uploads = 64\n\
          [[registries]]\nname = \"mirror\"\ntype = \"npm\"\nmode = \"proxy\"\n\
-         upstreams = [\"{upstream}/\"]\n",
+         upstreams = [\"{upstream}/\"]\n\
+         [[registries]]\nname = \"capped\"\ntype = \"npm\"\nmode = \"local\"\n\
+         max_concurrent_uploads = 64\n\
+         [registries.quota]\nmax_packages_per_user = 3\n",
         tokens = tokens_toml(),
         upstream = upstream.uri(),
     );
@@ -201,6 +204,38 @@ async fn two_replicas_on_postgres_and_s3() {
             .expect("download");
         assert_eq!(r.status(), 200);
         assert_eq!(&r.bytes().await.expect("body")[..], &won[0][..]);
+    }
+
+    // A quota holds across replicas: 20 first publishes of distinct packages by one user,
+    // spread over both at once, each fitting alone; exactly three commit.
+    let capped = (0..20).map(|i| {
+        let base = if i % 2 == 0 { a.url() } else { b.url() };
+        let name = format!("capped-{i}");
+        let body = publish_body(&name, "1.0.0", &npm_tarball(&name, "1.0.0"));
+        let http = http.clone();
+        async move {
+            let r = http
+                .put(format!("{base}/proxy/capped/{name}"))
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&body)
+                .send()
+                .await
+                .expect("publish request");
+            (r.status().as_u16(), r.text().await.unwrap_or_default())
+        }
+    });
+    let results = futures::future::join_all(capped).await;
+    let statuses: Vec<u16> = results.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| (200..300).contains(*s)).count(),
+        3,
+        "{statuses:?}"
+    );
+    for (status, body) in &results {
+        assert!(
+            (200..300).contains(status) || (*status == 403 && body.contains("package quota")),
+            "{status} {body}"
+        );
     }
 
     // 50 concurrent cold downloads through the proxy registry, spread over both replicas:

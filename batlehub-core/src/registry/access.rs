@@ -160,6 +160,62 @@ impl Registry {
             .await
     }
 
+    /// Learns the publish times a release-age gate needs, without asking an upstream about
+    /// every version: of the `facts` whose time is unknown, those policy would refuse if
+    /// they had just been published are looked up with `time_of`, newest first (by
+    /// `order`, ascending), at most `max` of them, concurrently. Others keep no time. Does
+    /// nothing when policy ignores publish times.
+    ///
+    /// # Errors
+    /// Storage errors deciding.
+    pub async fn learn_publish_times<F, Fut>(
+        &self,
+        caller: &Caller,
+        package: &str,
+        facts: &mut [VersionFacts],
+        max: usize,
+        order: impl Fn(&str, &str) -> std::cmp::Ordering,
+        time_of: F,
+    ) -> Result<()>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Option<chrono::DateTime<chrono::Utc>>>,
+    {
+        if !self.uses_publish_times() {
+            return Ok(());
+        }
+        let unknown: Vec<usize> = (0..facts.len())
+            .filter(|&i| facts[i].published_at.is_none())
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let now = self.now();
+        let probe: Vec<VersionFacts> = unknown
+            .iter()
+            .map(|&i| VersionFacts {
+                version: facts[i].version.clone(),
+                published_at: Some(now),
+            })
+            .collect();
+        let decisions = self.version_decisions(caller, package, &probe).await?;
+        let mut wanted: Vec<usize> = unknown
+            .into_iter()
+            .zip(decisions)
+            .filter(|(_, d)| matches!(d, Decision::Deny(_)))
+            .map(|(i, _)| i)
+            .collect();
+        wanted.sort_by(|&a, &b| order(&facts[b].version, &facts[a].version));
+        wanted.truncate(max);
+        let times =
+            futures::future::join_all(wanted.iter().map(|&i| time_of(facts[i].version.clone())))
+                .await;
+        for (i, t) in wanted.into_iter().zip(times) {
+            facts[i].published_at = t;
+        }
+        Ok(())
+    }
+
     /// Whether `version` may be downloaded: RBAC, package access, version rules. The
     /// decision is audited.
     ///

@@ -11,9 +11,12 @@
 //! deleted it meanwhile. Whichever comes first, the other sees it: either the sweep sees the
 //! new reference, or the commit sees the blob gone (and still holds its own bytes).
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use crate::error::Result;
+use crate::policy::{Caller, CommitFacts};
 use crate::store::{BlobStore, Lease, blob_path};
 
 use super::Registry;
@@ -23,6 +26,13 @@ pub(crate) const BLOB_LEASE_SCOPE: &str = "blob";
 
 /// How long a blob's lease lasts (it is held for a stat and a delete or a rename).
 pub(crate) const BLOB_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The lease scope of a principal's commits while [`Policy::commit`](crate::Policy::commit)
+/// limits are checked (per registry).
+const COMMIT_LEASE_SCOPE: &str = "commit";
+
+/// How long a commit's lease lasts: it is held for a usage query and an index transaction.
+const COMMIT_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Where a blob's bytes are when it has to be put in place.
 #[derive(Debug, Clone, Copy)]
@@ -92,6 +102,72 @@ impl Registry {
                 tracing::error!(registry = %self.name(), sha256, error = %e, "could not confirm a kept blob after its commit");
             }
             source.drop_unused(blobs).await;
+        }
+        out
+    }
+
+    /// Runs `commit` (index writes) after the policy's commit-time limits
+    /// ([`Policy::commit`](crate::Policy::commit)) passed, with the caller's commits to this
+    /// registry serialized while both run: in this process by a lock, and across replicas
+    /// sharing the index by a lease, so a quota is checked and used in one step. Without
+    /// such limits, or for an anonymous caller, `commit` runs at once.
+    ///
+    /// # Errors
+    /// The policy's refusal (nothing is committed then), index errors, and `commit`'s.
+    pub(crate) async fn commit_checked<T>(
+        &self,
+        caller: &Caller,
+        facts: CommitFacts,
+        commit: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let Some(who) = caller.identity.principal().map(|p| p.key().into_owned()) else {
+            return commit.await;
+        };
+        let policy = self.inner.policy.clone();
+        let cx = self.cx(caller);
+        if policy.commit(cx, &facts).is_none() {
+            return commit.await;
+        }
+        let lock = self
+            .inner
+            .commit_locks
+            .lock()
+            .entry(who.clone())
+            .or_default()
+            .clone();
+        let out = {
+            let _local = lock.lock().await;
+            let index = self.index();
+            let scope = format!("{COMMIT_LEASE_SCOPE}:{}", self.name());
+            let holder = uuid::Uuid::new_v4().simple().to_string();
+            let lease = loop {
+                let now = self.now();
+                match index
+                    .try_lease(&scope, &who, &holder, now, now + COMMIT_LEASE)
+                    .await?
+                {
+                    Lease::Busy => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+                    lease => break lease,
+                }
+            };
+            let out = async {
+                if let Some(check) = policy.commit(self.cx(caller), &facts) {
+                    check.await?;
+                }
+                commit.await
+            }
+            .await;
+            if lease == Lease::Taken
+                && let Err(e) = index.release_lease(&scope, &who, &holder).await
+            {
+                tracing::warn!(registry = %self.name(), error = %e, "could not release a commit lease; it expires");
+            }
+            out
+        };
+        let mut locks = self.inner.commit_locks.lock();
+        drop(lock);
+        if locks.get(&who).is_some_and(|l| Arc::strong_count(l) == 1) {
+            locks.remove(&who);
         }
         out
     }

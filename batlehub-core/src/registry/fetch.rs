@@ -7,11 +7,12 @@ use bytes::Bytes;
 use futures::StreamExt as _;
 use futures::future::FutureExt as _;
 use http::{HeaderMap, HeaderValue, StatusCode};
+use tokio::io::AsyncWriteExt as _;
 use tokio::sync::{mpsc, oneshot};
 use url::Url;
 
 use crate::body;
-use crate::digest::{Digests, ExpectedDigest, MultiHasher};
+use crate::digest::{ContentCheck, Digests, ExpectedDigest, MultiHasher};
 use crate::error::{Error, Result};
 use crate::model::{CachedArtifact, CachedDocument};
 use crate::store::{Lease, blob_path};
@@ -251,6 +252,9 @@ impl Registry {
     /// [`Error::Upstream`] when the stored copy is gone (the next request fetches it
     /// again); storage errors.
     pub async fn document_bytes(&self, doc: &DocumentRef) -> Result<Bytes> {
+        if let Some(body) = &doc.fetched {
+            return Ok(body.clone());
+        }
         self.document_body(&doc.sha256).await?.ok_or_else(|| {
             Error::Upstream(format!(
                 "the cached upstream document {} is gone; try again",
@@ -474,12 +478,44 @@ impl Registry {
         url: Url,
         expected: Option<ExpectedDigest>,
     ) -> Result<Artifact> {
+        self.upstream_artifact_with(key, url, expected, None).await
+    }
+
+    /// [`upstream_artifact`](Self::upstream_artifact) for an artifact whose content is
+    /// checked as a whole once downloaded (`check`, beside or instead of an `expected`
+    /// digest of its bytes): the download is spooled to a temporary file, checked, and
+    /// cached; only then is it served, so a refused artifact is answered with
+    /// [`Error::Upstream`] and the check's reason, never with part of its bytes. Memory stays
+    /// flat in the artifact's size; the first byte waits for the last.
+    ///
+    /// # Errors
+    /// As [`upstream_artifact`](Self::upstream_artifact); [`Error::Upstream`] with the reason
+    /// when `check` refuses the content.
+    pub async fn upstream_artifact_checked(
+        &self,
+        key: &str,
+        url: Url,
+        expected: Option<ExpectedDigest>,
+        check: Arc<dyn ContentCheck>,
+    ) -> Result<Artifact> {
+        self.upstream_artifact_with(key, url, expected, Some(check))
+            .await
+    }
+
+    async fn upstream_artifact_with(
+        &self,
+        key: &str,
+        url: Url,
+        expected: Option<ExpectedDigest>,
+        check: Option<Arc<dyn ContentCheck>>,
+    ) -> Result<Artifact> {
         let client = self.upstream_client()?;
         client.check_url(&url)?;
         if let Some(hit) = self.cached_artifact(key).await? {
             return Ok(hit);
         }
-        if expected.is_none() {
+        let checked = check.is_some();
+        if expected.is_none() && !checked {
             if !self.inner.config.allow_unverified {
                 tracing::warn!(registry = %self.name(), key, "upstream published no digest; refused");
                 return Err(Error::Upstream(format!(
@@ -515,7 +551,8 @@ impl Registry {
                 let this = self.clone();
                 let key = key.to_owned();
                 self.inner.storage.background.spawn(async move {
-                    let out = this.download(&key, url, expected, tx, head_tx).await;
+                    let verify = Verify { expected, check };
+                    let out = this.download(&key, url, verify, tx, head_tx).await;
                     this.inner.artifact_flights.lock().remove(&key);
                     let _ = done_tx.send(out);
                 });
@@ -523,6 +560,8 @@ impl Registry {
             }
         };
         match role {
+            // Checked content is served once the whole of it passed, from the cache.
+            Role::Leader(_, _, flight) if checked => self.after_flight(key, flight).await,
             Role::Leader(rx, head_rx, flight) => {
                 let head = head_rx
                     .await
@@ -663,7 +702,7 @@ impl Registry {
         &self,
         key: &str,
         url: Url,
-        expected: Option<ExpectedDigest>,
+        verify: Verify,
         tx: mpsc::Sender<Feed>,
         head_tx: oneshot::Sender<Result<Head>>,
     ) -> Result<CachedArtifact> {
@@ -679,7 +718,7 @@ impl Registry {
             }
         };
         let out = self
-            .download_leased(key, url, expected, tx, head_tx, &mut lease)
+            .download_leased(key, url, verify, tx, head_tx, &mut lease)
             .await;
         if let Some(held) = lease
             && let Err(e) = self
@@ -696,11 +735,12 @@ impl Registry {
         &self,
         key: &str,
         url: Url,
-        expected: Option<ExpectedDigest>,
+        verify: Verify,
         tx: mpsc::Sender<Feed>,
         head_tx: oneshot::Sender<Result<Head>>,
         lease: &mut Option<HeldLease>,
     ) -> Result<CachedArtifact> {
+        let Verify { expected, check } = verify;
         // The client's channel, while it keeps up; `None` once it fell behind or left (it
         // then reads the rest from the stored blob, or the error from the flight).
         let mut tx = Some(tx);
@@ -748,6 +788,16 @@ impl Registry {
                 return Err(e);
             }
         };
+        // Content to check is also spooled to a local file, for the check to read at will.
+        let mut spool = match check.as_ref().map(|_| tempfile::tempfile()).transpose() {
+            Ok(file) => file.map(tokio::fs::File::from_std),
+            Err(e) => {
+                let _ = writer.abort().await;
+                let e = Error::internal(format!("could not create a spool file: {e}"));
+                let _ = head_tx.send(Err(e.clone()));
+                return Err(e);
+            }
+        };
         let _ = head_tx.send(Ok(Head::Streaming(length)));
         let mut hasher = MultiHasher::default();
         let mut pending: Option<Bytes> = None;
@@ -764,6 +814,11 @@ impl Registry {
                     return Err(Error::Upstream(format!(
                         "upstream artifact {key} is larger than {limit} bytes"
                     )));
+                }
+                if let Some(file) = spool.as_mut() {
+                    file.write_all(&chunk)
+                        .await
+                        .map_err(|e| Error::internal(format!("spool write failed: {e}")))?;
                 }
                 writer.write(chunk.clone()).await?;
                 if let Some(prev) = pending.replace(chunk) {
@@ -795,6 +850,34 @@ impl Registry {
             };
             feed(&mut tx, Feed::Failed(fail(e.to_string())));
             return Err(e);
+        }
+        if let (Some(check), Some(file)) = (check, spool.take()) {
+            let verdict = async {
+                let mut file = file;
+                file.flush()
+                    .await
+                    .map_err(|e| format!("could not spool the download: {e}"))?;
+                let mut file = file.into_std().await;
+                tokio::task::spawn_blocking(move || {
+                    use std::io::Seek as _;
+                    file.rewind()
+                        .map_err(|e| format!("could not read the download back: {e}"))?;
+                    check.check(&mut file)
+                })
+                .await
+                .unwrap_or_else(|e| Err(format!("the check failed: {e}")))
+            }
+            .await;
+            if let Err(reason) = verdict {
+                let _ = writer.abort().await;
+                let _ = blobs.delete(&temp).await;
+                tracing::error!(registry = %self.name(), key, %url, %reason, "integrity check of an upstream artifact's content failed; not cached");
+                let e = Error::Upstream(format!(
+                    "integrity check failed for {key}: {reason}; not cached"
+                ));
+                feed(&mut tx, Feed::Failed(fail(e.to_string())));
+                return Err(e);
+            }
         }
         // Verified: the first client has every byte now, while the blob and its index row
         // are committed (followers wait for that, and a client that fell behind reads the
@@ -828,6 +911,12 @@ impl Registry {
             }
         }
     }
+}
+
+/// What a download is checked against: a digest of its bytes, a check of its content.
+struct Verify {
+    expected: Option<ExpectedDigest>,
+    check: Option<Arc<dyn ContentCheck>>,
 }
 
 /// How long a replica's lease on a download lasts; renewed while the download runs.

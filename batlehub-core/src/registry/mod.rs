@@ -151,6 +151,9 @@ pub struct DocumentRef {
     pub fetched_at: DateTime<Utc>,
     /// sha256 (hex) of the bytes.
     pub sha256: String,
+    /// The bytes, when they were just fetched: they may not be stored yet, and a memory
+    /// cache too small to keep them must not make them unreadable.
+    fetched: Option<Bytes>,
 }
 
 impl DocumentRef {
@@ -161,6 +164,7 @@ impl DocumentRef {
             upstream: row.upstream as usize,
             fetched_at: row.fetched_at,
             sha256: row.sha256,
+            fetched: None,
         }
     }
 }
@@ -173,6 +177,7 @@ impl From<Document> for DocumentRef {
             upstream: d.upstream,
             fetched_at: d.fetched_at,
             sha256: d.sha256,
+            fetched: Some(d.body),
         }
     }
 }
@@ -269,6 +274,8 @@ struct Inner {
     /// Documents every upstream answered `404` for, and until when that answer stands.
     absent: Mutex<HashMap<String, chrono::DateTime<chrono::Utc>>>,
     artifact_flights: Mutex<HashMap<String, ArtifactFlight>>,
+    /// Per principal: held while a commit checks [`Policy::commit`] and writes its rows.
+    commit_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Uploads in progress per caller (principal, else client address).
     uploads: Arc<Mutex<HashMap<String, usize>>>,
 }
@@ -358,6 +365,7 @@ impl Registry {
                 flight_ids: std::sync::atomic::AtomicU64::new(0),
                 absent: Mutex::new(HashMap::new()),
                 artifact_flights: Mutex::new(HashMap::new()),
+                commit_locks: Mutex::new(HashMap::new()),
                 uploads: Arc::default(),
                 config,
             }),

@@ -12,7 +12,7 @@ use super::{Registry, Staged, TempBlob};
 use crate::digest::MultiHasher;
 use crate::error::{Error, Result};
 use crate::model::{NewVersion, Owner};
-use crate::policy::Caller;
+use crate::policy::{Caller, CommitFacts};
 
 impl Registry {
     /// Streams an upload into a temporary blob, hashing it, refusing more than
@@ -20,11 +20,51 @@ impl Registry {
     ///
     /// # Errors
     /// [`Error::PayloadTooLarge`], [`Error::BadRequest`] for a broken stream, storage errors.
-    pub async fn stage<S, E>(&self, mut stream: S) -> Result<Staged>
+    pub async fn stage<S, E>(&self, stream: S) -> Result<Staged>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
         E: fmt::Display,
     {
+        self.stage_into(stream, None).await
+    }
+
+    /// [`Registry::stage`], also writing the upload to a temporary file (gone once dropped),
+    /// for a protocol that must read it at will (an archive, whose index is at its end)
+    /// without holding it in memory.
+    ///
+    /// # Errors
+    /// As [`Registry::stage`]; storage errors writing the file.
+    pub async fn stage_spooled<S, E>(&self, stream: S) -> Result<(Staged, std::fs::File)>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+        E: fmt::Display,
+    {
+        use tokio::io::AsyncWriteExt as _;
+        let file = tokio::task::spawn_blocking(tempfile::tempfile)
+            .await
+            .map_err(Error::internal)?
+            .map_err(Error::storage)?;
+        let mut file = tokio::fs::File::from_std(file);
+        let staged = self.stage_into(stream, Some(&mut file)).await?;
+        match file.flush().await {
+            Ok(()) => Ok((staged, file.into_std().await)),
+            Err(e) => {
+                self.discard(staged).await;
+                Err(Error::storage(format!("spooling an upload failed: {e}")))
+            }
+        }
+    }
+
+    async fn stage_into<S, E>(
+        &self,
+        mut stream: S,
+        mut spool: Option<&mut tokio::fs::File>,
+    ) -> Result<Staged>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+        E: fmt::Display,
+    {
+        use tokio::io::AsyncWriteExt as _;
         let temp = format!("tmp/{}", uuid::Uuid::new_v4());
         let mut writer = self.inner.storage.blobs.writer(&temp).await?;
         let mut hasher = MultiHasher::default();
@@ -38,6 +78,11 @@ impl Registry {
                     return Err(Error::PayloadTooLarge(format!(
                         "upload exceeds the limit of {limit} bytes"
                     )));
+                }
+                if let Some(file) = spool.as_deref_mut() {
+                    file.write_all(&chunk)
+                        .await
+                        .map_err(|e| Error::storage(format!("spooling an upload failed: {e}")))?;
                 }
                 writer.write(chunk).await?;
             }
@@ -142,18 +187,21 @@ impl Registry {
         staged: Staged,
     ) -> Result<()> {
         let out = self
-            .commit_staged(std::slice::from_ref(&staged), async {
-                match self
-                    .index()
-                    .add_file(self.name(), package, version, &file)
-                    .await?
-                {
-                    true => Ok(()),
-                    false => Err(Error::NotFound(format!(
-                        "{package} {version} does not exist"
-                    ))),
-                }
-            })
+            .commit_staged(
+                std::slice::from_ref(&staged),
+                self.commit_checked(caller, CommitFacts::new(package, file.size), async {
+                    match self
+                        .index()
+                        .add_file(self.name(), package, version, &file)
+                        .await?
+                    {
+                        true => Ok(()),
+                        false => Err(Error::NotFound(format!(
+                            "{package} {version} does not exist"
+                        ))),
+                    }
+                }),
+            )
             .await;
         self.audit(
             caller,
@@ -171,21 +219,26 @@ impl Registry {
         new: NewVersion,
         staged: Vec<Staged>,
     ) -> Result<()> {
-        self.commit_staged(&staged, async {
-            // The publisher of a new name becomes its owner, atomically: of two first
-            // publishes racing past the policy check, one claims the name and the other is
-            // checked again, now against the winner's ownership.
-            let package = &new.version.package;
-            if let Some(publisher) = &new.version.publisher
-                && !self
-                    .index()
-                    .claim_package(self.name(), package, &Owner::User(publisher.clone()))
-                    .await?
-            {
-                self.inner.policy.manage(self.cx(caller), package).await?;
-            }
-            self.index().publish(&new).await
-        })
+        let size = new.version.files.iter().map(|f| f.size).sum();
+        let facts = CommitFacts::new(new.version.package.clone(), size);
+        self.commit_staged(
+            &staged,
+            self.commit_checked(caller, facts, async {
+                // The publisher of a new name becomes its owner, atomically: of two first
+                // publishes racing past the policy check, one claims the name and the other is
+                // checked again, now against the winner's ownership.
+                let package = &new.version.package;
+                if let Some(publisher) = &new.version.publisher
+                    && !self
+                        .index()
+                        .claim_package(self.name(), package, &Owner::User(publisher.clone()))
+                        .await?
+                {
+                    self.inner.policy.manage(self.cx(caller), package).await?;
+                }
+                self.index().publish(&new).await
+            }),
+        )
         .await
     }
 }

@@ -235,42 +235,16 @@ const MAX_TIME_LOOKUPS: usize = 8;
 /// been published (a release-age gate is in force), fetches their POMs (newest first, at
 /// most [`MAX_TIME_LOOKUPS`]) so the gate sees their `Last-Modified`.
 async fn learn_times(ctx: &Cx, coords: &Coords, entries: &mut [VersionFacts]) -> Result<()> {
-    let unknown: Vec<usize> = (0..entries.len())
-        .filter(|&i| entries[i].published_at.is_none())
-        .collect();
-    if unknown.is_empty() {
-        return Ok(());
-    }
-    let now = ctx.registry.now();
-    let probe: Vec<VersionFacts> = unknown
-        .iter()
-        .map(|&i| VersionFacts {
-            version: entries[i].version.clone(),
-            published_at: Some(now),
-        })
-        .collect();
-    let decisions = ctx
-        .registry
-        .version_decisions(&ctx.caller, &coords.key(), &probe)
-        .await?;
-    let mut wanted: Vec<usize> = unknown
-        .into_iter()
-        .zip(decisions)
-        .filter(|(_, d)| matches!(d, Decision::Deny(_)))
-        .map(|(i, _)| i)
-        .collect();
-    wanted.sort_by(|&a, &b| version::compare(&entries[b].version, &entries[a].version));
-    wanted.truncate(MAX_TIME_LOOKUPS);
-    let times = futures::future::join_all(
-        wanted
-            .iter()
-            .map(|&i| proxy::fetch_pom_time(ctx, coords, &entries[i].version)),
-    )
-    .await;
-    for (i, t) in wanted.into_iter().zip(times) {
-        entries[i].published_at = t;
-    }
-    Ok(())
+    ctx.registry
+        .learn_publish_times(
+            &ctx.caller,
+            &coords.key(),
+            entries,
+            MAX_TIME_LOOKUPS,
+            version::compare,
+            |v| async move { proxy::fetch_pom_time(ctx, coords, &v).await },
+        )
+        .await
 }
 
 /// Version-level metadata of a SNAPSHOT: the newest complete build and, per

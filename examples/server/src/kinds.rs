@@ -68,6 +68,26 @@ fn yank_flag<'a>(
     })
 }
 
+/// Go versions are stored without their `v` (plain semver); `v1.2.3` names `1.2.3`. A
+/// yanked version leaves `@v/list` and `@latest` and stays downloadable when pinned.
+fn go_yank<'a>(
+    index: &'a dyn Index,
+    registry: &'a str,
+    package: &'a str,
+    version: &'a str,
+    yanked: bool,
+    reason: Option<&'a str>,
+) -> BoxFuture<'a, batlehub::core::Result<String>> {
+    yank_flag(
+        index,
+        registry,
+        package,
+        version.strip_prefix('v').unwrap_or(version),
+        yanked,
+        reason,
+    )
+}
+
 /// PEP 592: the yank reason is kept and shown by pip.
 fn pypi_yank<'a>(
     index: &'a dyn Index,
@@ -127,6 +147,15 @@ pub static KINDS: &[Kind] = &[
         package_key: <batlehub::maven::MavenService as RegistryService>::package_key,
         upstream_url: <batlehub::maven::MavenService as RegistryService>::upstream_url,
         yank: yank_flag,
+    },
+    Kind {
+        name: "go",
+        aliases: &["goproxy"],
+        validate: no_settings,
+        serve: plain::<batlehub::go::GoService>,
+        package_key: <batlehub::go::GoService as RegistryService>::package_key,
+        upstream_url: <batlehub::go::GoService as RegistryService>::upstream_url,
+        yank: go_yank,
     },
 ];
 
@@ -199,6 +228,15 @@ mod tests {
             key("maven", "org.example:lib").expect("valid"),
             "org.example:lib"
         );
+        assert_eq!(
+            key("go", "example.com/Org/Mod").expect("valid"),
+            "example.com/Org/Mod"
+        );
+        assert_eq!(
+            key("goproxy", "example.com/!org/mod").expect("valid"),
+            "example.com/Org/mod"
+        );
+        assert!(key("go", "example.com/../x").is_err());
         assert!(key("cargo", "not a crate").is_err());
         assert!(find("nope").is_none());
     }

@@ -1,0 +1,73 @@
+//! Fuzz targets for the Go parsers of untrusted bytes: module zips, `go.mod` module
+//! directives, `.info` documents, version lists, module paths, versions and request paths
+//! (`PROPTEST_CASES` sets the length of a run).
+
+use std::io::{Cursor, Write as _};
+
+use batlehub_test::fuzz::{mutated, mutated_str};
+use proptest::prelude::*;
+
+use crate::name::{ModulePath, Version};
+
+fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for (name, data) in entries {
+        w.start_file(*name, zip::write::SimpleFileOptions::default())
+            .expect("entry");
+        w.write_all(data).expect("write");
+    }
+    w.finish().expect("finish").into_inner()
+}
+
+proptest! {
+    #[test]
+    fn module_zips(bytes in mutated(zip_of(&[
+        ("example.com/m@v1.0.0/go.mod", b"module example.com/m\n\ngo 1.19\n"),
+        ("example.com/m@v1.0.0/m.go", b"package m\n"),
+        ("example.com/m@v1.0.0/sub/s.go", b"package sub\n"),
+    ]))) {
+        let m = ModulePath::parse("example.com/m").expect("path");
+        let v = Version::parse("v1.0.0").expect("version");
+        if let Ok(zip) = crate::modzip::inspect(Cursor::new(bytes), &m, &v) {
+            prop_assert!(zip.h1.starts_with("h1:"));
+            let declared = crate::modzip::module_directive(&zip.go_mod);
+            prop_assert_eq!(declared.as_deref(), Some("example.com/m"));
+        }
+    }
+
+    #[test]
+    fn go_mod_directives(text in mutated(b"// c\nmodule example.com/m // x\n\ngo 1.19\n".to_vec())) {
+        let _ = crate::modzip::module_directive(&text);
+    }
+
+    #[test]
+    fn infos(json in mutated(br#"{"Version":"v1.2.3","Time":"2026-01-02T03:04:05Z"}"#.to_vec())) {
+        if let Ok(info) = serde_json::from_slice::<crate::wire::Info>(&json) {
+            let again: crate::wire::Info = serde_json::from_slice(&info.to_json()).expect("ours parse");
+            prop_assert_eq!(again.version, info.version);
+        }
+    }
+
+    #[test]
+    fn lists(text in mutated(b"v1.0.0\nv1.1.0 2026-01-02T03:04:05Z\nv2.0.0+incompatible\n".to_vec())) {
+        for v in crate::wire::parse_list(&text) {
+            if let Ok(parsed) = Version::parse(&v) {
+                prop_assert_eq!(Version::from_stored(parsed.stored()).expect("round trip"), parsed);
+            }
+        }
+    }
+
+    #[test]
+    fn module_paths(path in mutated_str("example.com/!org/mod/v2")) {
+        if let Ok(m) = ModulePath::unescape(&path) {
+            prop_assert_eq!(ModulePath::unescape(&m.escaped()).expect("round trip"), m.clone());
+            prop_assert!(!m.as_str().split('/').any(|e| e == ".." || e.is_empty()));
+        }
+    }
+
+    #[test]
+    fn request_paths(path in mutated_str("/example.com/!org/mod/@v/v1.0.0-rc.1.zip")) {
+        let _ = crate::routes::parse(&path, false);
+        let _ = crate::routes::parse(&path, true);
+    }
+}

@@ -1,0 +1,147 @@
+//! The upstream GOPROXY: version lists, `.info`, `.mod` and module zips, each checked before
+//! it is served or cached. GOPROXY publishes no digest of a zip's bytes; what a zip must
+//! agree with is its `go.mod`, published beside it as `.mod`. A downloaded zip is therefore
+//! spooled, checked as the go command checks it (paths, sizes, module path), and its
+//! `go.mod` compared with the upstream's `.mod`; a zip that fails is neither served nor
+//! cached.
+
+use std::sync::Arc;
+
+use batlehub_core::digest::ContentCheck;
+use batlehub_core::protocol::Cx;
+use batlehub_core::{Artifact, Error, Result};
+use bytes::Bytes;
+
+use crate::modzip;
+use crate::name::{ModulePath, Version, escape};
+use crate::wire::{self, Info};
+
+/// The most upstream `.info` files fetched for one version list to learn publish times.
+pub(crate) const MAX_TIME_LOOKUPS: usize = 8;
+
+fn version_path(m: &ModulePath, v: &Version, ext: &str) -> String {
+    format!("{}/@v/{}.{ext}", m.escaped(), escape(v.as_str()))
+}
+
+/// The upstream's versions of `m` (canonical, of this module's major version, not
+/// pseudo-versions), and whether the list is a stale copy; `None` when no upstream has it.
+pub(crate) async fn list(cx: &Cx, m: &ModulePath) -> Result<Option<(Vec<Version>, bool)>> {
+    let Some(doc) = cx
+        .registry
+        .upstream_document(
+            &format!("list:{m}"),
+            &format!("{}/@v/list", m.escaped()),
+            "text/plain",
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    if std::str::from_utf8(&doc.body).is_err() {
+        return Err(Error::Upstream(format!(
+            "the upstream's version list of {m} is not UTF-8 text"
+        )));
+    }
+    let versions = wire::parse_list(&doc.body)
+        .iter()
+        .filter_map(|v| Version::parse(v).ok())
+        .filter(|v| m.check_version(v).is_ok() && !v.is_pseudo())
+        .collect();
+    Ok(Some((versions, doc.stale)))
+}
+
+/// The upstream's `.info` of `m@v` (its `Version` checked), and whether it is a stale copy.
+pub(crate) async fn info(cx: &Cx, m: &ModulePath, v: &Version) -> Result<Option<(Info, bool)>> {
+    let Some(doc) = cx
+        .registry
+        .upstream_document(
+            &format!("info:{m}@{v}"),
+            &version_path(m, v, "info"),
+            "application/json",
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let info: Info = serde_json::from_slice(&doc.body).map_err(|e| {
+        Error::Upstream(format!("the upstream's .info of {m}@{v} is not valid: {e}"))
+    })?;
+    if info.version != v.as_str() {
+        return Err(Error::Upstream(format!(
+            "the upstream's .info of {m}@{v} names version {:?}",
+            info.version
+        )));
+    }
+    Ok(Some((
+        Info::new(v.as_str(), info.published_at()),
+        doc.stale,
+    )))
+}
+
+/// The upstream's `.mod` of `m@v` (its module directive checked), and which upstream
+/// served it.
+pub(crate) async fn go_mod(cx: &Cx, m: &ModulePath, v: &Version) -> Result<Option<(Bytes, usize)>> {
+    let Some(doc) = cx
+        .registry
+        .upstream_document(
+            &format!("mod:{m}@{v}"),
+            &version_path(m, v, "mod"),
+            "text/plain",
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    match modzip::module_directive(&doc.body) {
+        Some(declared) if declared == m.as_str() => Ok(Some((doc.body, doc.upstream))),
+        declared => Err(Error::Upstream(format!(
+            "the upstream's go.mod of {m}@{v} declares module {declared:?}"
+        ))),
+    }
+}
+
+/// The module zip of `m@v`, from the cache or the upstream that served its `.mod`.
+pub(crate) async fn zip(cx: &Cx, m: &ModulePath, v: &Version) -> Result<Artifact> {
+    let key = format!("zip:{m}@{v}");
+    if let Some(hit) = cx.registry.cached_artifact(&key).await? {
+        return Ok(hit);
+    }
+    let (go_mod, upstream) = go_mod(cx, m, v)
+        .await?
+        .ok_or_else(|| super::unknown_version(m, v))?;
+    let client = cx
+        .registry
+        .upstream()
+        .ok_or_else(|| Error::NotFound("registry has no upstream".into()))?;
+    let url = client.url_for(upstream, &version_path(m, v, "zip"))?;
+    let check = Arc::new(ZipCheck {
+        module: m.clone(),
+        version: v.clone(),
+        go_mod,
+    });
+    cx.registry
+        .upstream_artifact_checked(&key, url, None, check)
+        .await
+}
+
+/// What an upstream module zip must be: a valid module zip of this module and version whose
+/// `go.mod` is the `.mod` the upstream published.
+#[derive(Debug)]
+struct ZipCheck {
+    module: ModulePath,
+    version: Version,
+    go_mod: Bytes,
+}
+
+impl ContentCheck for ZipCheck {
+    fn check(&self, file: &mut std::fs::File) -> std::result::Result<(), String> {
+        let zip = modzip::inspect(file, &self.module, &self.version)?;
+        if zip.go_mod != self.go_mod {
+            return Err(format!(
+                "the go.mod inside the upstream's zip of {}@{} differs from the .mod it publishes",
+                self.module, self.version
+            ));
+        }
+        Ok(())
+    }
+}

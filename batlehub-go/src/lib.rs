@@ -1,0 +1,44 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(test)]
+mod fuzz;
+mod handlers;
+mod modzip;
+mod name;
+mod protocol;
+mod routes;
+mod wire;
+
+batlehub_core::protocol_service! {
+    /// Serves one Go module registry (the GOPROXY protocol) instance, local, proxy or
+    /// hybrid, at whatever path it is mounted: point `GOPROXY` at the mount point.
+    ///
+    /// `Service<Request<B>>` for any body `B`, with `Error = Infallible`: every failure
+    /// becomes a plain-text response with the right status (the go command prints it).
+    /// Authentication is read from the [`Identity`](batlehub_core::Identity) request
+    /// extension that `batlehub_auth::AuthLayer` inserts; a request without one is
+    /// anonymous. A proxy's upstream is a GOPROXY root (the URL `GOPROXY` would name).
+    ///
+    /// Endpoints, relative to the mount point:
+    ///
+    /// | Request | What |
+    /// |---|---|
+    /// | `GET /{module}/@v/list` | versions policy lets through, one per line |
+    /// | `GET /{module}/@v/{version}.info` | `{"Version","Time"}` |
+    /// | `GET /{module}/@v/{version}.mod` | the version's `go.mod` |
+    /// | `GET /{module}/@v/{version}.zip` | the module zip |
+    /// | `GET /{module}/@latest` | `.info` of the newest version policy lets through |
+    /// | `PUT /{module}/@v/{version}.zip` | publish a module zip (`.mod`, `.info` optional, checked) |
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn demo(storage: batlehub_core::Storage) -> Result<(), Box<dyn std::error::Error>> {
+    /// let hub = batlehub_core::Hub::builder().storage(storage).build()?;
+    /// let go = batlehub_go::GoService::local(&hub, "go", "/go")?;
+    /// // axum::Router::new().nest_service("/go", go)
+    /// # let _ = go; Ok(()) }
+    /// ```
+    pub struct GoService(protocol::Go);
+}

@@ -1,0 +1,173 @@
+//! A Go registry proxying an upstream GOPROXY (wiremock): what is served and cached, what a
+//! lying upstream gets, and the hybrid guard.
+
+mod common;
+
+use common::{GoApp, TestApp, go_mod, module_zip, mount_module, zip_of};
+use http::StatusCode;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn upstream_url(server: &MockServer) -> String {
+    format!("{}/goproxy/", server.uri())
+}
+
+#[tokio::test]
+async fn serves_and_caches_the_upstream() {
+    let upstream = MockServer::start().await;
+    mount_module(
+        &upstream,
+        "example.com/Org/Mod",
+        &["v1.0.0", "v1.1.0", "v1.2.0-rc.1"],
+    )
+    .await;
+    let app = TestApp::proxy(&upstream_url(&upstream)).build().await;
+    let (s, list) = app.text("/example.com/!org/!mod/@v/list").await;
+    assert_eq!(s, StatusCode::OK);
+    insta::assert_snapshot!("proxy_list", list);
+    let (s, info) = app.text("/example.com/!org/!mod/@v/v1.1.0.info").await;
+    assert_eq!(s, StatusCode::OK);
+    insta::assert_snapshot!("proxy_info", info);
+    let (s, latest) = app.text("/example.com/!org/!mod/@latest").await;
+    assert_eq!(s, StatusCode::OK);
+    insta::assert_snapshot!("proxy_latest", latest);
+    let zip = app.fetch("/example.com/!org/!mod/@v/v1.0.0.zip").await;
+    assert_eq!(zip.status, StatusCode::OK, "{}", zip.text());
+    assert_eq!(zip.body, module_zip("example.com/Org/Mod", "v1.0.0"));
+    // Cached: the upstream is asked once for the zip.
+    let again = app.fetch("/example.com/!org/!mod/@v/v1.0.0.zip").await;
+    assert_eq!(again.body, zip.body);
+    let asked = upstream
+        .received_requests()
+        .await
+        .expect("recorded")
+        .iter()
+        .filter(|r| r.url.path().ends_with("v1.0.0.zip"))
+        .count();
+    assert_eq!(asked, 1);
+}
+
+#[tokio::test]
+async fn a_zip_that_disagrees_with_its_mod_is_refused_and_not_cached() {
+    let upstream = MockServer::start().await;
+    let m = "example.com/m";
+    mount_module(&upstream, m, &["v1.0.0"]).await;
+    let lying = zip_of(&[
+        (
+            format!("{m}@v1.0.0/go.mod"),
+            format!("{}require example.com/evil v1.0.0\n", go_mod(m)).into_bytes(),
+        ),
+        (format!("{m}@v1.0.0/lib.go"), b"package lib\n".to_vec()),
+    ]);
+    Mock::given(method("GET"))
+        .and(path("/goproxy/example.com/m/@v/v1.0.0.zip"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(lying))
+        .with_priority(1)
+        .mount(&upstream)
+        .await;
+    let app = TestApp::proxy(&upstream_url(&upstream)).build().await;
+    let got = app.fetch("/example.com/m/@v/v1.0.0.zip").await;
+    assert_eq!(got.status, StatusCode::BAD_GATEWAY);
+    insta::assert_snapshot!("proxy_error_lying_zip", got.text());
+    assert!(
+        app.registry
+            .cached_artifact("zip:example.com/m@v1.0.0")
+            .await
+            .expect("read")
+            .is_none()
+    );
+
+    // A zip whose paths escape its prefix is refused the same way.
+    upstream.reset().await;
+    mount_module(&upstream, m, &["v1.0.0"]).await;
+    Mock::given(method("GET"))
+        .and(path("/goproxy/example.com/m/@v/v1.0.0.zip"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(zip_of(&[(
+            format!("{m}@v1.0.0/../../x.go"),
+            b"package x\n".to_vec(),
+        )])))
+        .with_priority(1)
+        .mount(&upstream)
+        .await;
+    let got = app.fetch("/example.com/m/@v/v1.0.0.zip").await;
+    assert_eq!(got.status, StatusCode::BAD_GATEWAY);
+    assert!(got.text().contains("invalid file path"), "{}", got.text());
+}
+
+#[tokio::test]
+async fn an_upstream_mod_of_another_module_is_refused() {
+    let upstream = MockServer::start().await;
+    mount_module(&upstream, "example.com/m", &["v1.0.0"]).await;
+    Mock::given(method("GET"))
+        .and(path("/goproxy/example.com/m/@v/v1.0.0.mod"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(go_mod("example.com/other")))
+        .with_priority(1)
+        .mount(&upstream)
+        .await;
+    let app = TestApp::proxy(&upstream_url(&upstream)).build().await;
+    let got = app.fetch("/example.com/m/@v/v1.0.0.mod").await;
+    assert_eq!(got.status, StatusCode::BAD_GATEWAY);
+    assert!(got.text().contains("example.com/other"), "{}", got.text());
+}
+
+#[tokio::test]
+async fn hybrid_serves_a_local_module_from_here_only() {
+    let upstream = MockServer::start().await;
+    let m = "example.com/private";
+    mount_module(&upstream, m, &["v1.0.0", "v9.9.9"]).await;
+    mount_module(&upstream, "example.com/public", &["v1.0.0"]).await;
+    let app = TestApp::hybrid(&upstream_url(&upstream))
+        .claims(&["example.com/private"])
+        .build()
+        .await;
+    app.upload(m, "v1.0.0", "alice").await;
+    let (_, list) = app.text("/example.com/private/@v/list").await;
+    assert_eq!(list, "v1.0.0\n", "the upstream's v9.9.9 is not listed");
+    let got = app.fetch("/example.com/private/@v/v9.9.9.zip").await;
+    assert_eq!(got.status, StatusCode::NOT_FOUND);
+    // Other modules come from the upstream.
+    let (s, list) = app.text("/example.com/public/@v/list").await;
+    assert_eq!((s, list.as_str()), (StatusCode::OK, "v1.0.0\n"));
+}
+
+#[tokio::test]
+async fn the_age_gate_learns_upstream_times_from_info() {
+    let upstream = MockServer::start().await;
+    let m = "example.com/m";
+    mount_module(&upstream, m, &["v1.0.0"]).await;
+    // v1.1.0 published at the harness's "now".
+    for (file, body) in [
+        (
+            "v1.1.0.info",
+            br#"{"Version":"v1.1.0","Time":"2026-01-02T03:04:05Z"}"#.to_vec(),
+        ),
+        ("v1.1.0.mod", go_mod(m).into_bytes()),
+        ("v1.1.0.zip", module_zip(m, "v1.1.0")),
+    ] {
+        Mock::given(method("GET"))
+            .and(path(format!("/goproxy/example.com/m/@v/{file}")))
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(body))
+            .mount(&upstream)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(path("/goproxy/example.com/m/@v/list"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("v1.0.0\nv1.1.0\n"))
+        .with_priority(1)
+        .mount(&upstream)
+        .await;
+    let app = TestApp::proxy(&upstream_url(&upstream))
+        .rules("[[rules]]\nkind = \"release_age_gate\"\nmin_age_secs = 86400\n")
+        .build()
+        .await;
+    let (_, list) = app.text("/example.com/m/@v/list").await;
+    assert_eq!(list, "v1.0.0\n");
+    let (_, latest) = app.text("/example.com/m/@latest").await;
+    assert!(latest.contains("\"v1.0.0\""), "{latest}");
+    let got = app.fetch("/example.com/m/@v/v1.1.0.zip").await;
+    assert_eq!(got.status, StatusCode::FORBIDDEN);
+    assert!(got.text().contains("release-age gate"), "{}", got.text());
+    app.clock.advance(chrono::Duration::days(2));
+    let got = app.fetch("/example.com/m/@v/v1.1.0.zip").await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+}
