@@ -2,26 +2,16 @@
 //! directives, `.info` documents, version lists, module paths, versions and request paths
 //! (`PROPTEST_CASES` sets the length of a run).
 
-use std::io::{Cursor, Write as _};
+use std::io::Cursor;
 
 use batlehub_test::fuzz::{mutated, mutated_str};
 use proptest::prelude::*;
 
 use crate::name::{ModulePath, Version};
 
-fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    for (name, data) in entries {
-        w.start_file(*name, zip::write::SimpleFileOptions::default())
-            .expect("entry");
-        w.write_all(data).expect("write");
-    }
-    w.finish().expect("finish").into_inner()
-}
-
 proptest! {
     #[test]
-    fn module_zips(bytes in mutated(zip_of(&[
+    fn module_zips(bytes in mutated(crate::modzip::make_zip(&[
         ("example.com/m@v1.0.0/go.mod", b"module example.com/m\n\ngo 1.19\n"),
         ("example.com/m@v1.0.0/m.go", b"package m\n"),
         ("example.com/m@v1.0.0/sub/s.go", b"package sub\n"),

@@ -8,7 +8,10 @@ mod modzip;
 mod name;
 mod protocol;
 mod routes;
+mod sumdb;
 mod wire;
+
+pub use sumdb::ChecksumDb;
 
 batlehub_core::protocol_service! {
     /// Serves one Go module registry (the GOPROXY protocol) instance, local, proxy or
@@ -41,4 +44,14 @@ batlehub_core::protocol_service! {
     /// # let _ = go; Ok(()) }
     /// ```
     pub struct GoService(protocol::Go);
+}
+
+impl GoService {
+    /// Passes the checksum database `db` through at `/sumdb/{name}/...` and checks every
+    /// upstream zip and `go.mod` against the `h1:` lines it publishes (modules it skips are
+    /// checked against the upstream's `.mod` only).
+    #[must_use]
+    pub fn checksum_db(self, db: ChecksumDb) -> Self {
+        Self(self.0.map_protocol(|p| p.sumdb = Some(db)))
+    }
 }

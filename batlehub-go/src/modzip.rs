@@ -289,20 +289,23 @@ fn fold(path: &str) -> String {
     path.to_lowercase()
 }
 
+/// A zip of `entries` (names as stored), for tests.
+#[cfg(test)]
+pub(crate) fn make_zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, data) in entries {
+        w.start_file(*name, zip::write::SimpleFileOptions::default())
+            .expect("entry");
+        w.write_all(data).expect("write");
+    }
+    w.finish().expect("finish").into_inner()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Cursor, Write as _};
-
-    pub(crate) fn make_zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
-        for (name, data) in entries {
-            w.start_file(*name, zip::write::SimpleFileOptions::default())
-                .expect("entry");
-            w.write_all(data).expect("write");
-        }
-        w.finish().expect("finish").into_inner()
-    }
+    use std::io::Cursor;
 
     fn m(s: &str) -> ModulePath {
         ModulePath::parse(s).expect("path")

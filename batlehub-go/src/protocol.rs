@@ -10,10 +10,13 @@ use http::{HeaderValue, Method, Response};
 use crate::handlers;
 use crate::name::ModulePath;
 use crate::routes::{self, Route};
+use crate::sumdb::ChecksumDb;
 
-/// The GOPROXY protocol.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Go;
+/// The GOPROXY protocol, with the checksum database a proxy checks zips against.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Go {
+    pub(crate) sumdb: Option<ChecksumDb>,
+}
 
 impl Protocol for Go {
     type Route = Route;
@@ -24,7 +27,10 @@ impl Protocol for Go {
         routes::parse(parts.uri.path(), write)
     }
 
-    async fn handle(&self, cx: Cx, route: Route, body: RequestBody) -> Result<Response<Body>> {
+    async fn handle(&self, mut cx: Cx, route: Route, body: RequestBody) -> Result<Response<Body>> {
+        if let Some(db) = &self.sumdb {
+            cx.parts.extensions.insert(db.clone());
+        }
         let read = cx.is_read();
         match route {
             Route::List(m) if read => handlers::read::list(&cx, &m).await,
@@ -41,10 +47,7 @@ impl Protocol for Go {
             } if cx.method() == Method::PUT => {
                 handlers::publish::put(&cx, &module, &version, ext, body).await
             }
-            // No checksum database is mirrored: the go command then asks the database itself.
-            Route::Sumdb { .. } if read => Err(Error::NotFound(
-                "this registry does not proxy a checksum database".into(),
-            )),
+            Route::Sumdb { name, rest } if read => handlers::proxy::sumdb(&cx, &name, &rest).await,
             _ => Err(cx.method_not_allowed()),
         }
     }

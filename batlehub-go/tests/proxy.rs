@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::{GoApp, TestApp, go_mod, module_zip, mount_module, zip_of};
+use batlehub_go::ChecksumDb;
+use common::{GoApp, TestApp, go_mod, go_mod_h1, h1, lookup, module_zip, mount_module, zip_of};
 use http::StatusCode;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -169,5 +170,121 @@ async fn the_age_gate_learns_upstream_times_from_info() {
     assert!(got.text().contains("release-age gate"), "{}", got.text());
     app.clock.advance(chrono::Duration::days(2));
     let got = app.fetch("/example.com/m/@v/v1.1.0.zip").await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+}
+
+/// A proxy of `upstream`'s GOPROXY with its checksum database at `/db/` (skipping `skip`).
+async fn with_sumdb(upstream: &MockServer, skip: &[&str]) -> (TestApp, String) {
+    let db = ChecksumDb::new(&format!("{}/db/", upstream.uri()), skip.iter().copied())
+        .expect("database");
+    let name = format!("{}/db", upstream.uri().trim_start_matches("http://"));
+    let app = TestApp::proxy(&upstream_url(upstream))
+        .map_service(move |s| s.checksum_db(db))
+        .build()
+        .await;
+    (app, name)
+}
+
+async fn mount_lookup(server: &MockServer, module: &str, version: &str, body: String) {
+    Mock::given(method("GET"))
+        .and(path(format!("/db/lookup/{module}@{version}")))
+        .respond_with(ResponseTemplate::new(200).set_body_string(body))
+        .mount(server)
+        .await;
+}
+
+#[tokio::test]
+async fn zips_and_go_mods_are_checked_against_the_checksum_database() {
+    let upstream = MockServer::start().await;
+    let m = "example.com/m";
+    mount_module(&upstream, m, &["v1.0.0", "v1.1.0", "v1.2.0"]).await;
+    let good = |v: &str| {
+        lookup(
+            m,
+            v,
+            &h1(&module_zip(m, v)),
+            &go_mod_h1(go_mod(m).as_bytes()),
+        )
+    };
+    mount_lookup(&upstream, m, "v1.0.0", good("v1.0.0")).await;
+    // v1.1.0: the database knows another zip; v1.2.0: another go.mod.
+    mount_lookup(
+        &upstream,
+        m,
+        "v1.1.0",
+        lookup(
+            m,
+            "v1.1.0",
+            "h1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            &go_mod_h1(go_mod(m).as_bytes()),
+        ),
+    )
+    .await;
+    mount_lookup(
+        &upstream,
+        m,
+        "v1.2.0",
+        lookup(
+            m,
+            "v1.2.0",
+            &h1(&module_zip(m, "v1.2.0")),
+            "h1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        ),
+    )
+    .await;
+    let (app, name) = with_sumdb(&upstream, &[]).await;
+
+    let got = app.fetch("/example.com/m/@v/v1.0.0.zip").await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+    let got = app.fetch("/example.com/m/@v/v1.1.0.zip").await;
+    assert_eq!(got.status, StatusCode::BAD_GATEWAY);
+    insta::assert_snapshot!("proxy_error_sumdb_zip", got.text());
+    assert!(
+        app.registry
+            .cached_artifact("zip:example.com/m@v1.1.0")
+            .await
+            .expect("read")
+            .is_none()
+    );
+    let got = app.fetch("/example.com/m/@v/v1.2.0.mod").await;
+    assert_eq!(got.status, StatusCode::BAD_GATEWAY);
+    assert!(
+        got.text().contains("does not match the checksum database"),
+        "{}",
+        got.text()
+    );
+
+    // The database passes through (so GOSUMDB can go through this registry), unfiltered.
+    let (s, text) = app.text(&format!("/sumdb/{name}/supported")).await;
+    assert_eq!(s, StatusCode::OK, "{text}");
+    let (s, text) = app
+        .text(&format!("/sumdb/{name}/lookup/example.com/m@v1.1.0"))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(text.contains("h1:AAAA"), "{text}");
+    let (s, _) = app.text("/sumdb/sum.example.org/supported").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_module_the_database_does_not_know_is_refused_unless_skipped() {
+    let upstream = MockServer::start().await;
+    let m = "example.com/private/lib";
+    mount_module(&upstream, m, &["v1.0.0"]).await;
+    Mock::given(method("GET"))
+        .and(path(format!("/db/lookup/{m}@v1.0.0")))
+        .respond_with(ResponseTemplate::new(404).set_body_string("not found"))
+        .mount(&upstream)
+        .await;
+    let (app, _) = with_sumdb(&upstream, &[]).await;
+    let got = app.fetch("/example.com/private/lib/@v/v1.0.0.zip").await;
+    assert_eq!(got.status, StatusCode::BAD_GATEWAY);
+    assert!(
+        got.text().contains("not in the checksum database"),
+        "{}",
+        got.text()
+    );
+    let (app, _) = with_sumdb(&upstream, &["example.com/private"]).await;
+    let got = app.fetch("/example.com/private/lib/@v/v1.0.0.zip").await;
     assert_eq!(got.status, StatusCode::OK, "{}", got.text());
 }

@@ -36,16 +36,7 @@ async fn a_reader_that_stops_reading_does_not_stall_the_download() {
         .mount(&upstream)
         .await;
     let storage = batlehub_storage::memory().await.expect("storage");
-    let registry = Hub::builder()
-        .storage(storage)
-        .clock(FakeClock::new(batlehub_test::start_time()))
-        .build()
-        .expect("hub")
-        .registry_with_policy(
-            RegistryConfig::new("r", Mode::Proxy).upstreams([upstream.uri()]),
-            Arc::new(batlehub_core::AllowAll),
-        )
-        .expect("registry");
+    let registry = proxy_of(&upstream, storage);
     let url = url::Url::parse(&format!("{}/big.tgz", upstream.uri())).expect("url");
     let sha = hex_digest(&bytes);
     let expected = || ExpectedDigest::from_hex("sha256", &sha);
@@ -122,16 +113,7 @@ async fn content_checked_downloads_are_served_only_once_they_pass() {
             .await;
     }
     let storage = batlehub_storage::memory().await.expect("storage");
-    let registry = Hub::builder()
-        .storage(storage.clone())
-        .clock(FakeClock::new(batlehub_test::start_time()))
-        .build()
-        .expect("hub")
-        .registry_with_policy(
-            RegistryConfig::new("r", Mode::Proxy).upstreams([upstream.uri()]),
-            Arc::new(batlehub_core::AllowAll),
-        )
-        .expect("registry");
+    let registry = proxy_of(&upstream, storage.clone());
     let url = |name: &str| url::Url::parse(&format!("{}/{name}.zip", upstream.uri())).expect("url");
     let passes = Arc::new(FirstByte {
         ok: bytes[0],
@@ -195,6 +177,20 @@ async fn content_checked_downloads_are_served_only_once_they_pass() {
         blobs.iter().all(|b| !b.starts_with("tmp/")),
         "no temporary blob left: {blobs:?}"
     );
+}
+
+/// A proxy registry of `upstream` on `storage`, allowing everything.
+fn proxy_of(upstream: &MockServer, storage: batlehub_core::Storage) -> batlehub_core::Registry {
+    Hub::builder()
+        .storage(storage)
+        .clock(FakeClock::new(batlehub_test::start_time()))
+        .build()
+        .expect("hub")
+        .registry_with_policy(
+            RegistryConfig::new("r", Mode::Proxy).upstreams([upstream.uri()]),
+            Arc::new(batlehub_core::AllowAll),
+        )
+        .expect("registry")
 }
 
 fn hex_digest(bytes: &[u8]) -> String {

@@ -350,14 +350,27 @@ impl Npm {
     }
 }
 
-async fn run_command(mut cmd: tokio::process::Command, line: String) -> CmdOutput {
+async fn run_command(cmd: tokio::process::Command, line: String) -> CmdOutput {
+    run_command_within(cmd, line, COMMAND_TIMEOUT).await
+}
+
+/// Runs `cmd` (its output piped), described as `line` in messages, waiting at most
+/// `timeout`; logs the outcome (`BATLEHUB_E2E_VERBOSE` set: with the whole output).
+///
+/// # Panics
+/// When the command cannot be started or exceeds `timeout`.
+pub async fn run_command_within(
+    mut cmd: tokio::process::Command,
+    line: String,
+    timeout: Duration,
+) -> CmdOutput {
     let started = Instant::now();
     let child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start `{line}`: {e}"));
-    let out = tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output())
+    let out = tokio::time::timeout(timeout, child.wait_with_output())
         .await
-        .unwrap_or_else(|_| panic!("`{line}` did not finish within {COMMAND_TIMEOUT:?}"))
+        .unwrap_or_else(|_| panic!("`{line}` did not finish within {timeout:?}"))
         .unwrap_or_else(|e| panic!("waiting for `{line}`: {e}"));
     let result = CmdOutput {
         command: line,

@@ -16,12 +16,12 @@
 use std::io::{Cursor, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use batlehub_e2e::{
-    ADMIN_TOKEN, CmdOutput, Server, http_client, scratch, start_server, stop_server, storage_toml,
-    tokens_toml,
+    ADMIN_TOKEN, CmdOutput, Server, http_client, run_command_within, scratch, start_server,
+    stop_server, storage_toml, tokens_toml,
 };
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
@@ -177,31 +177,12 @@ impl Go {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let line = format!("go {}  (in {})", args.join(" "), cwd.display());
-        let started = Instant::now();
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `{line}` (is golang-go installed?): {e}"));
-        let out = tokio::time::timeout(GO_TIMEOUT, child.wait_with_output())
-            .await
-            .unwrap_or_else(|_| panic!("`{line}` did not finish within {GO_TIMEOUT:?}"))
-            .unwrap_or_else(|e| panic!("waiting for `{line}`: {e}"));
-        let result = CmdOutput {
-            command: line,
-            status: out.status,
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            elapsed: started.elapsed(),
-        };
-        if std::env::var_os("BATLEHUB_E2E_VERBOSE").is_some() {
-            eprintln!("[e2e] {result}");
-        } else {
-            eprintln!(
-                "[e2e] {} -> {} in {:.1?}",
-                result.command, result.status, result.elapsed
-            );
-        }
-        result
+        let line = format!(
+            "go {}  (in {}; is golang-go installed?)",
+            args.join(" "),
+            cwd.display()
+        );
+        run_command_within(cmd, line, GO_TIMEOUT).await
     }
 }
 

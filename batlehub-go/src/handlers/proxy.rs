@@ -1,19 +1,24 @@
 //! The upstream GOPROXY: version lists, `.info`, `.mod` and module zips, each checked before
 //! it is served or cached. GOPROXY publishes no digest of a zip's bytes; what a zip must
-//! agree with is its `go.mod`, published beside it as `.mod`. A downloaded zip is therefore
-//! spooled, checked as the go command checks it (paths, sizes, module path), and its
-//! `go.mod` compared with the upstream's `.mod`; a zip that fails is neither served nor
-//! cached.
+//! agree with is its `go.mod`, published beside it as `.mod`, and, with a checksum database
+//! configured, the `h1:` hashes the database publishes for both. A downloaded zip is
+//! therefore spooled, checked as the go command checks it (paths, sizes, module path), its
+//! `go.mod` compared with the upstream's `.mod` and its `h1:` with the database's; a zip
+//! that fails is neither served nor cached.
 
 use std::sync::Arc;
 
+use batlehub_core::body::Body;
 use batlehub_core::digest::ContentCheck;
-use batlehub_core::protocol::Cx;
-use batlehub_core::{Artifact, Error, Result};
+use batlehub_core::protocol::{self, Cx};
+use batlehub_core::{Artifact, Error, Permission, Result};
 use bytes::Bytes;
+use http::{Response, StatusCode};
 
+use crate::handlers::TEXT;
 use crate::modzip;
 use crate::name::{ModulePath, Version, escape};
+use crate::sumdb::{ChecksumDb, Sums};
 use crate::wire::{self, Info};
 
 /// The most upstream `.info` files fetched for one version list to learn publish times.
@@ -93,9 +98,73 @@ pub(crate) async fn go_mod(cx: &Cx, m: &ModulePath, v: &Version) -> Result<Optio
         return Ok(None);
     };
     match modzip::module_directive(&doc.body) {
-        Some(declared) if declared == m.as_str() => Ok(Some((doc.body, doc.upstream))),
-        declared => Err(Error::Upstream(format!(
-            "the upstream's go.mod of {m}@{v} declares module {declared:?}"
+        Some(declared) if declared == m.as_str() => {}
+        declared => {
+            return Err(Error::Upstream(format!(
+                "the upstream's go.mod of {m}@{v} declares module {declared:?}"
+            )));
+        }
+    }
+    if let Some(sums) = checksums(cx, m, v).await?
+        && modzip::go_mod_hash(&doc.body) != sums.go_mod
+    {
+        tracing::error!(registry = %cx.registry.name(), module = %m, version = %v, "an upstream go.mod does not match the checksum database");
+        return Err(Error::Upstream(format!(
+            "integrity check failed for {m}@{v}: the upstream's go.mod does not match the checksum database ({}); not served",
+            sums.go_mod
+        )));
+    }
+    Ok(Some((doc.body, doc.upstream)))
+}
+
+/// What the checksum database says of `m@v`: `None` without a database or for a module it
+/// skips; an error when it does not know the version (fail closed).
+async fn checksums(cx: &Cx, m: &ModulePath, v: &Version) -> Result<Option<Sums>> {
+    let Some(db) = cx.parts.extensions.get::<ChecksumDb>() else {
+        return Ok(None);
+    };
+    if db.skips(m.as_str()) {
+        return Ok(None);
+    }
+    match db.sums(cx.registry.memo(), m, v).await? {
+        Some(sums) => Ok(Some(sums)),
+        None => Err(Error::Upstream(format!(
+            "{m}@{v} is not in the checksum database {}, so it cannot be verified; refusing it (list private modules in checksum_db_skip)",
+            db.name()
+        ))),
+    }
+}
+
+/// `GET sumdb/{name}/{rest}`: the checksum database, passed through (`supported` says it
+/// is), never filtered; `404` for a database this registry does not pass through.
+pub(crate) async fn sumdb(cx: &Cx, name: &str, rest: &str) -> Result<Response<Body>> {
+    cx.registry
+        .authorize(cx.identity(), Permission::ReleasesRead, None)?;
+    let Some(db) = cx
+        .parts
+        .extensions
+        .get::<ChecksumDb>()
+        .filter(|db| db.name() == name)
+    else {
+        return Err(Error::NotFound(format!(
+            "this registry does not pass the checksum database {name} through"
+        )));
+    };
+    if rest == "supported" {
+        return Ok(protocol::typed(StatusCode::OK, TEXT, Bytes::new()));
+    }
+    let (status, body) = db.get(cx.registry.memo(), rest).await?;
+    let content_type = if rest.starts_with("tile/") {
+        "application/octet-stream"
+    } else {
+        TEXT
+    };
+    match status {
+        StatusCode::OK | StatusCode::NOT_FOUND | StatusCode::GONE | StatusCode::BAD_REQUEST => {
+            Ok(protocol::typed(status, content_type, body))
+        }
+        other => Err(Error::Upstream(format!(
+            "the checksum database {name} answered {other}"
         ))),
     }
 }
@@ -114,10 +183,12 @@ pub(crate) async fn zip(cx: &Cx, m: &ModulePath, v: &Version) -> Result<Artifact
         .upstream()
         .ok_or_else(|| Error::NotFound("registry has no upstream".into()))?;
     let url = client.url_for(upstream, &version_path(m, v, "zip"))?;
+    let h1 = checksums(cx, m, v).await?.map(|s| s.zip);
     let check = Arc::new(ZipCheck {
         module: m.clone(),
         version: v.clone(),
         go_mod,
+        h1,
     });
     cx.registry
         .upstream_artifact_checked(&key, url, None, check)
@@ -131,6 +202,8 @@ struct ZipCheck {
     module: ModulePath,
     version: Version,
     go_mod: Bytes,
+    /// The zip's `h1:` from the checksum database, when there is one.
+    h1: Option<String>,
 }
 
 impl ContentCheck for ZipCheck {
@@ -140,6 +213,14 @@ impl ContentCheck for ZipCheck {
             return Err(format!(
                 "the go.mod inside the upstream's zip of {}@{} differs from the .mod it publishes",
                 self.module, self.version
+            ));
+        }
+        if let Some(h1) = &self.h1
+            && *h1 != zip.h1
+        {
+            return Err(format!(
+                "the upstream's zip of {}@{} hashes to {}, the checksum database says {h1}",
+                self.module, self.version, zip.h1
             ));
         }
         Ok(())

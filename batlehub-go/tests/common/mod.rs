@@ -138,6 +138,22 @@ pub fn h1(zip: &[u8]) -> String {
     )
 }
 
+/// The `h1:` hash of a `go.mod` (the `/go.mod` line of `go.sum`).
+pub fn go_mod_h1(go_mod: &[u8]) -> String {
+    let line = format!("{}  go.mod\n", hex::encode(Sha256::digest(go_mod)));
+    format!(
+        "h1:{}",
+        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(line))
+    )
+}
+
+/// A checksum database's lookup answer for `module@version` with these hashes.
+pub fn lookup(module: &str, version: &str, zip_h1: &str, mod_h1: &str) -> String {
+    format!(
+        "7\n{module} {version} {zip_h1}\n{module} {version}/go.mod {mod_h1}\n\ngo.sum database tree\n8\nAAAA\n\n\u{2014} sum.test AAAA\n"
+    )
+}
+
 /// What Go tests ask of the harness beyond the shared requests.
 pub trait GoApp {
     /// An anonymous GET, the body as text.

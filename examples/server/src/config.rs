@@ -508,6 +508,13 @@ pub struct RegistryToml {
     /// PyPI: how versions refused by policy are shown, `hide` (default) or `yanked`
     /// (listed as yanked with the rule's reason, so a pinned install prints it).
     pub denied_versions: Option<String>,
+    /// Go proxies: the checksum database (`https://host[/path]`) passed through at
+    /// `/sumdb/{host[/path]}/` and every upstream zip and `go.mod` is checked against.
+    pub checksum_db: Option<String>,
+    /// Go proxies: modules the checksum database is not asked about (`GONOSUMDB` globs);
+    /// they are checked against the upstream's `.mod` only.
+    #[serde(default)]
+    pub checksum_db_skip: Vec<String>,
     /// Hybrid: names claimed for local use (a package name, or a prefix ending in `*`,
     /// matched against the normalized name). Only claimed names may be published when
     /// the upstream has them, and claimed names are never read from the upstream.
@@ -546,6 +553,8 @@ impl RegistryToml {
             allow_unverified: false,
             max_concurrent_uploads: None,
             denied_versions: None,
+            checksum_db: None,
+            checksum_db_skip: Vec::new(),
         }
     }
 
@@ -859,6 +868,34 @@ mod tests {
         )
         .expect_err("type");
         assert!(e.0.contains("user") || e.0.contains("rbac"), "{e}");
+    }
+
+    #[test]
+    fn checksum_db_is_a_go_setting() {
+        let ok = Config::parse(
+            "[[registries]]\nname = \"g\"\ntype = \"goproxy\"\nmode = \"proxy\"\n\
+             upstreams = [\"http://127.0.0.1:9/\"]\nchecksum_db = \"http://127.0.0.1:8/\"\n\
+             checksum_db_skip = [\"example.com/private\"]\n",
+        )
+        .expect("valid");
+        assert_eq!(ok.registries[0].checksum_db_skip, ["example.com/private"]);
+        for (toml, why) in [
+            (
+                "[[registries]]\nname = \"n\"\ntype = \"npm\"\nchecksum_db = \"http://127.0.0.1:8/\"\n",
+                "settings of go registries",
+            ),
+            (
+                "[[registries]]\nname = \"g\"\ntype = \"go\"\nchecksum_db = \"ftp://x\"\n",
+                "must be http(s)",
+            ),
+            (
+                "[[registries]]\nname = \"g\"\ntype = \"go\"\nchecksum_db_skip = [\"x\"]\n",
+                "needs checksum_db",
+            ),
+        ] {
+            let e = Config::parse(toml).expect_err(toml);
+            assert!(e.0.contains(why), "{toml}: {e}");
+        }
     }
 
     #[test]

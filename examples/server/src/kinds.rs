@@ -151,8 +151,8 @@ pub static KINDS: &[Kind] = &[
     Kind {
         name: "go",
         aliases: &["goproxy"],
-        validate: no_settings,
-        serve: plain::<batlehub::go::GoService>,
+        validate: go_settings,
+        serve: go,
         package_key: <batlehub::go::GoService as RegistryService>::package_key,
         upstream_url: <batlehub::go::GoService as RegistryService>::upstream_url,
         yank: go_yank,
@@ -187,10 +187,44 @@ where
 }
 
 fn no_settings(r: &RegistryToml) -> Result<(), String> {
-    match r.denied_versions.as_deref() {
-        None => Ok(()),
-        Some(other) => Err(denied_versions_error(other)),
+    if let Some(other) = r.denied_versions.as_deref() {
+        return Err(denied_versions_error(other));
     }
+    no_go_settings(r)
+}
+
+fn no_go_settings(r: &RegistryToml) -> Result<(), String> {
+    if r.checksum_db.is_some() || !r.checksum_db_skip.is_empty() {
+        return Err("checksum_db and checksum_db_skip are settings of go registries".into());
+    }
+    Ok(())
+}
+
+fn go_settings(r: &RegistryToml) -> Result<(), String> {
+    if let Some(other) = r.denied_versions.as_deref() {
+        return Err(denied_versions_error(other));
+    }
+    match &r.checksum_db {
+        Some(url) => {
+            batlehub::go::ChecksumDb::new(url, r.checksum_db_skip.iter().cloned()).map(drop)
+        }
+        None if !r.checksum_db_skip.is_empty() => Err("checksum_db_skip needs checksum_db".into()),
+        None => Ok(()),
+    }
+}
+
+fn go(r: &RegistryToml, registry: Registry, base: BaseUrl) -> Served {
+    let service = batlehub::go::GoService::new(registry, base);
+    let service = match r
+        .checksum_db
+        .as_deref()
+        .map(|url| batlehub::go::ChecksumDb::new(url, r.checksum_db_skip.iter().cloned()))
+    {
+        Some(Ok(db)) => service.checksum_db(db),
+        // Refused at start-up by go_settings.
+        _ => service,
+    };
+    BoxCloneSyncService::new(service)
 }
 
 fn denied_versions_error(value: &str) -> String {
@@ -199,7 +233,7 @@ fn denied_versions_error(value: &str) -> String {
 
 fn pypi_settings(r: &RegistryToml) -> Result<(), String> {
     match r.denied_versions.as_deref() {
-        None | Some("hide" | "yanked") => Ok(()),
+        None | Some("hide" | "yanked") => no_go_settings(r),
         Some(other) => Err(denied_versions_error(other)),
     }
 }
