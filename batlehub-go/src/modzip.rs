@@ -1,6 +1,6 @@
-//! Module zips: the checks the go command makes before it trusts one (`golang.org/x/mod/zip`
-//! `CheckZip`), the `h1:` hash that `go.sum` and the checksum database record for it, and
-//! the `go.mod` inside.
+//! Module zips: the checks the go command makes before it trusts one (`CheckZip` of the Go
+//! team's `x/mod/zip` package), the `h1:` hash that `go.sum` and the checksum database
+//! record for it, and the `go.mod` inside.
 //!
 //! Everything is bounded: the declared sizes are checked from the central directory before
 //! a byte is inflated, an entry that inflates past its declared size is refused, and

@@ -25,9 +25,16 @@ async fn publish_then_read_every_document() {
     app.upload(M, "v1.1.0", "alice").await;
     app.upload(M, "v1.2.0-rc.1", "alice").await;
 
-    let (s, list) = app.text(&at("@v/list")).await;
-    assert_eq!(s, StatusCode::OK);
-    insta::assert_snapshot!("local_list", list);
+    let got = app.fetch(&at("@v/list")).await;
+    assert_eq!(got.status, StatusCode::OK);
+    insta::assert_snapshot!("local_list", got.text());
+    // Revalidation: the same list again is `304`.
+    let mut again = batlehub_test::get(&at("@v/list"), None);
+    again.headers_mut().insert(
+        http::header::IF_NONE_MATCH,
+        got.header("etag").parse().expect("etag"),
+    );
+    assert_eq!(app.call(again).await.status, StatusCode::NOT_MODIFIED);
     let (s, info) = app.text(&at("@v/v1.0.0.info")).await;
     assert_eq!(s, StatusCode::OK);
     insta::assert_snapshot!("local_info", info);

@@ -10,12 +10,14 @@ use std::sync::Arc;
 
 use batlehub_core::body::Body;
 use batlehub_core::digest::ContentCheck;
+use batlehub_core::policy::VersionFacts;
 use batlehub_core::protocol::{self, Cx};
 use batlehub_core::{Artifact, Error, Permission, Result};
 use bytes::Bytes;
 use http::{Response, StatusCode};
 
 use crate::handlers::TEXT;
+use crate::handlers::read::PreparedList;
 use crate::modzip;
 use crate::name::{ModulePath, Version, escape};
 use crate::sumdb::{ChecksumDb, Sums};
@@ -29,11 +31,12 @@ fn version_path(m: &ModulePath, v: &Version, ext: &str) -> String {
 }
 
 /// The upstream's versions of `m` (canonical, of this module's major version, not
-/// pseudo-versions), and whether the list is a stale copy; `None` when no upstream has it.
-pub(crate) async fn list(cx: &Cx, m: &ModulePath) -> Result<Option<(Vec<Version>, bool)>> {
+/// pseudo-versions), read once per version of the upstream's list document; whether the
+/// list is a stale copy; `None` when no upstream has the module.
+pub(crate) async fn list(cx: &Cx, m: &ModulePath) -> Result<Option<(Arc<PreparedList>, bool)>> {
     let Some(doc) = cx
         .registry
-        .upstream_document(
+        .upstream_document_ref(
             &format!("list:{m}"),
             &format!("{}/@v/list", m.escaped()),
             "text/plain",
@@ -42,17 +45,32 @@ pub(crate) async fn list(cx: &Cx, m: &ModulePath) -> Result<Option<(Vec<Version>
     else {
         return Ok(None);
     };
-    if std::str::from_utf8(&doc.body).is_err() {
-        return Err(Error::Upstream(format!(
-            "the upstream's version list of {m} is not UTF-8 text"
-        )));
-    }
-    let versions = wire::parse_list(&doc.body)
-        .iter()
-        .filter_map(|v| Version::parse(v).ok())
-        .filter(|v| m.check_version(v).is_ok() && !v.is_pseudo())
-        .collect();
-    Ok(Some((versions, doc.stale)))
+    let key = format!("go-list:{}:{m}", doc.sha256);
+    let prepared = cx
+        .registry
+        .memo()
+        .get_or_load(&key, async {
+            let body = cx.registry.document_bytes(&doc).await?;
+            if std::str::from_utf8(&body).is_err() {
+                return Err(Error::Upstream(format!(
+                    "the upstream's version list of {m} is not UTF-8 text"
+                )));
+            }
+            let facts = wire::parse_list(&body)
+                .iter()
+                .filter_map(|v| Version::parse(v).ok())
+                .filter(|v| m.check_version(v).is_ok() && !v.is_pseudo())
+                .map(|v| VersionFacts {
+                    version: v.stored().to_owned(),
+                    published_at: None,
+                })
+                .collect();
+            let prepared = PreparedList::new(facts);
+            let weight = prepared.weight();
+            Ok((prepared, weight))
+        })
+        .await?;
+    Ok(Some((prepared, doc.stale)))
 }
 
 /// The upstream's `.info` of `m@v` (its `Version` checked), and whether it is a stale copy.

@@ -3,6 +3,7 @@
 //! absent from `@v/list` and `@latest`, and a request naming one is refused with the reason.
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use batlehub_core::body::Body;
 use batlehub_core::model::{Decision, VersionRecord};
@@ -23,64 +24,125 @@ pub(crate) fn compare(a: &str, b: &str) -> Ordering {
     parse(a).cmp(&parse(b))
 }
 
-/// The versions of a module before policy (stored form, no `v`), each with its publish
-/// time when known, and whether they came from a stale copy of the upstream's list.
-async fn all_versions(cx: &Cx, m: &ModulePath) -> Result<(Vec<VersionFacts>, bool)> {
+/// A module's versions before policy, sorted, with the list every version allowed already
+/// rendered: built once per state of a local module or per upstream list document and kept
+/// in the memory cache, so a request only asks policy and, when it denies nothing, serves
+/// the bytes.
+pub(crate) struct PreparedList {
+    /// Stored versions (no `v`), oldest first, with their publish times when known.
+    facts: Vec<VersionFacts>,
+    /// The same, as the go command writes them.
+    versions: Vec<Version>,
+    /// `@v/list` with every version (pseudo-versions are never listed).
+    plain: Bytes,
+    plain_etag: String,
+}
+
+impl PreparedList {
+    pub(crate) fn new(facts: Vec<VersionFacts>) -> Self {
+        let mut keyed: Vec<(Option<semver::Version>, VersionFacts, Version)> = facts
+            .into_iter()
+            .filter_map(|f| {
+                let v = Version::from_stored(&f.version).ok()?;
+                Some((semver::Version::parse(&f.version).ok(), f, v))
+            })
+            .collect();
+        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        let (facts, versions): (Vec<VersionFacts>, Vec<Version>) =
+            keyed.into_iter().map(|(_, f, v)| (f, v)).unzip();
+        let plain = Bytes::from(render(&versions, |_| true));
+        Self {
+            plain_etag: protocol::etag_of(&plain),
+            facts,
+            versions,
+            plain,
+        }
+    }
+
+    pub(crate) fn weight(&self) -> usize {
+        self.plain.len() * 4 + self.facts.len() * 96
+    }
+}
+
+/// `@v/list` of the versions `keep` lets through, pseudo-versions left out.
+fn render(versions: &[Version], keep: impl Fn(usize) -> bool) -> String {
+    let kept = versions
+        .iter()
+        .enumerate()
+        .filter(|(i, v)| keep(*i) && !v.is_pseudo())
+        .map(|(_, v)| v.as_str());
+    wire::list(kept)
+}
+
+/// A module's prepared versions, whether they came from a stale copy of the upstream's
+/// list, and whether the module is served from the local index.
+async fn prepared(cx: &Cx, m: &ModulePath) -> Result<(Arc<PreparedList>, bool, bool)> {
     let key = m.as_str();
     if cx.is_local(key).await? {
         let Some(pkg) = cx.registry.local_package(key).await? else {
             return Err(unknown_module(m));
         };
-        let facts = pkg
-            .versions
-            .iter()
-            .filter(|v| !v.yanked)
-            .map(VersionFacts::of)
-            .collect();
-        return Ok((facts, false));
+        let memo_key = format!("go-local:{}:{key}", cx.registry.name());
+        let weight = pkg.versions.len().saturating_mul(160);
+        let prepared = cx.registry.memo().derived(memo_key, &pkg, weight, |pkg| {
+            let facts = pkg
+                .versions
+                .iter()
+                .filter(|v| !v.yanked)
+                .map(VersionFacts::of)
+                .collect();
+            Ok::<_, Error>(PreparedList::new(facts))
+        })?;
+        return Ok((prepared, false, true));
     }
-    let Some((versions, stale)) = proxy::list(cx, m).await? else {
+    let Some((prepared, stale)) = proxy::list(cx, m).await? else {
         return Err(unknown_module(m));
     };
-    let mut facts: Vec<VersionFacts> = versions
-        .iter()
-        .map(|v| VersionFacts {
-            version: v.stored().to_owned(),
-            published_at: None,
-        })
-        .collect();
-    cx.registry
-        .learn_publish_times(
-            &cx.caller,
-            key,
-            &mut facts,
-            proxy::MAX_TIME_LOOKUPS,
-            compare,
-            |stored| async move {
-                let v = Version::from_stored(&stored).ok()?;
-                proxy::info(cx, m, &v)
-                    .await
-                    .ok()
-                    .flatten()?
-                    .0
-                    .published_at()
-            },
-        )
-        .await?;
-    Ok((facts, stale))
+    Ok((prepared, stale, false))
 }
 
-/// The versions policy lets this caller see, oldest first.
-async fn visible_versions(cx: &Cx, m: &ModulePath) -> Result<(Vec<VersionFacts>, bool)> {
-    let (mut facts, stale) = all_versions(cx, m).await?;
+/// Which of `prepared`'s versions policy lets this caller see (`None`: all of them), with
+/// their facts (upstream publish times learned when a release-age gate needs them).
+async fn allowed_versions(
+    cx: &Cx,
+    m: &ModulePath,
+    prepared: &PreparedList,
+    local: bool,
+) -> Result<(Option<Vec<bool>>, Vec<VersionFacts>)> {
+    let key = m.as_str();
+    let mut facts = prepared.facts.clone();
+    if !local {
+        cx.registry
+            .learn_publish_times(
+                &cx.caller,
+                key,
+                &mut facts,
+                proxy::MAX_TIME_LOOKUPS,
+                compare,
+                |stored| async move {
+                    let v = Version::from_stored(&stored).ok()?;
+                    proxy::info(cx, m, &v)
+                        .await
+                        .ok()
+                        .flatten()?
+                        .0
+                        .published_at()
+                },
+            )
+            .await?;
+    }
     let decisions = cx
         .registry
-        .version_decisions(&cx.caller, m.as_str(), &facts)
+        .version_decisions(&cx.caller, key, &facts)
         .await?;
-    let mut keep = decisions.iter().map(|d| matches!(d, Decision::Allow));
-    facts.retain(|_| keep.next().unwrap_or(false));
-    facts.sort_by(|a, b| compare(&a.version, &b.version));
-    Ok((facts, stale))
+    if decisions.iter().all(|d| matches!(d, Decision::Allow)) {
+        return Ok((None, facts));
+    }
+    let allowed = decisions
+        .iter()
+        .map(|d| matches!(d, Decision::Allow))
+        .collect();
+    Ok((Some(allowed), facts))
 }
 
 /// `GET {module}/@v/list`.
@@ -88,21 +150,19 @@ pub(crate) async fn list(cx: &Cx, m: &ModulePath) -> Result<Response<Body>> {
     cx.registry
         .check_package(&cx.caller, Permission::ReleasesRead, m.as_str())
         .await?;
-    let (facts, stale) = visible_versions(cx, m).await?;
-    let body = wire::list(
-        facts
-            .iter()
-            .filter_map(|f| Version::from_stored(&f.version).ok())
-            .filter(|v| !v.is_pseudo())
-            .map(|v| v.as_str().to_owned())
-            .collect::<Vec<_>>()
-            .iter()
-            .map(String::as_str),
-    );
-    let mut resp = protocol::typed(StatusCode::OK, TEXT, Bytes::from(body));
+    let (prepared, stale, local) = prepared(cx, m).await?;
+    let (allowed, _) = allowed_versions(cx, m, &prepared, local).await?;
+    let (body, etag) = match allowed {
+        None => (prepared.plain.clone(), Some(prepared.plain_etag.clone())),
+        Some(allowed) => (
+            Bytes::from(render(&prepared.versions, |i| allowed[i])),
+            None,
+        ),
+    };
+    let mut resp = protocol::conditional(&cx.parts, TEXT, body, etag);
     resp.headers_mut().insert(
         http::header::CACHE_CONTROL,
-        HeaderValue::from_static("no-cache"),
+        HeaderValue::from_static("private, no-cache"),
     );
     protocol::mark_stale(&mut resp, stale);
     Ok(resp)
@@ -116,25 +176,25 @@ pub(crate) async fn latest(cx: &Cx, m: &ModulePath) -> Result<Response<Body>> {
         .check_package(&cx.caller, Permission::ReleasesRead, key)
         .await?;
     cx.registry.check_tag(&cx.caller, key, "latest")?;
-    let (facts, stale) = visible_versions(cx, m).await?;
-    let versions: Vec<(Version, &VersionFacts)> = facts
-        .iter()
-        .filter_map(|f| Version::from_stored(&f.version).ok().map(|v| (v, f)))
-        .collect();
-    let pick = versions
-        .iter()
-        .rev()
-        .find(|(v, _)| !v.is_prerelease())
-        .or_else(|| versions.iter().rev().find(|(v, _)| !v.is_pseudo()))
-        .or_else(|| versions.last());
-    let Some((v, f)) = pick else {
+    let (prepared, stale, local) = prepared(cx, m).await?;
+    let (allowed, facts) = allowed_versions(cx, m, &prepared, local).await?;
+    let visible = |i: usize| allowed.as_ref().is_none_or(|a| a[i]);
+    let newest = |want: &dyn Fn(&Version) -> bool| {
+        (0..prepared.versions.len())
+            .rev()
+            .find(|&i| visible(i) && want(&prepared.versions[i]))
+    };
+    let pick = newest(&|v| !v.is_prerelease())
+        .or_else(|| newest(&|v| !v.is_pseudo()))
+        .or_else(|| newest(&|_| true));
+    let Some((v, f)) = pick.map(|i| (&prepared.versions[i], &facts[i])) else {
         return Err(Error::NotFound(format!(
             "module {m}: no version is available (none published, or every one is refused by policy)"
         )));
     };
     let info = match f.published_at {
         Some(at) => Info::new(v.as_str(), Some(at)),
-        None if cx.is_local(key).await? => Info::new(v.as_str(), None),
+        None if local => Info::new(v.as_str(), None),
         None => proxy::info(cx, m, v)
             .await?
             .map_or_else(|| Info::new(v.as_str(), None), |(i, _)| i),

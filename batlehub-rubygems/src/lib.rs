@@ -1,0 +1,9 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(test)]
+mod fuzz;
+pub mod gemspec;
+pub mod name;
+pub mod package;
+mod yaml;
