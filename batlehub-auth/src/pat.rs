@@ -46,11 +46,22 @@ pub type TokenFuture<'a> =
 pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
     /// The token with this id (revoked and expired ones included).
     fn token_by_id<'a>(&'a self, id: &'a str) -> TokenFuture<'a>;
+
+    /// A counter that changes whenever a token may have been revoked
+    /// ([`Index::tokens_generation`]); a verification cached under another value is looked
+    /// up again. The default never changes.
+    fn generation(&self) -> u64 {
+        0
+    }
 }
 
 impl<T: Index + ?Sized> TokenStore for T {
     fn token_by_id<'a>(&'a self, id: &'a str) -> TokenFuture<'a> {
         Index::token(self, id)
+    }
+
+    fn generation(&self) -> u64 {
+        Index::tokens_generation(self)
     }
 }
 
@@ -67,6 +78,10 @@ impl<S: TokenStore + ?Sized> TokenStore for Shared<S> {
     fn token_by_id<'a>(&'a self, id: &'a str) -> TokenFuture<'a> {
         self.0.token_by_id(id)
     }
+
+    fn generation(&self) -> u64 {
+        self.0.generation()
+    }
 }
 
 #[derive(Clone)]
@@ -75,6 +90,8 @@ struct Cached {
     principal: Principal,
     cached_at: DateTime<Utc>,
     expires_at: Option<DateTime<Utc>>,
+    /// The store's [`TokenStore::generation`] before the look-up.
+    generation: u64,
 }
 
 /// Personal access tokens, a [`Provider`] named `pat`.
@@ -89,7 +106,9 @@ struct Cached {
 /// - the principal is the record's `principal` with its role, `provider = "pat"` and
 ///   groups namespaced `pat:<group>`;
 /// - verified tokens are cached (keyed by the sha256 of the whole token) for at most
-///   [`PatProvider::cache_ttl`] (30 s by default), so a revocation takes effect within that
+///   [`PatProvider::cache_ttl`] (30 s by default) and while the store's
+///   [`TokenStore::generation`] is unchanged (a revocation through the index, or announced by
+///   another replica, changes it), so a revocation takes effect at once, at worst within that
 ///   bound on every replica; [`PatProvider::forget`] and [`PatProvider::invalidate_all`]
 ///   drop cache entries at once (the admin API calls them on revoke).
 ///
@@ -221,7 +240,9 @@ impl PatProvider {
         let now = self.clock.now();
         let mut cache = self.cache.lock();
         let hit = cache.get(d)?;
-        let fresh = now - hit.cached_at < self.cache_ttl && now >= hit.cached_at;
+        let fresh = now - hit.cached_at < self.cache_ttl
+            && now >= hit.cached_at
+            && hit.generation == self.store.generation();
         let live = hit.expires_at.is_none_or(|e| now < e);
         if fresh && live {
             Some(Verdict::Mine(hit.principal.clone()))
@@ -273,6 +294,7 @@ impl PatProvider {
             },
             cached_at: now,
             expires_at: record.expires_at,
+            generation: 0,
         })
     }
 }
@@ -299,6 +321,9 @@ impl Provider for PatProvider {
             let Ok(Some((id, secret))) = parse(&credentials.token) else {
                 return Verdict::Invalid("malformed personal access token".to_owned());
             };
+            // Read before the look-up: a revocation racing it changes the generation after,
+            // so the verification cached here is not trusted past it.
+            let generation = this.store.generation();
             let record = match this.store.token_by_id(id).await {
                 Ok(r) => r,
                 Err(e) => {
@@ -307,7 +332,8 @@ impl Provider for PatProvider {
                 }
             };
             match this.judge(id, secret, record) {
-                Ok(entry) => {
+                Ok(mut entry) => {
+                    entry.generation = generation;
                     let principal = entry.principal.clone();
                     this.remember(digest(&credentials.token), entry);
                     Verdict::Mine(principal)

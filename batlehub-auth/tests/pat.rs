@@ -20,6 +20,8 @@ use parking_lot::Mutex;
 struct MemTokens {
     tokens: Mutex<HashMap<String, TokenRecord>>,
     lookups: AtomicUsize,
+    /// Bumped by `announce`, as an index does when it hears of a revocation.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl MemTokens {
@@ -36,6 +38,11 @@ impl MemTokens {
     fn lookups(&self) -> usize {
         self.lookups.load(Ordering::SeqCst)
     }
+
+    /// What an index does when this or another replica revokes a token.
+    fn announce(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 impl TokenStore for MemTokens {
@@ -43,6 +50,10 @@ impl TokenStore for MemTokens {
         self.lookups.fetch_add(1, Ordering::SeqCst);
         let found = self.tokens.lock().get(id).cloned();
         Box::pin(async move { Ok(found) })
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 }
 
@@ -197,6 +208,31 @@ async fn cache_is_bounded_and_forgettable() {
     assert!(shared.identify_cached(&creds(&token3)).is_some());
     shared.invalidate_all();
     assert_eq!(pats.identify_cached(&creds(&token3)), None);
+}
+
+#[tokio::test]
+async fn an_announced_revocation_drops_cached_verifications_at_once() {
+    let (store, clock, pats) = setup();
+    let (token, record) = mint(&store, &clock, None);
+    let (other, _) = mint(&store, &clock, None);
+    for t in [&token, &other] {
+        assert!(matches!(pats.identify(creds(t)).await, Verdict::Mine(_)));
+    }
+    // Another replica revokes the token: the store hears of it and its generation changes.
+    store.revoke(&record.id, &clock);
+    store.announce();
+    assert_eq!(pats.identify_cached(&creds(&token)), None);
+    assert_eq!(
+        pats.identify(creds(&token)).await,
+        Verdict::Invalid("token revoked".into())
+    );
+    // Other tokens are looked up once more, then cached again.
+    assert_eq!(pats.identify_cached(&creds(&other)), None);
+    assert!(matches!(
+        pats.identify(creds(&other)).await,
+        Verdict::Mine(_)
+    ));
+    assert!(pats.identify_cached(&creds(&other)).is_some());
 }
 
 #[tokio::test]

@@ -268,6 +268,13 @@ pub trait Index: Send + Sync + Debug + 'static {
     fn list_tokens(&self) -> BoxFuture<'_, Result<Vec<TokenRecord>>>;
     /// Marks a token revoked at `at`; `false` when it does not exist or is already revoked.
     fn revoke_token<'a>(&'a self, id: &'a str, at: DateTime<Utc>) -> BoxFuture<'a, Result<bool>>;
+    /// A counter that changes whenever a token may have been revoked, through this index
+    /// or, on an index shared by replicas, through another replica's (as soon as its
+    /// announcement arrives). Caches of verified tokens compare it to know when to look a
+    /// token up again. The default never changes (such caches then rely on their TTL).
+    fn tokens_generation(&self) -> u64 {
+        0
+    }
 
     /// The owners of a package, sorted.
     fn owners<'a>(

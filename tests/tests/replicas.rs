@@ -3,7 +3,8 @@
 //! both). The real npm CLI publishes through one replica and installs through the other;
 //! 50 concurrent publishes of one version spread over both give exactly one success; 50
 //! concurrent cold downloads of one artifact through a proxy registry reach the upstream
-//! once; a package quota holds against publishes racing on both replicas; a block added on one replica refuses downloads on the other within a second.
+//! once; a package quota holds against publishes racing on both replicas; a block (and a
+//! token revocation) made on one replica refuses downloads on the other within a second.
 //!
 //! The replicas run in this process, each with its own hub, pools and caches, as separate
 //! processes would; `kill -9` of a replica is in `examples/server/tests/crash.rs`.
@@ -291,6 +292,46 @@ async fn two_replicas_on_postgres_and_s3() {
         assert!(
             blocked_at.elapsed() < Duration::from_secs(1),
             "the other replica still serves a blocked version after 1 s ({status})"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A personal access token revoked on one replica is refused on the other within a
+    // second, though the other had just verified (and cached) it.
+    let r = http
+        .post(format!("{}/api/v1/admin/tokens", a.url()))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"principal": "carol"}))
+        .send()
+        .await
+        .expect("create token");
+    assert_eq!(r.status(), 201);
+    let created: Value = r.json().await.expect("token json");
+    let (id, pat) = (
+        created["id"].as_str().expect("id").to_owned(),
+        created["token"].as_str().expect("token").to_owned(),
+    );
+    let ping = format!("{}/proxy/npm/replica-pkg", b.url());
+    let with_pat = || http.get(&ping).bearer_auth(&pat).send();
+    assert_eq!(with_pat().await.expect("req").status(), 200);
+    let r = http
+        .delete(format!("{}/api/v1/admin/tokens/{id}", a.url()))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("revoke");
+    assert!(r.status().is_success(), "{}", r.status());
+    let revoked_at = Instant::now();
+    let mut seen = Vec::new();
+    loop {
+        let status = with_pat().await.expect("req").status();
+        seen.push(status.as_u16());
+        if status == 401 {
+            break;
+        }
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(1),
+            "the other replica still accepts a revoked token after 1 s ({seen:?})"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

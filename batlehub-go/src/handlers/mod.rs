@@ -3,6 +3,7 @@
 pub(crate) mod proxy;
 pub(crate) mod publish;
 pub(crate) mod read;
+pub(crate) mod versions;
 
 use batlehub_core::Error;
 

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use http::{Response, StatusCode};
 
 use crate::handlers::TEXT;
-use crate::handlers::read::PreparedList;
+use crate::handlers::versions::PreparedList;
 use crate::modzip;
 use crate::name::{ModulePath, Version, escape};
 use crate::sumdb::{ChecksumDb, Sums};

@@ -2,7 +2,6 @@
 //! upstream GOPROXY, with policy applied on the way out: versions refused by policy are
 //! absent from `@v/list` and `@latest`, and a request naming one is refused with the reason.
 
-use std::cmp::Ordering;
 use std::sync::Arc;
 
 use batlehub_core::body::Body;
@@ -13,66 +12,11 @@ use batlehub_core::{Error, Permission, Result};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 
+use crate::handlers::versions::{PreparedList, compare, render};
 use crate::handlers::{JSON, TEXT, ZIP, proxy, unknown_module, unknown_version};
 use crate::name::{ModulePath, Version};
 use crate::routes::Ext;
-use crate::wire::{self, Info};
-
-/// Orders versions as the go command does (semver; invalid ones first).
-pub(crate) fn compare(a: &str, b: &str) -> Ordering {
-    let parse = |v: &str| semver::Version::parse(v.strip_prefix('v').unwrap_or(v)).ok();
-    parse(a).cmp(&parse(b))
-}
-
-/// A module's versions before policy, sorted, with the list every version allowed already
-/// rendered: built once per state of a local module or per upstream list document and kept
-/// in the memory cache, so a request only asks policy and, when it denies nothing, serves
-/// the bytes.
-pub(crate) struct PreparedList {
-    /// Stored versions (no `v`), oldest first, with their publish times when known.
-    facts: Vec<VersionFacts>,
-    /// The same, as the go command writes them.
-    versions: Vec<Version>,
-    /// `@v/list` with every version (pseudo-versions are never listed).
-    plain: Bytes,
-    plain_etag: String,
-}
-
-impl PreparedList {
-    pub(crate) fn new(facts: Vec<VersionFacts>) -> Self {
-        let mut keyed: Vec<(Option<semver::Version>, VersionFacts, Version)> = facts
-            .into_iter()
-            .filter_map(|f| {
-                let v = Version::from_stored(&f.version).ok()?;
-                Some((semver::Version::parse(&f.version).ok(), f, v))
-            })
-            .collect();
-        keyed.sort_by(|a, b| a.0.cmp(&b.0));
-        let (facts, versions): (Vec<VersionFacts>, Vec<Version>) =
-            keyed.into_iter().map(|(_, f, v)| (f, v)).unzip();
-        let plain = Bytes::from(render(&versions, |_| true));
-        Self {
-            plain_etag: protocol::etag_of(&plain),
-            facts,
-            versions,
-            plain,
-        }
-    }
-
-    pub(crate) fn weight(&self) -> usize {
-        self.plain.len() * 4 + self.facts.len() * 96
-    }
-}
-
-/// `@v/list` of the versions `keep` lets through, pseudo-versions left out.
-fn render(versions: &[Version], keep: impl Fn(usize) -> bool) -> String {
-    let kept = versions
-        .iter()
-        .enumerate()
-        .filter(|(i, v)| keep(*i) && !v.is_pseudo())
-        .map(|(_, v)| v.as_str());
-    wire::list(kept)
-}
+use crate::wire::Info;
 
 /// A module's prepared versions, whether they came from a stale copy of the upstream's
 /// list, and whether the module is served from the local index.

@@ -161,6 +161,8 @@ pub(crate) enum Change {
     Visibility,
     /// Namespaces.
     Namespaces,
+    /// Tokens (a revocation).
+    Tokens,
     /// Anything (after a lost notification connection).
     All,
 }
@@ -172,6 +174,7 @@ impl Change {
             Self::Blocks => "blocks",
             Self::Visibility => "visibility",
             Self::Namespaces => "namespaces",
+            Self::Tokens => "tokens",
             Self::All => "all",
         }
     }
@@ -182,6 +185,7 @@ impl Change {
             "blocks" => Self::Blocks,
             "visibility" => Self::Visibility,
             "namespaces" => Self::Namespaces,
+            "tokens" => Self::Tokens,
             _ => Self::All,
         }
     }
@@ -198,6 +202,8 @@ pub(crate) struct ReadCache {
     pub(crate) namespaces: Memo<Vec<Namespace>>,
     pub(crate) documents: Memo<Option<CachedDocument>>,
     pub(crate) artifacts: Memo<Option<CachedArtifact>>,
+    /// Bumped by every token revocation heard of (see `Index::tokens_generation`).
+    pub(crate) tokens: AtomicU64,
     /// Stops the PostgreSQL listener when the last handle of the index is dropped.
     pub(crate) listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -213,6 +219,7 @@ impl Default for ReadCache {
             namespaces: Memo::default(),
             documents: Memo::default(),
             artifacts: Memo::default(),
+            tokens: AtomicU64::new(0),
             listener: Mutex::new(None),
         }
     }
@@ -243,7 +250,11 @@ impl ReadCache {
             Change::Blocks => self.blocks.clear(),
             Change::Visibility => self.visibility.clear(),
             Change::Namespaces => self.namespaces.clear(),
+            Change::Tokens => {
+                self.tokens.fetch_add(1, Ordering::SeqCst);
+            }
             Change::All => {
+                self.tokens.fetch_add(1, Ordering::SeqCst);
                 self.exists.clear();
                 self.packages.clear();
                 self.versions.clear();

@@ -1389,7 +1389,7 @@ impl Index for SqlIndex {
     }
 
     fn revoke_token<'a>(&'a self, id: &'a str, at: DateTime<Utc>) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(async move {
+        Box::pin(self.changed(Change::Tokens, async move {
             let n = self
                 .pool
                 .execute(
@@ -1400,7 +1400,11 @@ impl Index for SqlIndex {
                 .await
                 .map_err(db_err)?;
             Ok(n > 0)
-        })
+        }))
+    }
+
+    fn tokens_generation(&self) -> u64 {
+        self.cache.tokens.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn owners<'a>(
