@@ -4,6 +4,8 @@
 #[cfg(test)]
 mod fuzz;
 pub mod gemspec;
+pub mod index;
+pub mod marshal;
 pub mod name;
 pub mod package;
 mod yaml;
