@@ -123,11 +123,10 @@ impl Registry {
         let Some(who) = caller.identity.principal().map(|p| p.key().into_owned()) else {
             return commit.await;
         };
-        let policy = self.inner.policy.clone();
-        let cx = self.cx(caller);
-        if policy.commit(cx, &facts).is_none() {
+        // The check is a future that runs only when awaited: under the lock, below.
+        let Some(check) = self.inner.policy.commit(self.cx(caller), &facts) else {
             return commit.await;
-        }
+        };
         let lock = self
             .inner
             .commit_locks
@@ -151,9 +150,7 @@ impl Registry {
                 }
             };
             let out = async {
-                if let Some(check) = policy.commit(self.cx(caller), &facts) {
-                    check.await?;
-                }
+                check.await?;
                 commit.await
             }
             .await;

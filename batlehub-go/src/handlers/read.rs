@@ -174,16 +174,25 @@ pub(crate) async fn file(cx: &Cx, m: &ModulePath, v: &Version, ext: Ext) -> Resu
     if m.check_version(v).is_err() {
         return Err(unknown_version(m, v));
     }
-    let (info, stale) = proxy::info(cx, m, v)
-        .await?
-        .ok_or_else(|| unknown_version(m, v))?;
+    // `.mod` and `.zip` need the upstream's `.info` only for its publish time, and only a
+    // policy that decides on publish times needs that (a missing version is `404` from the
+    // `.mod` either way).
+    let (info, stale) = if ext == Ext::Info || cx.registry.uses_publish_times() {
+        let (info, stale) = proxy::info(cx, m, v)
+            .await?
+            .ok_or_else(|| unknown_version(m, v))?;
+        (Some(info), stale)
+    } else {
+        (None, false)
+    };
     let facts = VersionFacts {
         version: v.stored().to_owned(),
-        published_at: info.published_at(),
+        published_at: info.as_ref().and_then(Info::published_at),
     };
     let mut resp = match ext {
         Ext::Info => {
             allowed(cx, key, permission, &facts).await?;
+            let info = info.ok_or_else(|| unknown_version(m, v))?;
             protocol::typed(StatusCode::OK, JSON, Bytes::from(info.to_json()))
         }
         Ext::Mod => {
