@@ -3,11 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use crate::name::{check_name, check_platform, check_version};
 use crate::yaml::{self, Node};
 
 /// One constraint of a requirement: an operator and a version (`>= 2.0`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Constraint {
     /// `=`, `!=`, `>`, `<`, `>=`, `<=` or `~>`.
     pub op: String,
@@ -22,7 +24,8 @@ impl std::fmt::Display for Constraint {
 }
 
 /// Whether a dependency is needed at run time or only to develop the gem.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DependencyKind {
     /// `:runtime`.
     Runtime,
@@ -31,7 +34,7 @@ pub enum DependencyKind {
 }
 
 /// A dependency of a gem.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dependency {
     /// The gem depended on.
     pub name: String,
@@ -42,7 +45,7 @@ pub struct Dependency {
 }
 
 /// What a registry reads from a gemspec.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GemSpec {
     /// The gem's name.
     pub name: String,

@@ -91,6 +91,48 @@ pub fn check_platform(platform: &str) -> Result<(), Invalid> {
     }
 }
 
+/// Orders versions as `Gem::Version` does: segments (runs of digits or of letters)
+/// compared in turn, numbers numerically, a letter segment before any number (so `1.0.a`
+/// comes before `1.0`), missing segments as `0`.
+#[must_use]
+pub fn compare(a: &str, b: &str) -> std::cmp::Ordering {
+    #[derive(PartialEq, Eq, PartialOrd, Ord)]
+    enum Seg<'a> {
+        Str(&'a str),
+        Num(u128),
+    }
+    fn segs(v: &str) -> Vec<Seg<'_>> {
+        let mut out = Vec::new();
+        for part in v.split('.') {
+            let mut rest = part;
+            while !rest.is_empty() {
+                let digits = rest.starts_with(|c: char| c.is_ascii_digit());
+                let end = rest
+                    .find(|c: char| c.is_ascii_digit() != digits)
+                    .unwrap_or(rest.len());
+                let (seg, tail) = rest.split_at(end);
+                out.push(if digits {
+                    Seg::Num(seg.parse().unwrap_or(u128::MAX))
+                } else {
+                    Seg::Str(seg)
+                });
+                rest = tail;
+            }
+        }
+        out
+    }
+    let (a, b) = (segs(a), segs(b));
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).unwrap_or(&Seg::Num(0));
+        let y = b.get(i).unwrap_or(&Seg::Num(0));
+        match x.cmp(y) {
+            std::cmp::Ordering::Equal => {}
+            other => return other,
+        }
+    }
+    std::cmp::Ordering::Equal
+}
+
 /// `name-version` or `name-version-platform` (no platform for `ruby`): what a `.gem` file and
 /// a quick gemspec are named after.
 #[must_use]
@@ -173,6 +215,21 @@ mod tests {
         }
         for bad in ["", "a-b-c-d", "../x", "x/y"] {
             assert!(check_platform(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ordering() {
+        use std::cmp::Ordering::*;
+        for (a, b, want) in [
+            ("1.0", "1.0.0", Equal),
+            ("1.0.a", "1.0", Less),
+            ("1.10", "1.9", Greater),
+            ("2.0.0.rc1", "2.0.0", Less),
+            ("2.0.0.rc2", "2.0.0.rc10", Less),
+            ("1.0.pre", "1.0.pre.1", Less),
+        ] {
+            assert_eq!(compare(a, b), want, "{a} vs {b}");
         }
     }
 

@@ -1,0 +1,219 @@
+//! A gem's versions as the index serves them: read once per state of a local gem or per
+//! upstream `/info` document (lines, checksums, publish times), then filtered per caller by
+//! policy. What policy refuses leaves `/info`, `/versions`, the full index and the JSON
+//! APIs, and a request naming it is refused with the reason.
+
+use std::sync::Arc;
+
+use batlehub_core::model::Decision;
+use batlehub_core::policy::VersionFacts;
+use batlehub_core::protocol::Cx;
+use batlehub_core::{Error, Permission, Result};
+use chrono::{DateTime, Utc};
+
+use crate::handlers::compact::CompactDoc;
+use crate::handlers::{local, proxy, unknown_gem};
+
+/// One version (and platform) of a gem.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub(crate) number: String,
+    pub(crate) platform: String,
+    /// Its `/info` line.
+    pub(crate) line: String,
+    /// The `.gem`'s sha256 (hex), from the `checksum:` of its line.
+    pub(crate) sha256: Option<String>,
+    pub(crate) published_at: Option<DateTime<Utc>>,
+}
+
+impl Entry {
+    /// `1.0.0` or `1.0.0-java`: the key a local version is stored under, and how
+    /// `/versions` lists it.
+    pub(crate) fn key(&self) -> String {
+        crate::name::full_name("", &self.number, &self.platform)
+            .trim_start_matches('-')
+            .to_owned()
+    }
+
+    pub(crate) fn is(&self, number: &str, platform: &str) -> bool {
+        self.number == number && self.platform == platform
+    }
+}
+
+/// A gem's versions before policy, in `/info` order, with the `/info` of all of them.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub(crate) entries: Vec<Entry>,
+    /// `/info` with every entry (an upstream's, byte for byte).
+    pub(crate) plain: CompactDoc,
+    /// Which upstream served it (`0` for a local gem).
+    pub(crate) upstream: usize,
+}
+
+impl Prepared {
+    pub(crate) fn new(entries: Vec<Entry>, plain: CompactDoc, upstream: usize) -> Self {
+        Self {
+            entries,
+            plain,
+            upstream,
+        }
+    }
+
+    pub(crate) fn weight(&self) -> usize {
+        self.plain.weight() * 2 + self.entries.len() * 96
+    }
+
+    /// `/info` of the entries `keep` lets through.
+    pub(crate) fn render(&self, keep: impl Fn(usize) -> bool) -> CompactDoc {
+        let lines = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| keep(*i))
+            .map(|(_, e)| e.line.as_str());
+        CompactDoc::new(crate::index::info_document(lines))
+    }
+}
+
+/// What one caller may see of a gem.
+#[derive(Debug)]
+pub(crate) struct View {
+    pub(crate) prepared: Arc<Prepared>,
+    /// Which entries policy lets through (`None`: all).
+    pub(crate) allowed: Option<Vec<bool>>,
+    /// Policy's decision for each entry.
+    pub(crate) decisions: Vec<Decision>,
+    /// Publish times, as learned.
+    pub(crate) facts: Vec<VersionFacts>,
+    /// Built from a stale copy of the upstream's document.
+    pub(crate) stale: bool,
+    /// Served from the local index.
+    pub(crate) local: bool,
+}
+
+impl View {
+    pub(crate) fn visible(&self, i: usize) -> bool {
+        self.allowed.as_ref().is_none_or(|a| a[i])
+    }
+
+    /// `/info` as this caller sees it.
+    pub(crate) fn info(&self) -> CompactDoc {
+        match &self.allowed {
+            None => self.prepared.plain.clone(),
+            Some(a) => self.prepared.render(|i| a[i]),
+        }
+    }
+
+    /// The versions field of its `/versions` line (`1.0.0,1.0.0-java`).
+    pub(crate) fn versions_field(&self) -> String {
+        self.prepared
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.visible(*i))
+            .map(|(_, e)| e.key())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The entry for `number`/`platform`, refused with policy's reason when policy refuses
+    /// it, `404` when there is none.
+    pub(crate) fn entry(
+        &self,
+        name: &str,
+        number: &str,
+        platform: &str,
+    ) -> Result<(usize, &Entry)> {
+        let (i, e) = self
+            .prepared
+            .entries
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.is(number, platform))
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "{} could not be found on this source",
+                    crate::name::full_name(name, number, platform)
+                ))
+            })?;
+        match &self.decisions[i] {
+            Decision::Deny(d) => Err(Error::Denied(d.clone())),
+            _ => Ok((i, e)),
+        }
+    }
+}
+
+/// The gem `name` as `cx`'s caller may see it; `None` when this source does not have it.
+/// Package-level access (RBAC, blocks, visibility) is checked first.
+pub(crate) async fn view(cx: &Cx, name: &str) -> Result<Option<View>> {
+    cx.registry
+        .check_package(&cx.caller, Permission::ReleasesRead, name)
+        .await?;
+    let (prepared, stale, local) = if cx.is_local(name).await? {
+        match local::prepared(cx, name).await? {
+            Some(p) => (p, false, true),
+            None => return Ok(None),
+        }
+    } else {
+        match proxy::prepared(cx, name).await? {
+            Some((p, stale)) => (p, stale, false),
+            None => return Ok(None),
+        }
+    };
+    let mut facts: Vec<VersionFacts> = prepared
+        .entries
+        .iter()
+        .map(|e| VersionFacts {
+            version: e.number.clone(),
+            published_at: e.published_at,
+        })
+        .collect();
+    if !local && cx.registry.uses_publish_times() && facts.iter().any(|f| f.published_at.is_none())
+    {
+        proxy::learn_publish_times(cx, name, &prepared, &mut facts).await?;
+    }
+    let decisions = cx
+        .registry
+        .version_decisions(&cx.caller, name, &facts)
+        .await?;
+    let allowed = (!decisions.iter().all(|d| matches!(d, Decision::Allow))).then(|| {
+        decisions
+            .iter()
+            .map(|d| matches!(d, Decision::Allow))
+            .collect()
+    });
+    Ok(Some(View {
+        prepared,
+        allowed,
+        decisions,
+        facts,
+        stale,
+        local,
+    }))
+}
+
+/// [`view`], `404` when this source does not have the gem.
+pub(crate) async fn require(cx: &Cx, name: &str) -> Result<View> {
+    view(cx, name).await?.ok_or_else(|| unknown_gem(name))
+}
+
+/// The gem, version and platform a file name (`{full_name}`) names, as this source knows
+/// them: a name may hold `-2`, so each split is tried against the index, longest name
+/// first.
+pub(crate) async fn resolve_file(cx: &Cx, full_name: &str) -> Result<(String, View, usize)> {
+    let mut first_err = None;
+    for (name, number, platform) in crate::name::split_candidates(full_name) {
+        match view(cx, name).await {
+            Ok(Some(v)) => match v.entry(name, number, platform).map(|(i, _)| i) {
+                Ok(i) => return Ok((name.to_owned(), v, i)),
+                Err(e @ Error::Denied(_)) => return Err(e),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            },
+            Ok(None) | Err(Error::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(first_err.unwrap_or_else(|| super::unknown_file(full_name)))
+}
