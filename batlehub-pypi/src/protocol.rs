@@ -11,9 +11,6 @@ use crate::denied::DeniedVersions;
 use crate::handlers;
 use crate::routes::{self, Route};
 
-/// The longest reason phrase sent.
-const MAX_REASON: usize = 512;
-
 /// The PyPI protocol (Simple API, JSON API, uploads).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Pypi {
@@ -66,9 +63,7 @@ impl Protocol for Pypi {
     fn error_response(&self, err: &Error) -> Response<Body> {
         let message = err.client_message();
         let mut resp = protocol::text(err.status(), format!("{message}\n"));
-        if let Some(reason) = reason_phrase(&message) {
-            resp.extensions_mut().insert(reason);
-        }
+        protocol::with_reason(&mut resp, &message);
         resp
     }
 
@@ -91,40 +86,5 @@ impl Protocol for Pypi {
 
     fn package_key(raw: &str) -> Result<String> {
         Ok(crate::name::ProjectName::parse(raw)?.as_str().to_owned())
-    }
-}
-
-/// The message as a reason phrase: printable ASCII only, one line, bounded.
-fn reason_phrase(message: &str) -> Option<hyper::ext::ReasonPhrase> {
-    let mut text: String = message
-        .chars()
-        .map(|c| match c {
-            '\n' | '\r' | '\t' => ' ',
-            c if c.is_ascii() && !c.is_ascii_control() => c,
-            _ => '?',
-        })
-        .collect();
-    if text.len() > MAX_REASON {
-        text.truncate(MAX_REASON - 3);
-        text.push_str("...");
-    }
-    let text = text.trim();
-    if text.is_empty() {
-        return None;
-    }
-    hyper::ext::ReasonPhrase::try_from(text.to_owned()).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reason_is_one_printable_line() {
-        let r = reason_phrase("a\nb \u{e9}").expect("reason");
-        assert_eq!(r.as_bytes(), b"a b ?");
-        let long = reason_phrase(&"x".repeat(2000)).expect("reason");
-        assert_eq!(long.as_bytes().len(), MAX_REASON);
-        assert!(reason_phrase(" \n").is_none());
     }
 }

@@ -50,9 +50,14 @@ impl Protocol for RubyGems {
         }
     }
 
-    /// Plain text: `gem push` and `gem yank` print the body whatever the status.
+    /// Plain text: `gem push` and `gem yank` print the body whatever the status; the
+    /// message is the reason phrase too, which is what `gem install` and bundler print
+    /// when a download fails ("bad response <reason> 403").
     fn error_response(&self, err: &Error) -> Response<Body> {
-        protocol::text(err.status(), format!("{}\n", err.client_message()))
+        let message = err.client_message();
+        let mut resp = protocol::text(err.status(), format!("{message}\n"));
+        protocol::with_reason(&mut resp, &message);
+        resp
     }
 
     /// The yank form is small; only a push carries a gem.

@@ -93,8 +93,8 @@ pub use request::{
     segments,
 };
 pub use response::{
-    Audience, JSON, OCTET_STREAM, TEXT, artifact, conditional, etag_of, if_none_match, json,
-    json_typed, mark_stale, redirect, text, typed,
+    Audience, JSON, MAX_REASON, OCTET_STREAM, TEXT, artifact, conditional, etag_of, if_none_match,
+    json, json_typed, mark_stale, redirect, text, typed, with_reason,
 };
 pub use service::ProtocolService;
 

@@ -249,3 +249,51 @@ mod tests {
         );
     }
 }
+
+/// The longest reason phrase [`with_reason`] sends.
+pub const MAX_REASON: usize = 512;
+
+/// Sets `message` as the HTTP/1 reason phrase of `resp` (printable ASCII, one line,
+/// bounded): clients that print the status line but not the body (pip, twine, `gem`'s
+/// "bad response ... 403") then show why.
+pub fn with_reason(resp: &mut Response<Body>, message: &str) {
+    let mut text: String = message
+        .chars()
+        .map(|c| match c {
+            '\n' | '\r' | '\t' => ' ',
+            c if c.is_ascii() && !c.is_ascii_control() => c,
+            _ => '?',
+        })
+        .collect();
+    if text.len() > MAX_REASON {
+        text.truncate(MAX_REASON - 3);
+        text.push_str("...");
+    }
+    let text = text.trim();
+    if text.is_empty() {
+        return;
+    }
+    if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(text.to_owned()) {
+        resp.extensions_mut().insert(reason);
+    }
+}
+
+#[cfg(test)]
+mod reason_tests {
+    use super::*;
+
+    fn reason(message: &str) -> Option<Vec<u8>> {
+        let mut resp = text(StatusCode::FORBIDDEN, "x");
+        with_reason(&mut resp, message);
+        resp.extensions()
+            .get::<hyper::ext::ReasonPhrase>()
+            .map(|r| r.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn reason_is_one_printable_line() {
+        assert_eq!(reason("a\nb \u{e9}").as_deref(), Some(&b"a b ?"[..]));
+        assert_eq!(reason(&"x".repeat(2000)).map(|r| r.len()), Some(MAX_REASON));
+        assert!(reason(" \n").is_none());
+    }
+}

@@ -96,6 +96,13 @@ fn respond(cx: &Cx, doc: &CompactDoc, stale: bool) -> Response<Body> {
 
 /// `GET /info/{gem}`.
 pub(crate) async fn info(cx: &Cx, name: &str) -> Result<Response<Body>> {
+    if name.starts_with(view::REFUSED_PREFIX) {
+        // The gem a refused version depends on: it has no versions, so a resolver skips
+        // the refused version (and names the marker when it was pinned).
+        cx.registry
+            .authorize(cx.identity(), Permission::ReleasesRead, None)?;
+        return Ok(respond(cx, &CompactDoc::new("---\n"), false));
+    }
     let view = view::require(cx, name).await?;
     Ok(respond(cx, &view.info(), view.stale))
 }

@@ -37,7 +37,7 @@ pub(crate) async fn push(cx: &Cx, body: RequestBody) -> Result<Response<Body>> {
         file.seek(SeekFrom::Start(0))
             .map_err(|e| Error::storage(format!("reading a spooled upload: {e}")))?;
         package::read(std::io::BufReader::new(file), Limits::default())
-            .map_err(|e| Error::BadRequest(format!("the uploaded file is not a valid gem: {e}")))
+            .map_err(|e| Error::Unprocessable(format!("the uploaded file is not a valid gem: {e}")))
     })
     .await;
     let spec = match read {

@@ -1,7 +1,14 @@
 //! A gem's versions as the index serves them: read once per state of a local gem or per
-//! upstream `/info` document (lines, checksums, publish times), then filtered per caller by
-//! policy. What policy refuses leaves `/info`, `/versions`, the full index and the JSON
-//! APIs, and a request naming it is refused with the reason.
+//! upstream `/info` document (lines, checksums, publish times), then decided per caller by
+//! policy.
+//!
+//! A version policy refuses stays in `/info`, with one more dependency: on a gem that
+//! cannot exist, named after the rule (`batlehub.refused-by.release_age_gate.until-...`),
+//! required `< 0`. Resolvers (bundler, `gem`) therefore never pick it and fall back to an
+//! older version, and a Gemfile or `gem install -v` pinning it fails naming the rule and,
+//! for the release-age gate, when it becomes eligible: the explanation reaches the user,
+//! where a version left out would only be "not found". Its `.gem` is refused with the
+//! reason. The full index and the JSON APIs leave it out.
 
 use std::sync::Arc;
 
@@ -62,17 +69,6 @@ impl Prepared {
     pub(crate) fn weight(&self) -> usize {
         self.plain.weight() * 2 + self.entries.len() * 96
     }
-
-    /// `/info` of the entries `keep` lets through.
-    pub(crate) fn render(&self, keep: impl Fn(usize) -> bool) -> CompactDoc {
-        let lines = self
-            .entries
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| keep(*i))
-            .map(|(_, e)| e.line.as_str());
-        CompactDoc::new(crate::index::info_document(lines))
-    }
 }
 
 /// What one caller may see of a gem.
@@ -96,22 +92,33 @@ impl View {
         self.allowed.as_ref().is_none_or(|a| a[i])
     }
 
-    /// `/info` as this caller sees it.
+    /// `/info` as this caller sees it: refused versions carry the refusal's marker.
     pub(crate) fn info(&self) -> CompactDoc {
-        match &self.allowed {
-            None => self.prepared.plain.clone(),
-            Some(a) => self.prepared.render(|i| a[i]),
+        if self.allowed.is_none() {
+            return self.prepared.plain.clone();
         }
+        let lines: Vec<String> = self
+            .prepared
+            .entries
+            .iter()
+            .zip(&self.decisions)
+            .map(|(e, d)| match d {
+                Decision::Deny(denial) => refused_line(&e.line, denial),
+                _ => e.line.clone(),
+            })
+            .collect();
+        CompactDoc::new(crate::index::info_document(
+            lines.iter().map(String::as_str),
+        ))
     }
 
-    /// The versions field of its `/versions` line (`1.0.0,1.0.0-java`).
+    /// The versions field of its `/versions` line (`1.0.0,1.0.0-java`): every version of
+    /// its `/info`.
     pub(crate) fn versions_field(&self) -> String {
         self.prepared
             .entries
             .iter()
-            .enumerate()
-            .filter(|(i, _)| self.visible(*i))
-            .map(|(_, e)| e.key())
+            .map(Entry::key)
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -141,6 +148,45 @@ impl View {
             _ => Ok((i, e)),
         }
     }
+}
+
+/// Names of the gems refusal markers depend on start with this; `/info` of such a name is
+/// empty.
+pub(crate) const REFUSED_PREFIX: &str = "batlehub.refused-by.";
+
+/// The gem a refused version depends on: the rule and, for a refusal that ends, when.
+pub(crate) fn refusal_marker(denial: &batlehub_core::Denial) -> String {
+    let rule: String = denial
+        .rule
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let until = denial
+        .eligible_at
+        .map(|at| format!(".until-{}", at.format("%Y-%m-%dT%H.%MZ")))
+        .unwrap_or_default();
+    format!("{REFUSED_PREFIX}{rule}{until}")
+}
+
+/// An `/info` line with the refusal's marker among its dependencies.
+fn refused_line(line: &str, denial: &batlehub_core::Denial) -> String {
+    let marker = format!("{}:< 0", refusal_marker(denial));
+    let Some((head, rest)) = line.split_once(' ') else {
+        return line.to_owned();
+    };
+    let (deps, reqs) = rest.split_once('|').unwrap_or((rest, ""));
+    let deps = if deps.is_empty() {
+        marker
+    } else {
+        format!("{deps},{marker}")
+    };
+    format!("{head} {deps}|{reqs}")
 }
 
 /// The gem `name` as `cx`'s caller may see it; `None` when this source does not have it.
