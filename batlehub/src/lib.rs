@@ -47,3 +47,8 @@ pub use batlehub_maven as maven;
 #[cfg(feature = "go")]
 #[cfg_attr(docsrs, doc(cfg(feature = "go")))]
 pub use batlehub_go as go;
+
+/// The RubyGems protocol (compact index, full index, `gem push`).
+#[cfg(feature = "rubygems")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rubygems")))]
+pub use batlehub_rubygems as rubygems;

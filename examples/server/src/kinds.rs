@@ -157,6 +157,15 @@ pub static KINDS: &[Kind] = &[
         upstream_url: <batlehub::go::GoService as RegistryService>::upstream_url,
         yank: go_yank,
     },
+    Kind {
+        name: "rubygems",
+        aliases: &[],
+        validate: no_settings,
+        serve: plain::<batlehub::rubygems::RubyGemsService>,
+        package_key: <batlehub::rubygems::RubyGemsService as RegistryService>::package_key,
+        upstream_url: <batlehub::rubygems::RubyGemsService as RegistryService>::upstream_url,
+        yank: yank_flag,
+    },
 ];
 
 /// The kind named `name` (or one of its aliases).
@@ -271,6 +280,8 @@ mod tests {
             "example.com/Org/mod"
         );
         assert!(key("go", "example.com/../x").is_err());
+        assert_eq!(key("rubygems", "Net-HTTP_x").expect("valid"), "Net-HTTP_x");
+        assert!(key("rubygems", "../x").is_err());
         assert!(key("cargo", "not a crate").is_err());
         assert!(find("nope").is_none());
     }
