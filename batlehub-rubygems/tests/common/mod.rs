@@ -99,8 +99,14 @@ pub fn md5_hex(bytes: &[u8]) -> String {
 
 /// Serves `name` with `versions` as an upstream source does: `/info/{name}` (checksums of
 /// the gems served), `/versions`, `/gems/*.gem`, `/api/v1/versions/{name}.json` (pushed
-/// long ago) under `prefix` (`""` or `/upstream`).
-pub async fn mount_gem(server: &MockServer, prefix: &str, name: &str, versions: &[&str]) {
+/// long ago), `/names` under `prefix` (`""` or `/upstream`). Returns the `/info` and
+/// `/versions` bodies served.
+pub async fn mount_gem(
+    server: &MockServer,
+    prefix: &str,
+    name: &str,
+    versions: &[&str],
+) -> (String, String) {
     let mut info = String::from("---\n");
     let mut json = Vec::new();
     for v in versions {
@@ -125,12 +131,17 @@ pub async fn mount_gem(server: &MockServer, prefix: &str, name: &str, versions: 
     );
     Mock::given(method("GET"))
         .and(path(format!("{prefix}/info/{name}")))
-        .respond_with(ResponseTemplate::new(200).set_body_string(info))
+        .respond_with(ResponseTemplate::new(200).set_body_string(info.clone()))
         .mount(server)
         .await;
     Mock::given(method("GET"))
         .and(path(format!("{prefix}/versions")))
-        .respond_with(ResponseTemplate::new(200).set_body_string(versions_doc))
+        .respond_with(ResponseTemplate::new(200).set_body_string(versions_doc.clone()))
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{prefix}/names")))
+        .respond_with(ResponseTemplate::new(200).set_body_string(format!("---\n{name}\n")))
         .mount(server)
         .await;
     json.reverse();
@@ -139,4 +150,5 @@ pub async fn mount_gem(server: &MockServer, prefix: &str, name: &str, versions: 
         .respond_with(ResponseTemplate::new(200).set_body_json(json))
         .mount(server)
         .await;
+    (info, versions_doc)
 }
