@@ -8,14 +8,12 @@ cd "$(dirname "$0")/.."
 export PROPTEST_CASES="${PROPTEST_CASES:-30000}"
 start=$(date +%s)
 status=0
-for format in npm cargo pypi maven go; do
+for format in npm cargo pypi maven go rubygems; do
   echo "== batlehub-$format: parsers"
   cargo test -q -p "batlehub-$format" --lib fuzz:: -- --nocapture || status=1
   echo "== batlehub-$format: requests and upstream documents"
   cargo test -q -p "batlehub-$format" --test conformance fuzz_suite -- --nocapture || status=1
 done
-echo "== batlehub-rubygems: parsers (.gem archives, gemspec YAML, file names)"
-cargo test -q -p batlehub-rubygems --lib fuzz:: -- --nocapture || status=1
 echo "== shared: path segments, digests, forwarded headers, credentials"
 cargo test -q -p batlehub-test --test fuzz_shared -- --nocapture || status=1
 echo "== auth: unverified JWTs"

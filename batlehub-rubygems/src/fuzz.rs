@@ -1,5 +1,5 @@
 //! Fuzz targets for RubyGems' parsers of untrusted bytes: `.gem` archives, gemspec YAML,
-//! `checksums.yaml` and file names (`PROPTEST_CASES` sets the length of a run).
+//! `checksums.yaml`, file names and upstream `/info` lines (`PROPTEST_CASES` sets the length of a run).
 
 use batlehub_test::fuzz::{mutated, mutated_str};
 use proptest::prelude::*;
@@ -25,6 +25,14 @@ proptest! {
     fn file_names(name in mutated_str("nokogiri-1.15.0-x86_64-linux")) {
         for (n, v, p) in crate::name::split_candidates(&name) {
             prop_assert_eq!(crate::name::full_name(n, v, p), name.clone());
+        }
+    }
+
+    #[test]
+    fn upstream_info_lines(line in mutated_str("1.2.0-x86_64-linux rack:< 4&>= 2.0|checksum:ab12,ruby:>= 2.7,created_at:2024-01-02T03:04:05Z")) {
+        if let Some(parsed) = crate::wire::InfoLine::parse(&line) {
+            prop_assert!(crate::name::check_version(&parsed.number).is_ok());
+            prop_assert!(parsed.platform == "ruby" || crate::name::check_platform(&parsed.platform).is_ok());
         }
     }
 }

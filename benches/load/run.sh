@@ -8,7 +8,7 @@
 #   MEMO_MIB=0 ...                 the hub's memory cache size ([storage] memory_cache_mib)
 #
 # Installs wrk and nginx (apt) when missing, builds the release server, seeds local npm,
-# cargo, pypi, maven and go registries through their publish APIs (seed.py: a package with 200
+# cargo, pypi, maven, go and rubygems registries through their publish APIs (seed.py: a package with 200
 # versions and a ~100 KiB artifact each, plus a 10 MiB npm tarball and Go zip), puts a proxy registry
 # in front of each (and `npm-rules`, the npm proxy with 10 policy rules) and warms their
 # caches, saves every response body under an nginx root at the same path, then drives both
@@ -53,7 +53,7 @@ TOKEN=bench-token-123
 {
   printf '[server]\nlisten = "127.0.0.1:%s"\n[storage]\npath = "%s"\n' "$PORT_UP" "$WORK/up/blobs"
   printf '[[auth.tokens]]\nname = "bench"\nvalue = "%s"\nrole = "admin"\n' "$TOKEN"
-  for r in npm cargo pypi maven go; do printf '[[registries]]\nname = "%s"\ntype = "%s"\nmode = "local"\n' "$r" "$r"; done
+  for r in npm cargo pypi maven go rubygems; do printf '[[registries]]\nname = "%s"\ntype = "%s"\nmode = "local"\n' "$r" "$r"; done
 } > "$WORK/up.toml"
 # The measured instance: a proxy registry per protocol in front of the local one, plus
 # `npm-rules`, the npm proxy again with 10 policy rules (no rate limit).
@@ -71,6 +71,7 @@ proxy_toml() { # name type upstream
   proxy_toml pypi pypi "$U/pypi/simple/"
   proxy_toml maven maven "$U/maven/maven2/"
   proxy_toml go go "$U/go/"
+  proxy_toml rubygems rubygems "$U/rubygems/"
   # Big documents (bigdocs.py), from a static upstream: a 3,000-version npm packument
   # (~15 MB abbreviated) and a PyPI project page with 10,000 files.
   proxy_toml npm-big npm "http://127.0.0.1:$PORT_STATIC/npm/"
@@ -214,6 +215,12 @@ add "go .mod" "$GO/bench-many/@v/v1.199.0.mod" "" "64"
 add "go .zip 50 KiB" "$GO/bench-50k/@v/v1.0.0.zip" "" "64"
 add "go .zip 100 KiB" "$GO/bench-100k/@v/v1.0.0.zip" "" "64 256"
 add "go .zip 10 MiB" "$GO/bench-10m/@v/v1.0.0.zip" "" "8"
+GEMS=/proxy/rubygems
+add "rubygems /info (200 versions)" "$GEMS/info/bench-many" "" "64 256"
+add "rubygems /versions (4 gems)" "$GEMS/versions" "" "64"
+add "rubygems .gem 50 KiB" "$GEMS/gems/bench-50k-1.0.0.gem" "" "64"
+add "rubygems .gem 100 KiB" "$GEMS/gems/bench-100k-1.0.0.gem" "" "64 256"
+add "rubygems .gem 10 MiB" "$GEMS/gems/bench-10m-1.0.0.gem" "" "8"
 # Big documents, rewritten and filtered per request (c=32, as a monorepo CI install).
 add "npm packument 15 MB, abbreviated (3,000 versions)" "/proxy/npm-big/big-many" "$CORGI" "32"
 add "npm packument 15 MB, full (3,000 versions)" "/proxy/npm-big/big-many" "" "32"
@@ -253,7 +260,7 @@ http {
   sendfile on;
   tcp_nopush on;
   keepalive_requests 1000000;
-  types { application/json json info; application/octet-stream tgz crate whl jar; application/zip zip; application/xml xml; text/html html; text/plain mod; }
+  types { application/json json info; application/octet-stream tgz crate whl jar gem; application/zip zip; application/xml xml; text/html html; text/plain mod; }
   default_type application/json;
   map \$http_accept \$variant {
     default "";

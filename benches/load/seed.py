@@ -13,13 +13,15 @@ Publishes through each protocol's own publish API, as its client sends it:
     (a ~100 KiB jar);
   - go (`PUT /{module}/@v/{version}.zip`, a module zip as an uploader sends it):
     `example.com/bench-many` (200 versions), `example.com/bench-100k` (a ~100 KiB zip),
-    `example.com/bench-50k` (~50 KiB) and `example.com/bench-10m` (~10 MiB).
+    `example.com/bench-50k` (~50 KiB) and `example.com/bench-10m` (~10 MiB);
+  - rubygems (`POST /api/v1/gems` with the raw key, what `gem push` sends): `bench-many`
+    (200 versions), `bench-100k`, `bench-50k` and `bench-10m` (.gem files of that size).
 Payloads are random bytes (incompressible), stored uncompressed inside the archives.
 Each registry gets one keep-alive connection; any non-2xx answer stops the script with the
 request and the server's answer.
 
 Usage: seed.py BASE_URL TOKEN [REGISTRY...]  (BASE_URL = http://host:port/proxy; registries
-                                   npm, cargo, pypi, maven, go under it)
+                                   npm, cargo, pypi, maven, go, rubygems under it)
 """
 import base64, gzip, hashlib, http.client, io, json, os, struct, sys, tarfile, urllib.parse, zipfile
 
@@ -269,9 +271,96 @@ def seed_go():
     go_upload(c, "bench-10m", "v1.0.0", os.urandom(10 * 1024 * 1024))
 
 
-only = set(sys.argv[3:]) or {"npm", "cargo", "pypi", "maven", "go"}
+# ----------------------------------------------------------------------------- rubygems
+
+GEMSPEC = """--- !ruby/object:Gem::Specification
+name: {name}
+version: !ruby/object:Gem::Version
+  version: {version}
+platform: ruby
+authors:
+- bench
+date: 2026-01-02 00:00:00.000000000 Z
+dependencies:
+- !ruby/object:Gem::Dependency
+  name: rack
+  requirement: !ruby/object:Gem::Requirement
+    requirements:
+    - - ">="
+      - !ruby/object:Gem::Version
+        version: '2.0'
+  type: :runtime
+  prerelease: false
+  version_requirements: !ruby/object:Gem::Requirement
+    requirements:
+    - - ">="
+      - !ruby/object:Gem::Version
+        version: '2.0'
+files:
+- lib/{name}.rb
+licenses:
+- MIT
+metadata: {{}}
+require_paths:
+- lib
+required_ruby_version: !ruby/object:Gem::Requirement
+  requirements:
+  - - ">="
+    - !ruby/object:Gem::Version
+      version: '2.7'
+required_rubygems_version: !ruby/object:Gem::Requirement
+  requirements:
+  - - ">="
+    - !ruby/object:Gem::Version
+      version: '0'
+rubygems_version: 3.3.15
+specification_version: 4
+summary: The {name} bench gem.
+"""
+
+
+def tar_bytes(entries):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as t:
+        for name, data in entries:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o444
+            t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def gem_file(name, version, payload):
+    """A .gem: metadata.gz, data.tar.gz (the payload stored in it, incompressible) and
+    checksums.yaml.gz, as `gem build` writes them."""
+    metadata = gzip.compress(GEMSPEC.format(name=name, version=version).encode(), mtime=0)
+    files = [(f"lib/{name}.rb", b"module Bench; end\n")]
+    if payload:
+        files.append(("data/payload.bin", payload))
+    data = gzip.compress(tar_bytes(files), compresslevel=1, mtime=0)
+    sums = "---\nSHA256:\n" + "".join(
+        f"  {n}: {hashlib.sha256(b).hexdigest()}\n" for n, b in (("metadata.gz", metadata), ("data.tar.gz", data)))
+    return tar_bytes([("metadata.gz", metadata), ("data.tar.gz", data),
+                      ("checksums.yaml.gz", gzip.compress(sums.encode(), mtime=0))])
+
+
+def gem_push(c, name, version, payload):
+    c.send("POST", "/api/v1/gems", gem_file(name, version, payload),
+           {"Authorization": token, "Content-Type": "application/octet-stream"})
+
+
+def seed_rubygems():
+    c = Client(f"{base}/rubygems")
+    for i in range(MANY):
+        gem_push(c, "bench-many", f"1.{i}.0", b"")
+    gem_push(c, "bench-100k", "1.0.0", os.urandom(100 * 1024))
+    gem_push(c, "bench-50k", "1.0.0", os.urandom(50 * 1024))
+    gem_push(c, "bench-10m", "1.0.0", os.urandom(10 * 1024 * 1024))
+
+
+only = set(sys.argv[3:]) or {"npm", "cargo", "pypi", "maven", "go", "rubygems"}
 for reg, seed in (("npm", seed_npm), ("cargo", seed_cargo), ("pypi", seed_pypi), ("maven", seed_maven),
-                  ("go", seed_go)):
+                  ("go", seed_go), ("rubygems", seed_rubygems)):
     if reg in only:
         seed()
 print("seeded")

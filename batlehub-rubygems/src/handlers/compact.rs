@@ -15,6 +15,11 @@ use md5::Digest as _;
 /// Content type of compact index documents.
 pub(crate) const TEXT: &str = "text/plain; charset=utf-8";
 
+/// Lowercase hex MD5 of `bytes`.
+pub(crate) fn md5_hex(bytes: &[u8]) -> String {
+    hex::encode(md5::Md5::digest(bytes))
+}
+
 /// A compact index document with its digests, computed once.
 #[derive(Debug, Clone)]
 pub(crate) struct CompactDoc {
@@ -29,7 +34,7 @@ impl CompactDoc {
     pub(crate) fn new(body: impl Into<Bytes>) -> Self {
         let body = body.into();
         Self {
-            md5: hex::encode(md5::Md5::digest(&body)),
+            md5: md5_hex(&body),
             sha256: base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&body)),
             body,
         }
@@ -111,7 +116,7 @@ impl CompactDoc {
         [start, start + 1]
             .into_iter()
             .filter(|end| *end <= self.body.len())
-            .map(|end| hex::encode(md5::Md5::digest(&self.body[..end])))
+            .map(|end| md5_hex(&self.body[..end]))
             .any(|md5| tags.contains(&md5.as_str()))
     }
 }

@@ -16,7 +16,7 @@ use batlehub_core::{Error, Permission, Result};
 use bytes::{BufMut as _, BytesMut};
 use http::{Response, StatusCode};
 
-use crate::handlers::compact::CompactDoc;
+use crate::handlers::compact::{self, CompactDoc};
 use crate::handlers::{local, proxy, view};
 
 /// `HEAD`/`GET /`: `gem` uses a source only when its root answers `200`.
@@ -75,13 +75,30 @@ pub(crate) async fn versions(cx: &Cx) -> Result<Response<Body>> {
     let (doc, stale) = match upstream {
         Some((doc, stale)) if lines.is_empty() => return Ok(respond(cx, &doc, stale)),
         Some((doc, stale)) => {
-            let mut body = BytesMut::with_capacity(doc.body.len() + lines.len() + 1);
-            body.put_slice(&doc.body);
-            if !doc.body.is_empty() && !doc.body.ends_with(b"\n") {
-                body.put_u8(b'\n');
-            }
-            body.put_slice(lines.as_bytes());
-            (CompactDoc::new(body.freeze()), stale)
+            // Joined once per upstream document and set of local lines (the upstream's
+            // can be tens of megabytes).
+            let key = format!(
+                "gem-versions-hybrid:{}:{}:{}",
+                cx.registry.name(),
+                doc.md5,
+                compact::md5_hex(lines.as_bytes())
+            );
+            let joined = cx
+                .registry
+                .memo()
+                .get_or_load(&key, async {
+                    let mut body = BytesMut::with_capacity(doc.body.len() + lines.len() + 1);
+                    body.put_slice(&doc.body);
+                    if !doc.body.is_empty() && !doc.body.ends_with(b"\n") {
+                        body.put_u8(b'\n');
+                    }
+                    body.put_slice(lines.as_bytes());
+                    let joined = CompactDoc::new(body.freeze());
+                    let weight = joined.weight();
+                    Ok((joined, weight))
+                })
+                .await?;
+            return Ok(respond(cx, &joined, stale));
         }
         None => (CompactDoc::new(format!("---\n{lines}")), false),
     };
