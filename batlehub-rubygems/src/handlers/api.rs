@@ -106,6 +106,18 @@ pub(crate) async fn gem(cx: &Cx, name: &str) -> Result<Response<Body>> {
         .ok_or_else(|| unknown_gem(name))?;
     let value: Value = serde_json::from_slice(&body)
         .map_err(|e| Error::Upstream(format!("the upstream's {path} is not valid JSON: {e}")))?;
+    // The upstream describes its newest version: one policy refuses is refused here too.
+    let number = value
+        .get("version")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let platform = value
+        .get("platform")
+        .and_then(Value::as_str)
+        .unwrap_or("ruby");
+    if let Err(e @ Error::Denied(_)) = view.entry(name, number, platform) {
+        return Err(e);
+    }
     Ok(json_response(&value, stale))
 }
 

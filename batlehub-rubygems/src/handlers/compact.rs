@@ -6,6 +6,9 @@
 
 use base64::Engine as _;
 use batlehub_core::body::{self, Body};
+use std::sync::Arc;
+
+use batlehub_core::MemoCache;
 use batlehub_core::protocol;
 use bytes::Bytes;
 use http::request::Parts;
@@ -44,8 +47,11 @@ impl CompactDoc {
         self.body.len() + 128
     }
 
-    /// The response to `parts`.
-    pub(crate) fn respond(&self, parts: &Parts) -> Response<Body> {
+    /// The response to `parts`. Every document served is remembered in `memo` by its MD5
+    /// (what a client that kept it sends as `If-None-Match`) with its length, so a range
+    /// request is checked against the client's copy without hashing for tags this source
+    /// never served.
+    pub(crate) fn respond(&self, parts: &Parts, memo: &MemoCache) -> Response<Body> {
         let etag = format!("\"{}\"", self.md5);
         let len = self.body.len();
         let mut resp = if protocol::if_none_match(parts, &etag) {
@@ -62,7 +68,7 @@ impl CompactDoc {
                     }
                     r
                 }
-                Some(start) if self.client_holds_prefix(parts, start) => {
+                Some(start) if self.client_holds_prefix(parts, start, memo) => {
                     let mut r = status(
                         StatusCode::PARTIAL_CONTENT,
                         body::full(self.body.slice(start..)),
@@ -77,6 +83,7 @@ impl CompactDoc {
                 _ => status(StatusCode::OK, body::full(self.body.clone())),
             }
         };
+        memo.insert(served_key(&self.md5), Arc::new(len), 96);
         let h = resp.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static(TEXT));
         h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
@@ -97,10 +104,12 @@ impl CompactDoc {
     }
 
     /// Whether the client asking for `bytes=start-` holds a prefix of this document: its
-    /// `If-None-Match` is the MD5 of its copy, which ends at `start` (or, as bundler asks,
-    /// one byte after it: it sends its size minus one so the range is never empty). Without
-    /// an `If-None-Match` the client checks the result itself (`Repr-Digest`).
-    fn client_holds_prefix(&self, parts: &Parts, start: usize) -> bool {
+    /// `If-None-Match` is the MD5 of its copy, a document this source served, whose length
+    /// is `start` (or, as bundler asks, one byte more: it sends its size minus one so the
+    /// range is never empty), and whose bytes are the first bytes of this one (checked once
+    /// per pair of documents). Without an `If-None-Match` the client checks the result
+    /// itself (`Repr-Digest`).
+    fn client_holds_prefix(&self, parts: &Parts, start: usize, memo: &MemoCache) -> bool {
         let tags: Vec<&str> = parts
             .headers
             .get_all(header::IF_NONE_MATCH)
@@ -113,12 +122,26 @@ impl CompactDoc {
         if tags.is_empty() {
             return true;
         }
-        [start, start + 1]
-            .into_iter()
-            .filter(|end| *end <= self.body.len())
-            .map(|end| md5_hex(&self.body[..end]))
-            .any(|md5| tags.contains(&md5.as_str()))
+        tags.into_iter().take(4).any(|tag| {
+            let Some(held) = memo.get::<usize>(&served_key(tag)).map(|l| *l) else {
+                return false;
+            };
+            if !(held == start || held == start + 1) || held > self.body.len() {
+                return false;
+            }
+            let key = format!("gem-prefix:{}:{tag}", self.md5);
+            if let Some(known) = memo.get::<bool>(&key) {
+                return *known;
+            }
+            let holds = md5_hex(&self.body[..held]) == tag;
+            memo.insert(key, Arc::new(holds), 96);
+            holds
+        })
     }
+}
+
+fn served_key(md5: &str) -> String {
+    format!("gem-served:{md5}")
 }
 
 fn status(code: StatusCode, body: Body) -> Response<Body> {
@@ -150,13 +173,15 @@ mod tests {
 
     #[test]
     fn ranges_and_etags() {
+        let memo = MemoCache::new(1 << 20);
+        let old = CompactDoc::new("---\nrack 1.0.0 abc\n");
+        assert_eq!(old.respond(&parts(&[]), &memo).status(), StatusCode::OK);
         let doc = CompactDoc::new("---\nrack 1.0.0 abc\nrake 2.0.0 def\n");
-        let md5 = |b: &[u8]| hex::encode(md5::Md5::digest(b));
-        let full = doc.respond(&parts(&[]));
+        let full = doc.respond(&parts(&[]), &memo);
         assert_eq!(full.status(), StatusCode::OK);
         assert_eq!(
             full.headers()["etag"],
-            format!("\"{}\"", md5(&doc.body)).as_str()
+            format!("\"{}\"", md5_hex(&doc.body)).as_str()
         );
         assert!(
             full.headers()["repr-digest"]
@@ -165,23 +190,33 @@ mod tests {
                 .starts_with("sha-256=:")
         );
         let etag = format!("\"{}\"", doc.md5);
-        let same = doc.respond(&parts(&[("if-none-match", &etag)]));
+        let same = doc.respond(&parts(&[("if-none-match", &etag)]), &memo);
         assert_eq!(same.status(), StatusCode::NOT_MODIFIED);
-        // bundler: holds the first 21 bytes, asks from byte 20 with the md5 of its copy.
-        let held = format!("\"{}\"", md5(&doc.body[..21]));
-        let part = doc.respond(&parts(&[("range", "bytes=20-"), ("if-none-match", &held)]));
+        // bundler: holds the old document, asks from its last byte with its MD5.
+        let held = format!("\"{}\"", old.md5);
+        let start = old.body.len() - 1;
+        let range = format!("bytes={start}-");
+        let part = doc.respond(
+            &parts(&[("range", &range), ("if-none-match", &held)]),
+            &memo,
+        );
         assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
         assert_eq!(
             part.headers()["content-range"],
-            format!("bytes 20-{}/{}", doc.body.len() - 1, doc.body.len()).as_str()
+            format!("bytes {start}-{}/{}", doc.body.len() - 1, doc.body.len()).as_str()
         );
-        // A copy that is not a prefix of ours: the whole document.
-        let other = format!("\"{}\"", md5(b"---\nrack 0.9.0 abc\nr"));
-        let whole = doc.respond(&parts(&[("range", "bytes=20-"), ("if-none-match", &other)]));
-        assert_eq!(whole.status(), StatusCode::OK);
-        let past = doc.respond(&parts(&[("range", "bytes=999-")]));
+        // A copy that is not a prefix of ours (served, but since changed), or one this
+        // source never served: the whole document.
+        let other = CompactDoc::new("---\nrack 0.9.0 abc\n");
+        other.respond(&parts(&[]), &memo);
+        for tag in [other.md5.clone(), md5_hex(b"never served")] {
+            let tag = format!("\"{tag}\"");
+            let whole = doc.respond(&parts(&[("range", &range), ("if-none-match", &tag)]), &memo);
+            assert_eq!(whole.status(), StatusCode::OK);
+        }
+        let past = doc.respond(&parts(&[("range", "bytes=999-")]), &memo);
         assert_eq!(past.status(), StatusCode::RANGE_NOT_SATISFIABLE);
-        let odd = doc.respond(&parts(&[("range", "bytes=0-3")]));
+        let odd = doc.respond(&parts(&[("range", "bytes=0-3")]), &memo);
         assert_eq!(odd.status(), StatusCode::OK);
     }
 }

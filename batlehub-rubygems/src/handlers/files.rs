@@ -88,18 +88,7 @@ pub(crate) async fn specs(cx: &Cx, which: Specs) -> Result<Response<Body>> {
         return Ok(resp);
     }
     let mut tuples: Vec<(String, String, String)> = Vec::new();
-    for name in local::names(cx).await? {
-        let view = match view::view(cx, &name).await {
-            Ok(Some(v)) if v.local => v,
-            Ok(_)
-            | Err(
-                Error::NotFound(_)
-                | Error::Denied(_)
-                | Error::Forbidden(_)
-                | Error::Unauthorized(_),
-            ) => continue,
-            Err(e) => return Err(e),
-        };
+    for (name, view) in view::local_views(cx).await? {
         let visible = view
             .prepared
             .entries

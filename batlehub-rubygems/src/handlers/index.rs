@@ -32,18 +32,7 @@ pub(crate) fn root(cx: &Cx) -> Result<Response<Body>> {
 /// The `/versions` lines of the local gems this caller may see.
 async fn local_lines(cx: &Cx) -> Result<String> {
     let mut out = String::new();
-    for name in local::names(cx).await? {
-        let view = match view::view(cx, &name).await {
-            Ok(Some(v)) if v.local => v,
-            Ok(_)
-            | Err(
-                Error::NotFound(_)
-                | Error::Denied(_)
-                | Error::Forbidden(_)
-                | Error::Unauthorized(_),
-            ) => continue,
-            Err(e) => return Err(e),
-        };
+    for (name, view) in view::local_views(cx).await? {
         let versions = view.versions_field();
         if versions.is_empty() {
             continue;
@@ -52,7 +41,7 @@ async fn local_lines(cx: &Cx) -> Result<String> {
         out.push(' ');
         out.push_str(&versions);
         out.push(' ');
-        out.push_str(&view.info().md5);
+        out.push_str(&view.info(cx.registry.memo()).md5);
         out.push('\n');
     }
     Ok(out)
@@ -106,7 +95,7 @@ pub(crate) async fn versions(cx: &Cx) -> Result<Response<Body>> {
 }
 
 fn respond(cx: &Cx, doc: &CompactDoc, stale: bool) -> Response<Body> {
-    let mut resp = doc.respond(&cx.parts);
+    let mut resp = doc.respond(&cx.parts, cx.registry.memo());
     protocol::mark_stale(&mut resp, stale);
     resp
 }
@@ -121,7 +110,7 @@ pub(crate) async fn info(cx: &Cx, name: &str) -> Result<Response<Body>> {
         return Ok(respond(cx, &CompactDoc::new("---\n"), false));
     }
     let view = view::require(cx, name).await?;
-    Ok(respond(cx, &view.info(), view.stale))
+    Ok(respond(cx, &view.info(cx.registry.memo()), view.stale))
 }
 
 /// `GET /names`.
@@ -155,20 +144,37 @@ pub(crate) async fn names(cx: &Cx) -> Result<Response<Body>> {
             Err(e) => return Err(e),
         }
     }
-    let stale = if let Some((doc, stale)) = upstream {
-        let text = String::from_utf8_lossy(&doc.body);
-        let body = text.split_once("---\n").map_or(text.as_ref(), |(_, b)| b);
-        names.extend(body.lines().filter(|l| !l.is_empty()).map(str::to_owned));
-        stale
-    } else {
-        false
+    let render = |mut names: Vec<String>| {
+        names.sort();
+        names.dedup();
+        let mut body = String::from("---\n");
+        for n in names {
+            body.push_str(&n);
+            body.push('\n');
+        }
+        CompactDoc::new(body)
     };
-    names.sort();
-    names.dedup();
-    let mut body = String::from("---\n");
-    for n in names {
-        body.push_str(&n);
-        body.push('\n');
-    }
-    Ok(respond(cx, &CompactDoc::new(body), stale))
+    let Some((doc, stale)) = upstream else {
+        return Ok(respond(cx, &render(names), false));
+    };
+    // Merged once per upstream document and set of local names.
+    let key = format!(
+        "gem-names-hybrid:{}:{}:{}",
+        cx.registry.name(),
+        doc.md5,
+        compact::md5_hex(names.join("\n").as_bytes())
+    );
+    let merged = cx
+        .registry
+        .memo()
+        .get_or_load(&key, async {
+            let text = String::from_utf8_lossy(&doc.body);
+            let body = text.split_once("---\n").map_or(text.as_ref(), |(_, b)| b);
+            names.extend(body.lines().filter(|l| !l.is_empty()).map(str::to_owned));
+            let merged = render(names);
+            let weight = merged.weight();
+            Ok((merged, weight))
+        })
+        .await?;
+    Ok(respond(cx, &merged, stale))
 }

@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+use base64::Engine as _;
+
 use batlehub_core::digest::ExpectedDigest;
 use batlehub_core::policy::VersionFacts;
 use batlehub_core::protocol::Cx;
@@ -30,7 +32,14 @@ pub(crate) async fn prepared(cx: &Cx, name: &str) -> Result<Option<(Arc<Prepared
     else {
         return Ok(None);
     };
-    let key = format!("gem-info:{}:{name}", doc.sha256);
+    // The prepared value records which upstream served it: the key names the registry and
+    // the upstream (the memory cache is shared by every registry of a hub).
+    let key = format!(
+        "gem-info:{}:{}:{}:{name}",
+        cx.registry.name(),
+        doc.upstream,
+        doc.sha256
+    );
     let prepared = cx
         .registry
         .memo()
@@ -84,17 +93,22 @@ pub(crate) async fn learn_publish_times(
     let Some(versions) = versions_json(cx, name).await? else {
         return Ok(());
     };
+    let times: std::collections::HashMap<(&str, &str), _> = versions
+        .iter()
+        .map(|v| {
+            (
+                (v.number.as_str(), v.platform.as_deref().unwrap_or("ruby")),
+                v.created_at(),
+            )
+        })
+        .collect();
     for (fact, entry) in facts.iter_mut().zip(&prepared.entries) {
-        if fact.published_at.is_some() {
-            continue;
+        if fact.published_at.is_none() {
+            fact.published_at = times
+                .get(&(entry.number.as_str(), entry.platform.as_str()))
+                .copied()
+                .flatten();
         }
-        fact.published_at = versions
-            .iter()
-            .find(|v| {
-                v.number == entry.number
-                    && v.platform.as_deref().unwrap_or("ruby") == entry.platform
-            })
-            .and_then(UpstreamVersion::created_at);
     }
     Ok(())
 }
@@ -181,16 +195,25 @@ pub(crate) async fn gem(
     entry: &Entry,
     upstream: usize,
 ) -> Result<Artifact> {
-    let key = format!("gem:{full_name}");
+    // `checksum:` is hex (64 characters) or, from some servers, base64 (44): bundler takes
+    // both. The cache key holds it, so a copy cached under another checksum (an upstream
+    // that changed its mind, another upstream) is never served for this one.
+    let expected = entry.sha256.as_deref().and_then(|c| {
+        let bytes = match c.len() {
+            64 => hex::decode(c).ok(),
+            44 => base64::engine::general_purpose::STANDARD.decode(c).ok(),
+            _ => None,
+        };
+        bytes.filter(|d| d.len() == 32)
+    });
+    let key = format!(
+        "gem:{full_name}:{}",
+        expected.as_deref().map(hex::encode).unwrap_or_default()
+    );
     if let Some(hit) = cx.registry.cached_artifact(&key).await? {
         return Ok(hit);
     }
-    let expected = entry
-        .sha256
-        .as_deref()
-        .and_then(|hex_digest| hex::decode(hex_digest).ok())
-        .filter(|d| d.len() == 32)
-        .map(ExpectedDigest::Sha256);
+    let expected = expected.map(ExpectedDigest::Sha256);
     let client = cx
         .registry
         .upstream()

@@ -56,6 +56,12 @@ pub(crate) async fn push(cx: &Cx, body: RequestBody) -> Result<Response<Body>> {
 
 async fn commit(cx: &Cx, spec: &GemSpec, staged: &Staged) -> Result<Response<Body>> {
     let key = spec.name.as_str();
+    if key.starts_with(crate::handlers::view::REFUSED_PREFIX) {
+        return Err(Error::Unprocessable(format!(
+            "gem names starting with `{}` are reserved by this source",
+            crate::handlers::view::REFUSED_PREFIX
+        )));
+    }
     cx.registry
         .authorize(cx.identity(), Permission::Publish, Some(key))?;
     let version_key = full_name("", &spec.version, &spec.platform)

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use batlehub_core::model::Decision;
 use batlehub_core::policy::VersionFacts;
 use batlehub_core::protocol::Cx;
-use batlehub_core::{Error, Permission, Result};
+use batlehub_core::{Error, MemoCache, Permission, Result};
 use chrono::{DateTime, Utc};
 
 use crate::handlers::compact::CompactDoc;
@@ -92,24 +92,45 @@ impl View {
         self.allowed.as_ref().is_none_or(|a| a[i])
     }
 
-    /// `/info` as this caller sees it: refused versions carry the refusal's marker.
-    pub(crate) fn info(&self) -> CompactDoc {
+    /// `/info` as this caller sees it: refused versions carry the refusal's marker. Built
+    /// once per document and set of refusals (kept in `memo`).
+    pub(crate) fn info(&self, memo: &MemoCache) -> Arc<CompactDoc> {
         if self.allowed.is_none() {
-            return self.prepared.plain.clone();
+            return Arc::new(self.prepared.plain.clone());
+        }
+        let markers: Vec<(usize, String)> = self
+            .decisions
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| match d {
+                Decision::Deny(denial) => Some((i, refusal_marker(denial))),
+                _ => None,
+            })
+            .collect();
+        let signature: String = markers.iter().map(|(i, m)| format!("{i}={m};")).collect();
+        let key = format!(
+            "gem-info-refused:{}:{}",
+            self.prepared.plain.md5,
+            crate::handlers::compact::md5_hex(signature.as_bytes())
+        );
+        if let Some(hit) = memo.get::<CompactDoc>(&key) {
+            return hit;
         }
         let lines: Vec<String> = self
             .prepared
             .entries
             .iter()
-            .zip(&self.decisions)
-            .map(|(e, d)| match d {
-                Decision::Deny(denial) => refused_line(&e.line, denial),
-                _ => e.line.clone(),
+            .enumerate()
+            .map(|(i, e)| match markers.iter().find(|(at, _)| *at == i) {
+                Some((_, marker)) => refused_line(&e.line, marker),
+                None => e.line.clone(),
             })
             .collect();
-        CompactDoc::new(crate::index::info_document(
+        let doc = Arc::new(CompactDoc::new(crate::index::info_document(
             lines.iter().map(String::as_str),
-        ))
+        )));
+        memo.insert(key, doc.clone(), doc.weight());
+        doc
     }
 
     /// The versions field of its `/versions` line (`1.0.0,1.0.0-java`): every version of
@@ -175,8 +196,8 @@ pub(crate) fn refusal_marker(denial: &batlehub_core::Denial) -> String {
 }
 
 /// An `/info` line with the refusal's marker among its dependencies.
-fn refused_line(line: &str, denial: &batlehub_core::Denial) -> String {
-    let marker = format!("{}:< 0", refusal_marker(denial));
+fn refused_line(line: &str, marker: &str) -> String {
+    let marker = format!("{marker}:< 0");
     let Some((head, rest)) = line.split_once(' ') else {
         return line.to_owned();
     };
@@ -236,6 +257,26 @@ pub(crate) async fn view(cx: &Cx, name: &str) -> Result<Option<View>> {
         stale,
         local,
     }))
+}
+
+/// Every local gem this caller may see, by name, with its view (gems hidden from the
+/// caller, or refused whole, are left out).
+pub(crate) async fn local_views(cx: &Cx) -> Result<Vec<(String, View)>> {
+    let mut out = Vec::new();
+    for name in local::names(cx).await? {
+        match view(cx, &name).await {
+            Ok(Some(v)) if v.local => out.push((name, v)),
+            Ok(_)
+            | Err(
+                Error::NotFound(_)
+                | Error::Denied(_)
+                | Error::Forbidden(_)
+                | Error::Unauthorized(_),
+            ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
 }
 
 /// [`view`], `404` when this source does not have the gem.
