@@ -8,7 +8,7 @@ use batlehub_core::protocol::Cx;
 use batlehub_core::{Error, Result};
 
 use crate::handlers::compact::CompactDoc;
-use crate::handlers::view::{Entry, Prepared};
+use crate::handlers::prepared::{Entry, Prepared};
 use crate::wire::Stored;
 
 /// What a local version keeps beside its row.

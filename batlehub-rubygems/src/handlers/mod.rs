@@ -6,6 +6,7 @@ pub(crate) mod compact;
 pub(crate) mod files;
 pub(crate) mod index;
 pub(crate) mod local;
+pub(crate) mod prepared;
 pub(crate) mod proxy;
 pub(crate) mod publish;
 pub(crate) mod view;

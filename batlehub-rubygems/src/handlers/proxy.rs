@@ -15,7 +15,7 @@ use batlehub_core::{Artifact, Error, Result};
 use bytes::Bytes;
 
 use crate::handlers::compact::CompactDoc;
-use crate::handlers::view::{Entry, Prepared};
+use crate::handlers::prepared::{Entry, Prepared};
 use crate::wire::{InfoLine, UpstreamVersion};
 
 /// The upstream's `/info/{name}` prepared, and whether it is a stale copy; `None` when no
