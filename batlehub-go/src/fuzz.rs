@@ -1,6 +1,7 @@
 //! Fuzz targets for the Go parsers of untrusted bytes: module zips, `go.mod` module
 //! directives, `.info` documents, version lists, module paths, versions and request paths
-//! (`PROPTEST_CASES` sets the length of a run).
+//! and checksum database lookups with their signed tree notes (`PROPTEST_CASES` sets the
+//! length of a run).
 
 use std::io::Cursor;
 
@@ -56,8 +57,39 @@ proptest! {
     }
 
     #[test]
+    fn checksum_database_lookups(body in mutated(sumdb().lookup_of(5, None).into_bytes())) {
+        let db = sumdb();
+        let key = crate::tlog::VerifierKey::parse(&db.key()).expect("key");
+        let _ = crate::sumdb::parse_lookup(&body, "example.com/m", "v1.0.0");
+        if let Some(record) = crate::tlog::parse_record(&body)
+            && let Ok(tree) = crate::tlog::verify_tree(record.note, &key)
+            && let Ok(proof) = crate::tlog::Inclusion::new(record.id, tree)
+        {
+            let tiles = proof
+                .tiles()
+                .into_iter()
+                .filter_map(|t| Some((t, db.answer(&t.path())?)))
+                .collect();
+            // Whatever was changed, a record that still proves is the database's own.
+            if proof.check(record.text.as_bytes(), &tiles).is_ok() {
+                prop_assert_eq!(record.text, db.record(usize::try_from(record.id).unwrap_or(0)));
+            }
+        }
+    }
+
+    #[test]
     fn request_paths(path in mutated_str("/example.com/!org/mod/@v/v1.0.0-rc.1.zip")) {
         let _ = crate::routes::parse(&path, false);
         let _ = crate::routes::parse(&path, true);
     }
+}
+
+/// The checksum database the lookups are mutated from.
+fn sumdb() -> batlehub_test::sumdb::FakeSumdb {
+    batlehub_test::sumdb::FakeSumdb::new(
+        "sum.example.org",
+        7,
+        5,
+        &[("example.com/m", "v1.0.0", "h1:zip=", "h1:mod=")],
+    )
 }

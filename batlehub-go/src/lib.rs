@@ -9,6 +9,7 @@ mod name;
 mod protocol;
 mod routes;
 mod sumdb;
+mod tlog;
 mod wire;
 
 pub use sumdb::ChecksumDb;

@@ -4,10 +4,15 @@
 //! `go.mod` is checked against the `h1:` lines it publishes before being served or cached.
 //!
 //! Lookups and complete tiles never change once published and are kept in the memory
-//! cache; `latest` and partial tiles are passed through as they are. The proxy reads the
-//! `go.sum` lines of a lookup over the database's own TLS; the go command, asking through
-//! this registry, still verifies the signed tree and the inclusion proofs itself.
+//! cache; `latest` and partial tiles are passed through as they are. With the database's
+//! verifier key ([`ChecksumDb::verified_by`]) the proxy checks each lookup as the go command
+//! does: the tree note's signature, and the record's inclusion in that tree from the tiles
+//! ([`crate::tlog`]). Without it, the `go.sum` lines are taken from the database over its own
+//! TLS. (The go command, asking through this registry, verifies the proofs itself either
+//! way; what neither this proxy nor a single lookup checks is that successive trees are
+//! consistent with each other.)
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use batlehub_core::upstream::{UpstreamClient, UpstreamOptions, read_limited};
@@ -17,6 +22,7 @@ use http::{HeaderMap, StatusCode};
 use url::Url;
 
 use crate::name::{ModulePath, Version, escape};
+use crate::tlog::{self, Inclusion, VerifierKey};
 
 /// The largest answer read from the database (a lookup is a few hundred bytes, a tile 8 KiB).
 const MAX_ANSWER: u64 = 1 << 20;
@@ -28,6 +34,7 @@ pub struct ChecksumDb {
     client: UpstreamClient,
     root: Url,
     skip: Arc<Vec<String>>,
+    key: Option<Arc<VerifierKey>>,
 }
 
 /// The `go.sum` hashes of one module version, as the database published them.
@@ -77,12 +84,31 @@ impl ChecksumDb {
             client,
             root,
             skip: Arc::new(skip),
+            key: None,
         })
+    }
+
+    /// Verifies every lookup with the database's key (`name+hash+base64`, as `GOSUMDB`
+    /// takes it): the tree note must carry its signature and the record must prove into
+    /// that tree (the tiles are read from the database). The database is then also passed
+    /// through under the key's name, the one the go command asks for.
+    ///
+    /// # Errors
+    /// When `key` is not an Ed25519 verifier key whose hash matches its name and key.
+    pub fn verified_by(mut self, key: &str) -> std::result::Result<Self, String> {
+        self.key = Some(Arc::new(VerifierKey::parse(key)?));
+        Ok(self)
     }
 
     /// The database's name (`host[/path]`).
     pub(crate) fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether `name` (of `/sumdb/{name}/`) names this database: its URL's `host[/path]`,
+    /// or its key's name.
+    pub(crate) fn serves(&self, name: &str) -> bool {
+        self.name == name || self.key.as_ref().is_some_and(|k| k.name() == name)
     }
 
     /// Whether `module` is one the database is not asked about.
@@ -133,6 +159,13 @@ impl ChecksumDb {
                 "the checksum database answered {status} for {m}@{v}"
             )));
         }
+        if let Some(key) = &self.key {
+            self.verify(memo, key, &body).await.map_err(|why| {
+                Error::Upstream(format!(
+                    "the checksum database's answer for {m}@{v} failed verification: {why}"
+                ))
+            })?;
+        }
         parse_lookup(&body, m.as_str(), v.as_str())
             .map(Some)
             .ok_or_else(|| {
@@ -141,17 +174,42 @@ impl ChecksumDb {
                 ))
             })
     }
+
+    /// Checks a lookup answer: its tree note signed by `key`, its record leaf `id` of that
+    /// tree (proved from the database's tiles).
+    async fn verify(
+        &self,
+        memo: &MemoCache,
+        key: &VerifierKey,
+        body: &[u8],
+    ) -> std::result::Result<(), String> {
+        let record = tlog::parse_record(body).ok_or("it is not a record and a tree note")?;
+        let tree = tlog::verify_tree(record.note, key)?;
+        let proof = Inclusion::new(record.id, tree)?;
+        let mut tiles = HashMap::new();
+        for tile in proof.tiles() {
+            let path = tile.path();
+            let (status, data) = self
+                .get(memo, &path)
+                .await
+                .map_err(|e| format!("reading {path}: {e}"))?;
+            if status != StatusCode::OK {
+                return Err(format!("{path} answered {status}"));
+            }
+            tiles.insert(tile, data.to_vec());
+        }
+        proof.check(record.text.as_bytes(), &tiles)
+    }
 }
 
 /// The `go.sum` lines of `module@version` in a lookup answer (the record: an id line, then
 /// `module version h1:...` and `module version/go.mod h1:...`, then a blank line and the
 /// signed tree).
 pub(crate) fn parse_lookup(body: &[u8], module: &str, version: &str) -> Option<Sums> {
-    let text = std::str::from_utf8(body).ok()?;
-    let record = text.split("\n\n").next()?;
+    let record = tlog::parse_record(body)?;
     let mut zip = None;
     let mut go_mod = None;
-    for line in record.lines().skip(1) {
+    for line in record.text.lines() {
         let mut fields = line.split(' ');
         let (Some(m), Some(v), Some(h), None) =
             (fields.next(), fields.next(), fields.next(), fields.next())

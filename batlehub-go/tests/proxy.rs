@@ -4,9 +4,10 @@
 mod common;
 
 use batlehub_go::ChecksumDb;
+use batlehub_test::sumdb::FakeSumdb;
 use common::{GoApp, TestApp, go_mod, go_mod_h1, h1, lookup, module_zip, mount_module, zip_of};
 use http::StatusCode;
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn upstream_url(server: &MockServer) -> String {
@@ -264,6 +265,110 @@ async fn zips_and_go_mods_are_checked_against_the_checksum_database() {
     assert!(text.contains("h1:AAAA"), "{text}");
     let (s, _) = app.text("/sumdb/sum.example.org/supported").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+/// A proxy of `upstream`'s GOPROXY checking lookups with `key`, the database `db` served
+/// at `/db/` of the same server.
+async fn with_verified_sumdb(upstream: &MockServer, db: FakeSumdb, key: &str) -> TestApp {
+    Mock::given(method("GET"))
+        .and(path_regex("^/db/"))
+        .respond_with(db)
+        .mount(upstream)
+        .await;
+    let db = ChecksumDb::new(&format!("{}/db/", upstream.uri()), Vec::<String>::new())
+        .expect("database")
+        .verified_by(key)
+        .expect("key");
+    TestApp::proxy(&upstream_url(upstream))
+        .map_service(move |s| s.checksum_db(db))
+        .build()
+        .await
+}
+
+#[tokio::test]
+async fn lookups_are_verified_against_the_signed_tree_with_the_key() {
+    let m = "example.com/m";
+    let zip = |v: &str| h1(&module_zip(m, v));
+    let mod_h1 = go_mod_h1(go_mod(m).as_bytes());
+    let (z1, z2) = (zip("v1.0.0"), zip("v1.1.0"));
+    let entries = [
+        (m, "v1.0.0", z1.as_str(), mod_h1.as_str()),
+        // The database vouches for another zip of v1.1.0 than the upstream serves.
+        (m, "v1.1.0", z1.as_str(), mod_h1.as_str()),
+    ];
+    let db = FakeSumdb::new("sum.example.org", 7, 300, &entries);
+    let key = db.key();
+
+    let upstream = MockServer::start().await;
+    mount_module(&upstream, m, &["v1.0.0", "v1.1.0"]).await;
+    let app = with_verified_sumdb(&upstream, db, &key).await;
+    let got = app.fetch("/example.com/m/@v/v1.0.0.zip").await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+    assert_eq!(got.body.len(), module_zip(m, "v1.0.0").len());
+    let got = app.fetch("/example.com/m/@v/v1.1.0.zip").await;
+    assert_eq!(got.status, StatusCode::BAD_GATEWAY);
+    assert!(
+        got.text()
+            .contains(&format!("the checksum database says {z1}")),
+        "{}",
+        got.text()
+    );
+    assert_ne!(z1, z2);
+    // The database passes through under its key's name too (what the go command asks).
+    let (s, _) = app.text("/sumdb/sum.example.org/supported").await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, text) = app
+        .text("/sumdb/sum.example.org/lookup/example.com/m@v1.0.0")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{text}");
+    assert!(text.contains("go.sum database tree"), "{text}");
+
+    // The same records signed by another key: nothing is served, nothing cached.
+    let upstream = MockServer::start().await;
+    mount_module(&upstream, m, &["v1.0.0"]).await;
+    let forged = FakeSumdb::new("sum.example.org", 8, 300, &entries);
+    let app = with_verified_sumdb(&upstream, forged, &key).await;
+    let got = app.fetch("/example.com/m/@v/v1.0.0.zip").await;
+    assert_eq!(got.status, StatusCode::BAD_GATEWAY);
+    assert!(
+        got.text().contains("failed verification")
+            && got.text().contains("not signed by sum.example.org"),
+        "{}",
+        got.text()
+    );
+    assert!(
+        app.registry
+            .cached_artifact("zip:example.com/m@v1.0.0")
+            .await
+            .expect("read")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_record_outside_the_signed_tree_is_refused() {
+    let m = "example.com/m";
+    let zip = h1(&module_zip(m, "v1.0.0"));
+    let mod_h1 = go_mod_h1(go_mod(m).as_bytes());
+    let db = FakeSumdb::new("sum.example.org", 7, 40, &[]);
+    let key = db.key();
+    // A correctly signed tree, but a record (with the right hashes) that is not in it.
+    let lie = db.lookup_of(
+        41,
+        Some(&format!("{m} v1.0.0 {zip}\n{m} v1.0.0/go.mod {mod_h1}\n")),
+    );
+    let upstream = MockServer::start().await;
+    mount_module(&upstream, m, &["v1.0.0"]).await;
+    Mock::given(method("GET"))
+        .and(path(format!("/db/lookup/{m}@v1.0.0")))
+        .respond_with(ResponseTemplate::new(200).set_body_string(lie))
+        .with_priority(1)
+        .mount(&upstream)
+        .await;
+    let app = with_verified_sumdb(&upstream, db, &key).await;
+    let got = app.fetch("/example.com/m/@v/v1.0.0.zip").await;
+    assert_eq!(got.status, StatusCode::BAD_GATEWAY);
+    insta::assert_snapshot!("proxy_error_sumdb_unproved", got.text());
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@
 pub mod adversarial;
 pub mod conformance;
 pub mod fuzz;
+pub mod sumdb;
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -23,9 +23,10 @@ use batlehub_e2e::{
     ADMIN_TOKEN, CmdOutput, Server, http_client, run_command_within, scratch, start_server,
     stop_server, storage_toml, tokens_toml,
 };
+use batlehub_test::sumdb::{FakeSumdb, escape};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// How long one go command may take.
@@ -34,20 +35,6 @@ const GO_TIMEOUT: Duration = Duration::from_secs(180);
 /// The GOPROXY URL of registry `name` on `server`.
 fn goproxy(server: &Server, name: &str) -> String {
     format!("{}/proxy/{name}", server.url())
-}
-
-/// `!x` for each upper-case `X`.
-fn escape(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('!');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// A module zip of `module@version` holding `files` (paths relative to the module root).
@@ -123,6 +110,8 @@ struct Go {
     home: PathBuf,
     gopath: PathBuf,
     modcache: PathBuf,
+    /// `GOSUMDB`: `off`, or a database's verifier key.
+    sumdb: String,
 }
 
 impl Go {
@@ -131,6 +120,7 @@ impl Go {
             home: root.join("home"),
             gopath: root.join("gopath"),
             modcache: root.join("modcache"),
+            sumdb: "off".into(),
         };
         for dir in [&go.home, &go.gopath] {
             std::fs::create_dir_all(dir).expect("create dir");
@@ -162,7 +152,7 @@ impl Go {
             .env("GOMODCACHE", &self.modcache)
             .env("GOCACHE", Self::build_cache())
             .env("GOPROXY", proxy)
-            .env("GOSUMDB", "off")
+            .env("GOSUMDB", &self.sumdb)
             .env("GOFLAGS", "-mod=mod")
             .env("GOTOOLCHAIN", "local")
             .env("CGO_ENABLED", "0")
@@ -344,6 +334,128 @@ async fn go_downloads_lists_and_builds_through_local_and_proxy_registries() {
     stop_server(mirror).await;
 }
 
+/// Serves `module@version` (`.info` with `time`, `.mod`, `.zip` of `files`) on a wiremock
+/// GOPROXY; returns the zip.
+async fn mount_version(
+    upstream: &MockServer,
+    module: &str,
+    version: &str,
+    time: &str,
+    files: &[(&str, &str)],
+) -> Vec<u8> {
+    let zip = module_zip(module, version, files);
+    let go_mod = files
+        .iter()
+        .find(|(name, _)| *name == "go.mod")
+        .map_or("", |(_, text)| text);
+    for (file, body) in [
+        (
+            format!("{version}.info"),
+            format!(r#"{{"Version":"{version}","Time":"{time}"}}"#).into_bytes(),
+        ),
+        (format!("{version}.mod"), go_mod.as_bytes().to_vec()),
+        (format!("{version}.zip"), zip.clone()),
+    ] {
+        Mock::given(method("GET"))
+            .and(path(format!("/{module}/@v/{file}")))
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(body))
+            .mount(upstream)
+            .await;
+    }
+    zip
+}
+
+/// The `h1:` of a `go.mod` as `go.sum` records it (`module version/go.mod h1:...`).
+fn go_mod_h1(text: &str) -> String {
+    let summary = format!("{}  go.mod\n", hex::encode(Sha256::digest(text)));
+    format!(
+        "h1:{}",
+        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(summary))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_go_command_and_the_proxy_both_verify_the_checksum_database() {
+    // An upstream GOPROXY and, on the same server, a checksum database (a signed
+    // transparency log) vouching for its module.
+    let upstream = MockServer::start().await;
+    let module = "example.com/signed";
+    let go_mod = format!("module {module}\n\ngo 1.19\n");
+    let files = [("go.mod", go_mod.as_str()), ("s.go", "package signed\n")];
+    let zip = mount_version(&upstream, module, "v1.0.0", "2020-01-01T00:00:00Z", &files).await;
+    let (zip_h1, mod_h1) = (h1(&zip), go_mod_h1(&go_mod));
+    let db = FakeSumdb::new(
+        "sum.example.org",
+        7,
+        700,
+        &[(module, "v1.0.0", &zip_h1, &mod_h1)],
+    );
+    let key = db.key();
+    Mock::given(method("GET"))
+        .and(path_regex("^/db/"))
+        .respond_with(db)
+        .mount(&upstream)
+        .await;
+
+    // A proxy registry checking every lookup with the database's key.
+    let tmp = scratch();
+    let server = start_server(&format!(
+        "{}{}\n[[registries]]\nname = \"checked\"\ntype = \"go\"\nmode = \"proxy\"\nupstreams = [\"{uri}/\"]\n\
+         checksum_db = \"{uri}/db/\"\nchecksum_db_key = \"{key}\"\n",
+        storage_toml(&tmp.path().join("data")),
+        tokens_toml(),
+        uri = upstream.uri(),
+    ))
+    .await;
+    let proxy = goproxy(&server, "checked");
+
+    // The go command, given the same key, reaches the database through the proxy (under the
+    // key's name) and verifies the tree, the proofs and the module's hashes itself.
+    let mut go = Go::new(tmp.path());
+    go.sumdb = key;
+    let got = download(&go, tmp.path(), &proxy, module, "v1.0.0").await;
+    assert_eq!(got["Sum"], zip_h1, "{got}");
+    assert_eq!(got["GoModSum"], mod_h1, "{got}");
+    let latest = go.gopath.join("pkg/sumdb/sum.example.org/latest");
+    let latest = std::fs::read_to_string(&latest)
+        .unwrap_or_else(|e| panic!("the go command kept no verified tree at {latest:?}: {e}"));
+    assert!(
+        latest.starts_with("go.sum database tree\n704\n"),
+        "{latest}"
+    );
+
+    // A module the database does not know is refused by the proxy, and the go command says
+    // why.
+    let other = "example.com/unsigned";
+    let other_mod = format!("module {other}\n\ngo 1.19\n");
+    let other_files = [
+        ("go.mod", other_mod.as_str()),
+        ("u.go", "package unsigned\n"),
+    ];
+    mount_version(
+        &upstream,
+        other,
+        "v1.0.0",
+        "2020-01-01T00:00:00Z",
+        &other_files,
+    )
+    .await;
+    let refused = go
+        .run(
+            tmp.path(),
+            &proxy,
+            &["mod", "download", "-json", &format!("{other}@v1.0.0")],
+        )
+        .await
+        .failure();
+    let refused = format!("{}\n{}", refused.stdout, refused.stderr);
+    assert!(
+        refused.contains("not in the checksum database"),
+        "the go command shows the proxy's reason:\n{refused}"
+    );
+    stop_server(server).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_young_version_is_hidden_and_refused_with_the_rule() {
     // An upstream GOPROXY with an old version and one published just now.
@@ -352,25 +464,8 @@ async fn a_young_version_is_hidden_and_refused_with_the_rule() {
     let go_mod = format!("module {module}\n\ngo 1.19\n");
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     for (version, time) in [("v1.0.0", "2020-01-01T00:00:00Z"), ("v1.1.0", now.as_str())] {
-        let zip = module_zip(
-            module,
-            version,
-            &[("go.mod", &go_mod), ("y.go", "package young\n")],
-        );
-        for (file, body) in [
-            (
-                format!("{version}.info"),
-                format!(r#"{{"Version":"{version}","Time":"{time}"}}"#).into_bytes(),
-            ),
-            (format!("{version}.mod"), go_mod.clone().into_bytes()),
-            (format!("{version}.zip"), zip),
-        ] {
-            Mock::given(method("GET"))
-                .and(path(format!("/{module}/@v/{file}")))
-                .respond_with(ResponseTemplate::new(200).set_body_bytes(body))
-                .mount(&upstream)
-                .await;
-        }
+        let files = [("go.mod", go_mod.as_str()), ("y.go", "package young\n")];
+        mount_version(&upstream, module, version, time, &files).await;
     }
     Mock::given(method("GET"))
         .and(path(format!("/{module}/@v/list")))

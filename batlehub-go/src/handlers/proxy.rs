@@ -162,7 +162,7 @@ pub(crate) async fn sumdb(cx: &Cx, name: &str, rest: &str) -> Result<Response<Bo
         .parts
         .extensions
         .get::<ChecksumDb>()
-        .filter(|db| db.name() == name)
+        .filter(|db| db.serves(name))
     else {
         return Err(Error::NotFound(format!(
             "this registry does not pass the checksum database {name} through"

@@ -32,18 +32,7 @@ pub fn module(name: &str) -> String {
     }
 }
 
-/// `!x` for each upper-case `X`.
-pub fn escape(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_ascii_uppercase() {
-                vec!['!', c.to_ascii_lowercase()]
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
-}
+pub use batlehub_test::sumdb::escape;
 
 /// The `go.mod` of a test module.
 pub fn go_mod(module: &str) -> String {

@@ -511,6 +511,10 @@ pub struct RegistryToml {
     /// Go proxies: the checksum database (`https://host[/path]`) passed through at
     /// `/sumdb/{host[/path]}/` and every upstream zip and `go.mod` is checked against.
     pub checksum_db: Option<String>,
+    /// Go proxies: the checksum database's verifier key (`name+hash+base64`, as `GOSUMDB`
+    /// takes it). With it every lookup's signed tree and inclusion proof are checked, and
+    /// the database is also passed through at `/sumdb/{name}/` under the key's name.
+    pub checksum_db_key: Option<String>,
     /// Go proxies: modules the checksum database is not asked about (`GONOSUMDB` globs);
     /// they are checked against the upstream's `.mod` only.
     #[serde(default)]
@@ -554,6 +558,7 @@ impl RegistryToml {
             max_concurrent_uploads: None,
             denied_versions: None,
             checksum_db: None,
+            checksum_db_key: None,
             checksum_db_skip: Vec::new(),
         }
     }

@@ -203,8 +203,11 @@ fn no_settings(r: &RegistryToml) -> Result<(), String> {
 }
 
 fn no_go_settings(r: &RegistryToml) -> Result<(), String> {
-    if r.checksum_db.is_some() || !r.checksum_db_skip.is_empty() {
-        return Err("checksum_db and checksum_db_skip are settings of go registries".into());
+    if r.checksum_db.is_some() || r.checksum_db_key.is_some() || !r.checksum_db_skip.is_empty() {
+        return Err(
+            "checksum_db, checksum_db_key and checksum_db_skip are settings of go registries"
+                .into(),
+        );
     }
     Ok(())
 }
@@ -213,23 +216,28 @@ fn go_settings(r: &RegistryToml) -> Result<(), String> {
     if let Some(other) = r.denied_versions.as_deref() {
         return Err(denied_versions_error(other));
     }
-    match &r.checksum_db {
-        Some(url) => {
-            batlehub::go::ChecksumDb::new(url, r.checksum_db_skip.iter().cloned()).map(drop)
-        }
-        None if !r.checksum_db_skip.is_empty() => Err("checksum_db_skip needs checksum_db".into()),
-        None => Ok(()),
+    checksum_db(r).map(drop)
+}
+
+/// The checksum database of a go registry's settings, if it names one.
+fn checksum_db(r: &RegistryToml) -> Result<Option<batlehub::go::ChecksumDb>, String> {
+    let Some(url) = &r.checksum_db else {
+        return match (r.checksum_db_skip.is_empty(), r.checksum_db_key.is_none()) {
+            (true, true) => Ok(None),
+            _ => Err("checksum_db_skip and checksum_db_key need checksum_db".into()),
+        };
+    };
+    let db = batlehub::go::ChecksumDb::new(url, r.checksum_db_skip.iter().cloned())?;
+    match &r.checksum_db_key {
+        Some(key) => db.verified_by(key).map(Some),
+        None => Ok(Some(db)),
     }
 }
 
 fn go(r: &RegistryToml, registry: Registry, base: BaseUrl) -> Served {
     let service = batlehub::go::GoService::new(registry, base);
-    let service = match r
-        .checksum_db
-        .as_deref()
-        .map(|url| batlehub::go::ChecksumDb::new(url, r.checksum_db_skip.iter().cloned()))
-    {
-        Some(Ok(db)) => service.checksum_db(db),
+    let service = match checksum_db(r) {
+        Ok(Some(db)) => service.checksum_db(db),
         // Refused at start-up by go_settings.
         _ => service,
     };
@@ -284,5 +292,27 @@ mod tests {
         assert!(key("rubygems", "../x").is_err());
         assert!(key("cargo", "not a crate").is_err());
         assert!(find("nope").is_none());
+    }
+
+    #[test]
+    fn checksum_database_settings_are_checked_at_start_up() {
+        let go = |db: Option<&str>, key: Option<&str>| {
+            let mut r = RegistryToml::local("go");
+            r.checksum_db = db.map(Into::into);
+            r.checksum_db_key = key.map(Into::into);
+            r
+        };
+        let db = Some("https://sum.example.org/");
+        assert_eq!(go_settings(&go(db, None)), Ok(()));
+        let err = go_settings(&go(db, Some("sum.example.org+00000000+AAAA"))).expect_err("key");
+        assert!(err.contains("checksum_db_key"), "{err}");
+        let err = go_settings(&go(None, Some("k"))).expect_err("no database");
+        assert!(err.contains("need checksum_db"), "{err}");
+        let mut npm = go(db, None);
+        npm.kind = "npm".into();
+        assert!(no_go_settings(&npm).is_err());
+        npm.checksum_db = None;
+        npm.checksum_db_key = Some("k".into());
+        assert!(no_go_settings(&npm).is_err());
     }
 }
