@@ -222,9 +222,12 @@ fn go_settings(r: &RegistryToml) -> Result<(), String> {
 /// The checksum database of a go registry's settings, if it names one.
 fn checksum_db(r: &RegistryToml) -> Result<Option<batlehub::go::ChecksumDb>, String> {
     let Some(url) = &r.checksum_db else {
-        return match (r.checksum_db_skip.is_empty(), r.checksum_db_key.is_none()) {
-            (true, true) => Ok(None),
-            _ => Err("checksum_db_skip and checksum_db_key need checksum_db".into()),
+        return if !r.checksum_db_skip.is_empty() {
+            Err("checksum_db_skip needs checksum_db".into())
+        } else if r.checksum_db_key.is_some() {
+            Err("checksum_db_key needs checksum_db".into())
+        } else {
+            Ok(None)
         };
     };
     let db = batlehub::go::ChecksumDb::new(url, r.checksum_db_skip.iter().cloned())?;
@@ -307,7 +310,7 @@ mod tests {
         let err = go_settings(&go(db, Some("sum.example.org+00000000+AAAA"))).expect_err("key");
         assert!(err.contains("checksum_db_key"), "{err}");
         let err = go_settings(&go(None, Some("k"))).expect_err("no database");
-        assert!(err.contains("need checksum_db"), "{err}");
+        assert!(err.contains("checksum_db_key needs checksum_db"), "{err}");
         let mut npm = go(db, None);
         npm.kind = "npm".into();
         assert!(no_go_settings(&npm).is_err());
