@@ -8,12 +8,13 @@
 //! verifier key ([`ChecksumDb::verified_by`]) the proxy checks each lookup as the go command
 //! does: the tree note's signature, and the record's inclusion in that tree from the tiles
 //! ([`crate::tlog`]). Without it, the `go.sum` lines are taken from the database over its own
-//! TLS. (The go command, asking through this registry, verifies the proofs itself either
-//! way; what neither this proxy nor a single lookup checks is that successive trees are
-//! consistent with each other.)
+//! TLS. Each verified tree must also agree with the largest one verified before (the
+//! smaller one's root recomputed from the larger one's tiles): a database that forks is
+//! refused. That memory is per process and starts empty. (The go command, asking through
+//! this registry, verifies all of this itself either way.)
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use batlehub_core::upstream::{UpstreamClient, UpstreamOptions, read_limited};
 use batlehub_core::{Error, MemoCache, Result};
@@ -22,7 +23,7 @@ use http::{HeaderMap, StatusCode};
 use url::Url;
 
 use crate::name::{ModulePath, Version, escape};
-use crate::tlog::{self, Inclusion, VerifierKey};
+use crate::tlog::{self, Consistency, Inclusion, Tile, Tree, VerifierKey};
 
 /// The largest answer read from the database (a lookup is a few hundred bytes, a tile 8 KiB).
 const MAX_ANSWER: u64 = 1 << 20;
@@ -35,6 +36,8 @@ pub struct ChecksumDb {
     root: Url,
     skip: Arc<Vec<String>>,
     key: Option<Arc<VerifierKey>>,
+    /// The largest tree verified so far (with a key): every later one must agree with it.
+    latest: Arc<Mutex<Option<Tree>>>,
 }
 
 /// The `go.sum` hashes of one module version, as the database published them.
@@ -85,6 +88,7 @@ impl ChecksumDb {
             root,
             skip: Arc::new(skip),
             key: None,
+            latest: Arc::default(),
         })
     }
 
@@ -186,8 +190,39 @@ impl ChecksumDb {
         let record = tlog::parse_record(body).ok_or("it is not a record and a tree note")?;
         let tree = tlog::verify_tree(record.note, key)?;
         let proof = Inclusion::new(record.id, tree)?;
-        let mut tiles = HashMap::new();
-        for tile in proof.tiles() {
+        let tiles = self.tiles(memo, proof.tiles()).await?;
+        proof.check(record.text.as_bytes(), &tiles)?;
+        // The tree must agree with the largest one seen so far (compared again if that
+        // changed meanwhile), and replaces it when larger.
+        let mut proved = None;
+        loop {
+            let known = {
+                let mut latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
+                match *latest {
+                    Some(known) if known != tree && Some(known) != proved => known,
+                    _ => {
+                        if latest.is_none_or(|l| l.size < tree.size) {
+                            *latest = Some(tree);
+                        }
+                        return Ok(());
+                    }
+                }
+            };
+            let proof = Consistency::new(known, tree);
+            let tiles = self.tiles(memo, proof.tiles()).await?;
+            proof.check(&tiles)?;
+            proved = Some(known);
+        }
+    }
+
+    /// Reads `tiles` from the database (complete ones from the memory cache when there).
+    async fn tiles(
+        &self,
+        memo: &MemoCache,
+        tiles: Vec<Tile>,
+    ) -> std::result::Result<HashMap<Tile, Vec<u8>>, String> {
+        let mut read = HashMap::new();
+        for tile in tiles {
             let path = tile.path();
             let (status, data) = self
                 .get(memo, &path)
@@ -196,9 +231,9 @@ impl ChecksumDb {
             if status != StatusCode::OK {
                 return Err(format!("{path} answered {status}"));
             }
-            tiles.insert(tile, data.to_vec());
+            read.insert(tile, data.to_vec());
         }
-        proof.check(record.text.as_bytes(), &tiles)
+        Ok(read)
     }
 }
 

@@ -1,5 +1,6 @@
-//! The checksum database's proofs: the signed tree note, and the inclusion of a lookup's
-//! record in that tree, read from the database's tiles.
+//! The checksum database's proofs: the signed tree note, the inclusion of a lookup's
+//! record in that tree, and the consistency of two signed trees, read from the database's
+//! tiles.
 //!
 //! A lookup answer is a record (`id`, the `go.sum` lines, a blank line) and a note signing
 //! the tree it belongs to (`go.sum database tree`, the tree size, its root hash). The note's
@@ -8,8 +9,10 @@
 //! `id` of the signed tree: the hashes of the subtrees beside its path to the root are read
 //! from the database's tiles (height 8, `tile/8/{level}/{index}[.p/{width}]`) and the root
 //! recomputed. The tree follows RFC 6962 (leaf `SHA-256(0x00 || record)`, node
-//! `SHA-256(0x01 || left || right)`). All of this is pure: the caller fetches the tiles
-//! [`Inclusion::tiles`] names.
+//! `SHA-256(0x01 || left || right)`). Two signed trees agree when the smaller one's root is
+//! recomputed from the larger one's tiles, beside the larger one's own root: the database
+//! did not fork between them. All of this is pure: the caller fetches the tiles
+//! [`Inclusion::tiles`] and [`Consistency::tiles`] name.
 
 use std::collections::HashMap;
 
@@ -209,13 +212,10 @@ impl Tile {
     }
 }
 
-/// The proof that leaf `id` is in `tree`: which stored hashes (complete subtrees beside the
-/// leaf's path) are needed, and from which tiles.
+/// The proof that leaf `id` is in `tree`, read from the tree's tiles.
 pub(crate) struct Inclusion {
     id: u64,
     tree: Tree,
-    /// `(level, index)` of each stored hash needed, and where it is read.
-    needed: Vec<(u32, u64)>,
 }
 
 impl Inclusion {
@@ -230,46 +230,12 @@ impl Inclusion {
                 tree.size
             ));
         }
-        let mut needed = Vec::new();
-        walk(0, tree.size, id, &[0; 32], &mut |level, index| {
-            needed.push((level, index));
-            Some([0; 32])
-        });
-        Ok(Self { id, tree, needed })
+        Ok(Self { id, tree })
     }
 
     /// The tiles the proof reads.
     pub(crate) fn tiles(&self) -> Vec<Tile> {
-        let mut tiles: Vec<Tile> = self
-            .needed
-            .iter()
-            .map(|&(level, index)| self.tile_of(level, index).0)
-            .collect();
-        tiles.sort_by_key(|t| (t.level, t.index));
-        tiles.dedup();
-        tiles
-    }
-
-    /// The tile holding the hashes stored hash `(level, index)` is made of, and the range
-    /// of them within it.
-    fn tile_of(&self, level: u32, index: u64) -> (Tile, std::ops::Range<usize>) {
-        let tile_level = level / HEIGHT;
-        let sub = level % HEIGHT;
-        let first = index << sub;
-        let tile_index = first / TILE_WIDTH;
-        let stored_here = self.tree.size >> (tile_level * HEIGHT);
-        let width = stored_here
-            .saturating_sub(tile_index * TILE_WIDTH)
-            .min(TILE_WIDTH);
-        let start = usize::try_from(first % TILE_WIDTH).unwrap_or(0);
-        (
-            Tile {
-                level: tile_level,
-                index: tile_index,
-                width,
-            },
-            start..start + (1 << sub),
-        )
+        tiles_for(&[(self.tree.size, self.id)], self.tree.size)
     }
 
     /// Checks that `record` (the record's text) is leaf `id` of the signed tree, given the
@@ -279,43 +245,148 @@ impl Inclusion {
         record: &[u8],
         tiles: &HashMap<Tile, Vec<u8>>,
     ) -> Result<(), String> {
-        let mut missing = None;
-        let root = walk(
-            0,
-            self.tree.size,
-            self.id,
-            &record_hash(record),
-            &mut |level, index| {
-                let (tile, range) = self.tile_of(level, index);
-                let Some(data) = tiles
-                    .get(&tile)
-                    .filter(|d| d.len() == tile.len())
-                    .and_then(|d| d.get(range.start * 32..range.end * 32))
-                else {
-                    missing = Some(tile.path());
-                    return None;
-                };
-                let mut hashes: Vec<Hash> = data
-                    .chunks_exact(32)
-                    .map(|c| Hash::try_from(c).unwrap_or([0; 32]))
-                    .collect();
-                while hashes.len() > 1 {
-                    hashes = hashes
-                        .chunks_exact(2)
-                        .map(|pair| node_hash(&pair[0], &pair[1]))
-                        .collect();
-                }
-                hashes.pop()
-            },
-        );
-        match (root, missing) {
-            (_, Some(path)) => Err(format!("tile {path} is missing or of the wrong size")),
-            (Some(root), None) if root == self.tree.hash => Ok(()),
-            _ => Err(format!(
+        let leaf = record_hash(record);
+        let root = root_from(self.tree.size, self.id, &leaf, self.tree.size, tiles)?;
+        if root == self.tree.hash {
+            Ok(())
+        } else {
+            Err(format!(
                 "record {} does not prove into the signed tree of {} records",
                 self.id, self.tree.size
-            )),
+            ))
         }
+    }
+}
+
+/// The proof that tree `old` is a prefix of tree `new` (the database did not fork between
+/// them): both roots recomputed from the stored hashes in `new`'s tiles.
+pub(crate) struct Consistency {
+    old: Tree,
+    new: Tree,
+}
+
+impl Consistency {
+    /// The proof for two signed trees, in either order.
+    pub(crate) fn new(a: Tree, b: Tree) -> Self {
+        let (old, new) = if a.size <= b.size { (a, b) } else { (b, a) };
+        Self { old, new }
+    }
+
+    /// The tiles the proof reads (none when one tree holds the other trivially).
+    pub(crate) fn tiles(&self) -> Vec<Tile> {
+        if self.old.size == 0 || self.old.size == self.new.size {
+            return Vec::new();
+        }
+        tiles_for(
+            &[(self.old.size, NO_LEAF), (self.new.size, NO_LEAF)],
+            self.new.size,
+        )
+    }
+
+    /// Checks the two trees agree, given the tiles [`Self::tiles`] named.
+    pub(crate) fn check(&self, tiles: &HashMap<Tile, Vec<u8>>) -> Result<(), String> {
+        let (old, new) = (self.old, self.new);
+        if old.size == 0 || old == new {
+            return Ok(());
+        }
+        let forked = || {
+            Err(format!(
+                "the signed trees of {} and {} records disagree: the database forked",
+                old.size, new.size
+            ))
+        };
+        if old.size == new.size {
+            return forked();
+        }
+        let none = [0; 32];
+        if root_from(new.size, NO_LEAF, &none, new.size, tiles)? != new.hash
+            || root_from(old.size, NO_LEAF, &none, new.size, tiles)? != old.hash
+        {
+            return forked();
+        }
+        Ok(())
+    }
+}
+
+/// A leaf id that is in no tree: every subtree is read from the tiles.
+const NO_LEAF: u64 = u64::MAX;
+
+/// Where stored hash `(level, index)` of a tree of `size` leaves is made from: its tile,
+/// and the range of hashes within it.
+fn tile_of(size: u64, level: u32, index: u64) -> (Tile, std::ops::Range<usize>) {
+    let tile_level = level / HEIGHT;
+    let sub = level % HEIGHT;
+    let first = index << sub;
+    let tile_index = first / TILE_WIDTH;
+    let stored_here = size >> (tile_level * HEIGHT);
+    let width = stored_here
+        .saturating_sub(tile_index * TILE_WIDTH)
+        .min(TILE_WIDTH);
+    let start = usize::try_from(first % TILE_WIDTH).unwrap_or(0);
+    (
+        Tile {
+            level: tile_level,
+            index: tile_index,
+            width,
+        },
+        start..start + (1 << sub),
+    )
+}
+
+/// The tiles of a tree of `tiles_size` leaves that the roots of `roots` (the first `size`
+/// leaves, leaf `id` on the path) are computed from.
+fn tiles_for(roots: &[(u64, u64)], tiles_size: u64) -> Vec<Tile> {
+    let mut tiles = Vec::new();
+    for &(size, id) in roots.iter().filter(|(size, _)| *size > 0) {
+        walk(0, size, id, &[0; 32], &mut |level, index| {
+            tiles.push(tile_of(tiles_size, level, index).0);
+            Some([0; 32])
+        });
+    }
+    tiles.sort_by_key(|t| (t.level, t.index, t.width));
+    tiles.dedup();
+    tiles
+}
+
+/// The root of the first `size` leaves, leaf `id` hashing to `leaf` and every other
+/// complete subtree read from the tiles of a tree of `tiles_size` leaves.
+fn root_from(
+    size: u64,
+    id: u64,
+    leaf: &Hash,
+    tiles_size: u64,
+    tiles: &HashMap<Tile, Vec<u8>>,
+) -> Result<Hash, String> {
+    if size == 0 {
+        return Err("an empty tree has no root".into());
+    }
+    let mut missing = None;
+    let root = walk(0, size, id, leaf, &mut |level, index| {
+        let (tile, range) = tile_of(tiles_size, level, index);
+        let Some(data) = tiles
+            .get(&tile)
+            .filter(|d| d.len() == tile.len())
+            .and_then(|d| d.get(range.start * 32..range.end * 32))
+        else {
+            missing = Some(tile.path());
+            return None;
+        };
+        let mut hashes: Vec<Hash> = data
+            .chunks_exact(32)
+            .map(|c| Hash::try_from(c).unwrap_or([0; 32]))
+            .collect();
+        while hashes.len() > 1 {
+            hashes = hashes
+                .chunks_exact(2)
+                .map(|pair| node_hash(&pair[0], &pair[1]))
+                .collect();
+        }
+        hashes.pop()
+    });
+    match (root, missing) {
+        (Some(root), None) => Ok(root),
+        (_, Some(path)) => Err(format!("tile {path} is missing or of the wrong size")),
+        (None, None) => Err("no root".into()),
     }
 }
 
@@ -347,7 +418,7 @@ fn walk(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use batlehub_test::sumdb::FakeSumdb;
+    use batlehub_test::sumdb::{FakeSumdb, SumdbEntry};
 
     /// Proves record `id` of a database of `size` records (its text replaced when
     /// `tamper`), reading the tiles the database serves.
@@ -429,6 +500,50 @@ mod tests {
                 .check(record.text.as_bytes(), &HashMap::new())
                 .is_err()
         );
+    }
+
+    /// Checks the trees of `a` and `b` agree, reading the larger one's tiles.
+    fn agree(a: &FakeSumdb, b: &FakeSumdb) -> Result<(), String> {
+        let key = VerifierKey::parse(&a.key())?;
+        let (ta, tb) = (
+            verify_tree(&a.tree_note(), &key)?,
+            verify_tree(&b.tree_note(), &key)?,
+        );
+        let larger = if ta.size >= tb.size { a } else { b };
+        let proof = Consistency::new(ta, tb);
+        let tiles = proof
+            .tiles()
+            .into_iter()
+            .filter_map(|t| Some((t, larger.answer(&t.path())?)))
+            .collect();
+        proof.check(&tiles)
+    }
+
+    #[test]
+    fn a_grown_tree_agrees_and_a_fork_does_not() {
+        let entry = [("example.com/m", "v1.0.0", "h1:zip=", "h1:mod=")];
+        for filler in [0, 1, 5, 252, 253, 300] {
+            let old = FakeSumdb::new("sum.example.org", 7, filler, &entry);
+            for more in [0, 1, 4, 300] {
+                let extra: Vec<(String, String)> = (0..more)
+                    .map(|i| (format!("example.com/n{i}"), "v1.0.0".to_owned()))
+                    .collect();
+                let extra: Vec<SumdbEntry<'_>> = extra
+                    .iter()
+                    .map(|(m, v)| (m.as_str(), v.as_str(), "h1:z=", "h1:m="))
+                    .collect();
+                let new = old.extended(&extra);
+                assert_eq!(agree(&old, &new), Ok(()), "{filler} + {more}");
+                assert_eq!(agree(&new, &old), Ok(()), "{filler} + {more}");
+            }
+            // The same size with another record, or a longer log with another past.
+            let fork = FakeSumdb::new("sum.example.org", 7, filler + 1, &[]);
+            assert_eq!(fork.size(), old.size());
+            assert!(agree(&old, &fork).is_err(), "{filler}");
+            let longer_fork = fork.extended(&entry);
+            assert!(agree(&old, &longer_fork).is_err(), "{filler}");
+            assert!(agree(&longer_fork, &old).is_err(), "{filler}");
+        }
     }
 
     #[test]

@@ -270,11 +270,7 @@ async fn zips_and_go_mods_are_checked_against_the_checksum_database() {
 /// A proxy of `upstream`'s GOPROXY checking lookups with `key`, the database `db` served
 /// at `/db/` of the same server.
 async fn with_verified_sumdb(upstream: &MockServer, db: FakeSumdb, key: &str) -> TestApp {
-    Mock::given(method("GET"))
-        .and(path_regex("^/db/"))
-        .respond_with(db)
-        .mount(upstream)
-        .await;
+    mount_sumdb(upstream, db).await;
     let db = ChecksumDb::new(&format!("{}/db/", upstream.uri()), Vec::<String>::new())
         .expect("database")
         .verified_by(key)
@@ -283,6 +279,50 @@ async fn with_verified_sumdb(upstream: &MockServer, db: FakeSumdb, key: &str) ->
         .map_service(move |s| s.checksum_db(db))
         .build()
         .await
+}
+
+/// Serves `db` at `/db/` of `upstream`.
+async fn mount_sumdb(upstream: &MockServer, db: FakeSumdb) {
+    Mock::given(method("GET"))
+        .and(path_regex("^/db/"))
+        .respond_with(db)
+        .mount(upstream)
+        .await;
+}
+
+#[tokio::test]
+async fn a_database_that_forks_is_refused() {
+    let m = "example.com/m";
+    let versions = ["v1.0.0", "v1.1.0", "v1.2.0"];
+    let zips: Vec<String> = versions.iter().map(|v| h1(&module_zip(m, v))).collect();
+    let mod_h1 = go_mod_h1(go_mod(m).as_bytes());
+    let entry = |i: usize| (m, versions[i], zips[i].as_str(), mod_h1.as_str());
+    let honest = FakeSumdb::new("sum.example.org", 7, 300, &[entry(0)]);
+    let grown = honest.extended(&[entry(1)]);
+    // Signed with the same key, but another history: it never held `grown` as a prefix.
+    let fork = FakeSumdb::new("sum.example.org", 7, 310, &[entry(0), entry(1), entry(2)]);
+    let key = honest.key();
+
+    let upstream = MockServer::start().await;
+    mount_module(&upstream, m, &versions).await;
+    let app = with_verified_sumdb(&upstream, honest, &key).await;
+    let got = app.fetch("/example.com/m/@v/v1.0.0.zip").await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+
+    // The database grows: its new tree holds the old one.
+    upstream.reset().await;
+    mount_module(&upstream, m, &versions).await;
+    mount_sumdb(&upstream, grown).await;
+    let got = app.fetch("/example.com/m/@v/v1.1.0.zip").await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+
+    // It forks: every signature is good, but the trees disagree.
+    upstream.reset().await;
+    mount_module(&upstream, m, &versions).await;
+    mount_sumdb(&upstream, fork).await;
+    let got = app.fetch("/example.com/m/@v/v1.2.0.zip").await;
+    assert_eq!(got.status, StatusCode::BAD_GATEWAY);
+    insta::assert_snapshot!("proxy_error_sumdb_fork", got.text());
 }
 
 #[tokio::test]

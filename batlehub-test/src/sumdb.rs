@@ -37,52 +37,59 @@ impl FakeSumdb {
     /// other modules, then `entries`, then a few more other records.
     #[must_use]
     pub fn new(name: &str, seed: u8, filler: usize, entries: &[SumdbEntry<'_>]) -> Self {
-        let other = |i: usize| {
-            format!(
-                "example.net/filler{i} v1.0.{i} h1:{}\nexample.net/filler{i} v1.0.{i}/go.mod h1:{}\n",
-                STANDARD.encode(Sha256::digest(format!("zip{i}"))),
-                STANDARD.encode(Sha256::digest(format!("mod{i}")))
-            )
-        };
-        let mut records: Vec<String> = (0..filler).map(other).collect();
-        let mut ids = HashMap::new();
-        for (module, version, zip, go_mod) in entries {
-            ids.insert(
-                format!("{}@{}", escape(module), escape(version)),
-                records.len(),
-            );
-            records.push(format!(
-                "{module} {version} {zip}\n{module} {version}/go.mod {go_mod}\n"
-            ));
-        }
-        records.extend((filler..filler + 3).map(other));
-
-        let leaves: Vec<Hash> = records.iter().map(|r| leaf(r.as_bytes())).collect();
-        let root = root_of(&leaves);
-        let mut levels = vec![leaves];
-        while levels.last().unwrap().len() > 1 {
-            let next = levels
-                .last()
-                .unwrap()
-                .chunks_exact(2)
-                .map(|p| node(&p[0], &p[1]))
-                .collect();
-            levels.push(next);
-        }
         let signing = SigningKey::from_bytes(&[seed; 32]);
         let digest = Sha256::new()
             .chain_update(name.as_bytes())
             .chain_update(b"\n")
             .chain_update(public_key(&signing))
             .finalize();
-        Self {
+        let mut db = Self {
             name: name.to_owned(),
             key_hash: u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]),
             signing,
-            records,
-            ids,
-            levels,
-            root,
+            records: (0..filler).map(other).collect(),
+            ids: HashMap::new(),
+            levels: Vec::new(),
+            root: [0; 32],
+        };
+        db.append(entries);
+        db
+    }
+
+    /// The same database later: `entries` and a few more other records appended to the
+    /// same log (so its tree holds this one's as a prefix).
+    #[must_use]
+    pub fn extended(&self, entries: &[SumdbEntry<'_>]) -> Self {
+        let mut db = self.clone();
+        db.append(entries);
+        db
+    }
+
+    fn append(&mut self, entries: &[SumdbEntry<'_>]) {
+        for (module, version, zip, go_mod) in entries {
+            self.ids.insert(
+                format!("{}@{}", escape(module), escape(version)),
+                self.records.len(),
+            );
+            self.records.push(format!(
+                "{module} {version} {zip}\n{module} {version}/go.mod {go_mod}\n"
+            ));
+        }
+        let n = self.records.len();
+        self.records.extend((n..n + 3).map(other));
+
+        let leaves: Vec<Hash> = self.records.iter().map(|r| leaf(r.as_bytes())).collect();
+        self.root = root_of(&leaves);
+        self.levels = vec![leaves];
+        while self.levels.last().unwrap().len() > 1 {
+            let next = self
+                .levels
+                .last()
+                .unwrap()
+                .chunks_exact(2)
+                .map(|p| node(&p[0], &p[1]))
+                .collect();
+            self.levels.push(next);
         }
     }
 
@@ -180,6 +187,15 @@ impl Respond for FakeSumdb {
             None => ResponseTemplate::new(404).set_body_string("not found"),
         }
     }
+}
+
+/// Record `i` of the modules nobody asks about.
+fn other(i: usize) -> String {
+    format!(
+        "example.net/filler{i} v1.0.{i} h1:{}\nexample.net/filler{i} v1.0.{i}/go.mod h1:{}\n",
+        STANDARD.encode(Sha256::digest(format!("zip{i}"))),
+        STANDARD.encode(Sha256::digest(format!("mod{i}")))
+    )
 }
 
 fn public_key(signing: &SigningKey) -> Vec<u8> {
