@@ -93,9 +93,11 @@ impl ChecksumDb {
     }
 
     /// Verifies every lookup with the database's key (`name+hash+base64`, as `GOSUMDB`
-    /// takes it): the tree note must carry its signature and the record must prove into
-    /// that tree (the tiles are read from the database). The database is then also passed
-    /// through under the key's name, the one the go command asks for.
+    /// takes it): the tree note must carry its signature, the record must prove into that
+    /// tree, and the tree must agree with the largest one verified before by this process
+    /// (the tiles are read from the database); a lookup that fails is an upstream error and
+    /// its hashes are not used. The database is then also passed through under the key's
+    /// name, the one the go command asks for.
     ///
     /// # Errors
     /// When `key` is not an Ed25519 verifier key whose hash matches its name and key.
@@ -180,7 +182,8 @@ impl ChecksumDb {
     }
 
     /// Checks a lookup answer: its tree note signed by `key`, its record leaf `id` of that
-    /// tree (proved from the database's tiles).
+    /// tree, and that tree consistent with the largest verified before (both proved from
+    /// the database's tiles).
     async fn verify(
         &self,
         memo: &MemoCache,
