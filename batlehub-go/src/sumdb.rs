@@ -193,10 +193,12 @@ impl ChecksumDb {
         let record = tlog::parse_record(body).ok_or("it is not a record and a tree note")?;
         let tree = tlog::verify_tree(record.note, key)?;
         let proof = Inclusion::new(record.id, tree)?;
-        let tiles = self.tiles(memo, proof.tiles()).await?;
+        let mut tiles = HashMap::new();
+        self.read_tiles(memo, &mut tiles, proof.tiles()).await?;
         proof.check(record.text.as_bytes(), &tiles)?;
         // The tree must agree with the largest one seen so far (compared again if that
-        // changed meanwhile), and replaces it when larger.
+        // changed meanwhile), and replaces it when larger. The tiles read for the inclusion
+        // proof are mostly the ones the consistency proof needs: only the others are read.
         let mut proved = None;
         loop {
             let known = {
@@ -212,20 +214,24 @@ impl ChecksumDb {
                 }
             };
             let proof = Consistency::new(known, tree);
-            let tiles = self.tiles(memo, proof.tiles()).await?;
+            self.read_tiles(memo, &mut tiles, proof.tiles()).await?;
             proof.check(&tiles)?;
             proved = Some(known);
         }
     }
 
-    /// Reads `tiles` from the database (complete ones from the memory cache when there).
-    async fn tiles(
+    /// Reads the tiles of `wanted` that `read` does not hold yet from the database
+    /// (complete ones from the memory cache when there).
+    async fn read_tiles(
         &self,
         memo: &MemoCache,
-        tiles: Vec<Tile>,
-    ) -> std::result::Result<HashMap<Tile, Vec<u8>>, String> {
-        let mut read = HashMap::new();
-        for tile in tiles {
+        read: &mut HashMap<Tile, Vec<u8>>,
+        wanted: Vec<Tile>,
+    ) -> std::result::Result<(), String> {
+        for tile in wanted {
+            if read.contains_key(&tile) {
+                continue;
+            }
             let path = tile.path();
             let (status, data) = self
                 .get(memo, &path)
@@ -236,7 +242,7 @@ impl ChecksumDb {
             }
             read.insert(tile, data.to_vec());
         }
-        Ok(read)
+        Ok(())
     }
 }
 

@@ -151,6 +151,8 @@ pub trait GoApp {
     async fn put_text(&self, path: &str, body: Vec<u8>, who: &str) -> (StatusCode, String);
     /// Uploads the module zip of `module@version` as `who` (must succeed).
     async fn upload(&self, module: &str, version: &str, who: &str) -> Vec<u8>;
+    /// Whether the zip of `module@version` is in the registry's artifact cache.
+    async fn zip_cached(&self, module_at_version: &str) -> bool;
 }
 
 impl GoApp for TestApp {
@@ -175,6 +177,14 @@ impl GoApp for TestApp {
             .await;
         assert_eq!(s, StatusCode::CREATED, "{b}");
         zip
+    }
+
+    async fn zip_cached(&self, module_at_version: &str) -> bool {
+        self.registry
+            .cached_artifact(&format!("zip:{module_at_version}"))
+            .await
+            .expect("read the cache")
+            .is_some()
     }
 }
 
